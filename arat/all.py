@@ -7,12 +7,12 @@ Docs: https://arat-dev.github.io/arat/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #8346b291
+# %% ../nbs/99_all.ipynb #a5556ad8
 from .data import *
 from .models import *
 from .dualbn import *
 from .attacks import *
 
-# %% ../nbs/99_all.ipynb #2fe28c27
+# %% ../nbs/99_all.ipynb #ffbba03c
 from . import data as _data, models as _models, dualbn as _dualbn, attacks as _attacks
 __all__ = [n for _m in (_data, _models, _dualbn, _attacks) for n in _m.__all__]
