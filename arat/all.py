@@ -7,12 +7,15 @@ Docs: https://arat-dev.github.io/arat/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #a5556ad8
+# %% ../nbs/99_all.ipynb #c2e69e7c
 from .data import *
 from .models import *
 from .dualbn import *
 from .attacks import *
+from .features import *
+from .losses import *
+from .callbacks import *
 
-# %% ../nbs/99_all.ipynb #ffbba03c
-from . import data as _data, models as _models, dualbn as _dualbn, attacks as _attacks
-__all__ = [n for _m in (_data, _models, _dualbn, _attacks) for n in _m.__all__]
+# %% ../nbs/99_all.ipynb #9690f941
+from . import data as _data, models as _models, dualbn as _dualbn, attacks as _attacks, features as _features, losses as _losses, callbacks as _callbacks
+__all__ = [n for _m in (_data, _models, _dualbn, _attacks, _features, _losses, _callbacks) for n in _m.__all__]
