@@ -7,7 +7,7 @@ Docs: https://arat-dev.github.io/arat/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #c2e69e7c
+# %% ../nbs/99_all.ipynb #6718f55d
 from .data import *
 from .models import *
 from .dualbn import *
@@ -15,7 +15,12 @@ from .attacks import *
 from .features import *
 from .losses import *
 from .callbacks import *
+from .baselines import *
+from .evaluate import *
+from .report import *
 
-# %% ../nbs/99_all.ipynb #9690f941
-from . import data as _data, models as _models, dualbn as _dualbn, attacks as _attacks, features as _features, losses as _losses, callbacks as _callbacks
-__all__ = [n for _m in (_data, _models, _dualbn, _attacks, _features, _losses, _callbacks) for n in _m.__all__]
+# %% ../nbs/99_all.ipynb #64b396df
+from . import (data as _data, models as _models, dualbn as _dualbn, attacks as _attacks, features as _features,
+                  losses as _losses, callbacks as _callbacks, baselines as _baselines, evaluate as _evaluate, report as _report)
+__all__ = [n for _m in (_data, _models, _dualbn, _attacks, _features, _losses, _callbacks, _baselines, _evaluate, _report)
+           for n in _m.__all__]
