@@ -21,7 +21,7 @@ __all__ = ['EPS_SWEEP', 'eval_tensors', 'evaluation_mode', 'run_autoattack', 'ev
            'sanity_checks', 'feature_cosine', 'bn_comparison', 'embed_features']
 
 # %% ../nbs/08_evaluate.ipynb #dc6c7ff4
-def _plain(t): return t.as_subclass(torch.Tensor) if isinstance(t, torch.Tensor) and type(t) is not torch.Tensor else t
+from .attacks import _plain  # fastai tensor subclasses -> plain tensors
 
 def eval_tensors(data, # fastai `DataLoaders` (its `.valid` is used), a `DataLoader` of `(x, y)` batches, or `(x, y)` tensors
                  n:int|None=None): # keep the first `n` examples (`None`: all)
