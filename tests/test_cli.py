@@ -1,0 +1,171 @@
+"End-to-end checks of the console scripts `arat-train` and `arat-eval`, run as subprocesses on tiny data (CPU, 2 threads)."
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pandas as pd, pytest, torch
+from arat.models import cifar_resnet18
+
+torch.set_num_threads(2)
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, 'OMP_NUM_THREADS': '2', 'MKL_NUM_THREADS': '2', 'OMP_WAIT_POLICY': 'PASSIVE', 'MPLBACKEND': 'Agg'}
+TINY = ['--n-train', '32', '--n-valid', '16', '--width', '4', '--steps', '1', '--bs', '16', '--robust-n', '8',
+        '--eval-n', '16', '--grad-sim', '1', '--quiet']
+
+
+def run(script, *args, timeout=120):
+    "Run a console script of the venv; returns the CompletedProcess."
+    exe = BIN/script
+    assert exe.exists(), f"{exe} missing: run `.venv/bin/pip install -e . --no-deps`"
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=ENV, timeout=timeout)
+
+
+def weights(folder):
+    return torch.load(Path(folder)/'train_state.pth', weights_only=False)['model']
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp('cli')/'run'
+    p = run('arat-train', *TINY, '--epochs', '1', '--out', out)
+    assert p.returncode == 0, p.stderr
+    return out, p
+
+
+def test_train_writes_every_file(trained):
+    out, p = trained
+    names = {f.name for f in out.iterdir()}
+    assert {'config.json', 'model.pth', 'train_state.pth', 'resume.pth', 'log.csv', 'loss.png', 'metrics.png',
+            'grad_sim.csv', 'grad_sim.png', 'eval.csv'} <= names
+    cfg = json.loads((out/'config.json').read_text())
+    assert (cfg['method'], cfg['arch'], cfg['width'], cfg['epochs'], cfg['n_train'], cfg['steps']) == ('arat', 'resnet18', 4, 1, 32, 1)
+    log = pd.read_csv(out/'log.csv')
+    assert len(log) == 1 and {'train_loss', 'valid_loss', 'clean_acc', 'robust_acc', 'inv', 'alpha'} <= set(log.columns)
+    # model.pth: merged to single BNs, no predictors: loads into the plain architecture
+    m = cifar_resnet18(10, width=4)
+    m.load_state_dict(torch.load(out/'model.pth'))
+    st = torch.load(out/'train_state.pth', weights_only=False)
+    assert set(st) == {'model', 'opt'} and any('.aux.' in k for k in st['model'])
+    ev = pd.read_csv(out/'eval.csv', index_col=0)
+    assert ev.n.item() == 16 and 0 <= ev.pgd20.item() <= ev.clean.item() <= 1
+    assert 'clean accuracy' in p.stdout and 'PGD-20 accuracy' in p.stdout
+    assert f"{100*ev.clean.item():.2f}%" in p.stdout
+    assert all((out/f).stat().st_size > 1000 for f in ('loss.png', 'metrics.png', 'grad_sim.png'))
+
+
+def test_eval_reads_the_run(trained):
+    out, _ = trained
+    p = run('arat-eval', out, '--n', '16', '--aa', 'cheap', '--aa-iters', '5', '--no-analysis', '--quiet', '--device', 'cpu')
+    assert p.returncode == 0, p.stderr
+    md, html = out/'report'/'robustness_report.md', out/'report'/'robustness_report.html'
+    assert md.exists() and html.exists()
+    text = md.read_text()
+    assert 'Sanity checks' in text and 'autoattack' in text
+    assert 'sanity checks:' in p.stdout and 'report:' in p.stdout
+
+
+DRIVER = """
+import io, json, runpy, sys, contextlib
+res = []
+for script, argv in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    sys.argv = [script, *argv]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try: runpy.run_path(script, run_name='__main__'); code = 0
+        except SystemExit as e:   # what the interpreter does with sys.exit(x)
+            code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+            if isinstance(e.code, str): err.write(e.code)
+    res.append(dict(code=code, stdout=out.getvalue(), stderr=err.getvalue()))
+print(json.dumps(res))
+"""
+
+def run_many(cases, timeout=120):
+    "Run the console scripts `[(script, [args])]` in one interpreter (one import), each as `python script args` would."
+    cases = [(str(BIN/s), list(map(str, a))) for s, a in cases]
+    p = subprocess.run([sys.executable, '-c', DRIVER, json.dumps(cases)], capture_output=True, text=True, env=ENV, timeout=timeout)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+BAD = [(['--method', 'fgsm'], "--method 'fgsm' is not a training method; choose one of: arat, at, trades, mart, lbgat, asym-trades"),
+       (['--epochs', '-1'], '--epochs -1 must be a positive integer'),
+       (['--path', '/nonexistent'], '--path /nonexistent: no such folder'),
+       (['--arch', 'vgg16'], "--arch 'vgg16' is not an architecture"),
+       (['--dataset', 'mnist'], "--dataset 'mnist' is not a dataset"),
+       (['--eps', '-2'], '--eps -2.0 must be a non-negative number'),
+       (['--lr', '0'], '--lr 0.0 must be a positive number'),
+       (['--method', 'at', '--gamma', '10'], '--gamma applies to --method arat only'),
+       (['--resume'], 'holds no run'),
+       (['--epochs', 'two'], "argument --epochs: invalid int value: 'two'")]   # argparse: usage, exit 2
+
+
+def test_bad_flags_are_clear_errors(tmp_path):
+    res = run_many([('arat-train', [*a, '--out', tmp_path/'bad']) for a, _ in BAD] + [('arat-eval', [tmp_path])])
+    for (args, msg), r in zip(BAD, res):
+        assert r['code'] != 0, args
+        assert msg in r['stderr'], (args, r['stderr'])
+        assert 'Traceback' not in r['stderr'], args
+    assert res[-2]['code'] == 2
+    assert res[-1]['code'] == 1 and 'not a run folder' in res[-1]['stderr']
+    assert not (tmp_path/'bad').exists()
+
+
+def test_bad_flag_exit_status_from_the_shell(tmp_path):
+    p = run('arat-train', '--method', 'fgsm', '--out', tmp_path/'bad', timeout=60)
+    assert p.returncode == 1
+    assert p.stderr.strip().endswith("--method 'fgsm' is not a training method; choose one of: arat, at, trades, mart, lbgat, asym-trades")
+    assert 'Traceback' not in p.stderr
+
+
+def test_help_explains_every_flag():
+    tr, ev = run_many([('arat-train', ['--help']), ('arat-eval', ['--help'])])
+    assert tr['code'] == 0 and ev['code'] == 0
+    for flag in ('--method', '--arch', '--width', '--dataset', '--path', '--epochs', '--bs', '--lr', '--gamma', '--layers',
+                 '--no-auto-balance', '--eps', '--step ', '--steps', '--seed', '--out', '--resume', '--n-train', '--device'):
+        assert flag in tr['stdout'], flag
+    assert 'asym-trades' in tr['stdout'] and 'imagenette-resnet18' in tr['stdout']
+    assert '--aa' in ev['stdout'] and '--n ' in ev['stdout'] and 'cheap' in ev['stdout']
+
+
+@pytest.fixture(scope='module')
+def straight(tmp_path_factory):
+    out = tmp_path_factory.mktemp('cli')/'straight'
+    p = run('arat-train', *TINY, '--n-train', '64', '--epochs', '2', '--out', out)
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+def _same_run(a, b):
+    wa, wb = weights(a), weights(b)
+    assert list(wa) == list(wb)
+    for k in wa: assert torch.equal(wa[k], wb[k]), k
+    ma, mb = torch.load(a/'model.pth'), torch.load(b/'model.pth')
+    for k in ma: assert torch.equal(ma[k], mb[k]), k
+    la, lb = pd.read_csv(a/'log.csv'), pd.read_csv(b/'log.csv')
+    assert la.drop(columns='time').equals(lb.drop(columns='time'))
+    assert pd.read_csv(a/'grad_sim.csv').equals(pd.read_csv(b/'grad_sim.csv'))
+    assert pd.read_csv(a/'eval.csv').equals(pd.read_csv(b/'eval.csv'))
+
+
+def test_stop_and_resume_is_bit_identical(straight, tmp_path):
+    out = tmp_path/'resumed'
+    p = run('arat-train', *TINY, '--n-train', '64', '--epochs', '2', '--stop-after', '1', '--out', out)
+    assert p.returncode == 0 and 'stopped after epoch 1' in p.stdout, p.stderr
+    assert not (out/'model.pth').exists() and len(pd.read_csv(out/'log.csv')) == 1
+    p = run('arat-train', '--resume', '--quiet', '--out', out)   # the saved configuration is used
+    assert p.returncode == 0 and 'resuming' in p.stdout, p.stderr
+    _same_run(straight, out)
+
+
+def test_killed_run_resumes_bit_identically(straight, tmp_path):
+    out = tmp_path/'killed'
+    exe = BIN/'arat-train'
+    proc = subprocess.Popen([str(exe), *TINY, '--n-train', '64', '--epochs', '2', '--out', str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        t0 = time.time()
+        while not (out/'resume.pth').exists() and proc.poll() is None and time.time() - t0 < 90: time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL); proc.wait()
+    assert (out/'resume.pth').exists()
+    p = run('arat-train', '--resume', '--quiet', '--out', out)
+    assert p.returncode == 0, p.stderr
+    _same_run(straight, out)
