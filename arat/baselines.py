@@ -20,9 +20,8 @@ from .losses import *
 from .callbacks import *
 
 # %% auto #0
-__all__ = ['TRAINING_ONLY', 'trades_attack', 'trades_loss', 'TRADESCallback', 'mart_loss', 'MARTCallback', 'default_teacher',
-           'lbgat_loss', 'LBGATCallback', 'detach_training_modules', 'asym_trades_loss', 'AsymTRADESCallback',
-           'model_stages', 'SeparateBranchCallback']
+__all__ = ['trades_attack', 'trades_loss', 'TRADESCallback', 'mart_loss', 'MARTCallback', 'default_teacher', 'lbgat_loss',
+           'LBGATCallback', 'asym_trades_loss', 'AsymTRADESCallback', 'model_stages', 'SeparateBranchCallback']
 
 # %% ../nbs/07_baselines.ipynb #d0d8e06a
 def trades_attack(model:nn.Module, # the model to attack; it takes [0,1] pixels
@@ -181,7 +180,7 @@ class LBGATCallback(AdvTrainCallback):
             t = self.teacher if self.teacher is not None else default_teacher(m)
             p = next(iter(m.parameters()), None)
             if p is not None: t = t.to(p.device)
-            m.lbgat_teacher = t
+            attach_training_module(m, 'lbgat_teacher', t)
         ensure_in_optimizer(self.learn, list(t.parameters()))
 
     def attack(self, x, y):
@@ -193,16 +192,6 @@ class LBGATCallback(AdvTrainCallback):
         out_t = m.lbgat_teacher(x)
         out_clean = m(x) if self.beta else None
         return lbgat_loss(self.learn.pred, out_t, self.learn.yb[0], self.beta, out_clean)
-
-# %% ../nbs/07_baselines.ipynb #953f7f85
-TRAINING_ONLY = ('arat_predictors', 'lbgat_teacher', 'arat_clean_branch')
-
-def detach_training_modules(model:nn.Module, # a model trained by a method that attaches training-only modules
-                            names=TRAINING_ONLY): # the attribute names to remove
-    "Remove the training-only submodules (predictors, LBGAT teacher, separate clean branch) from `model`; returns it."
-    for n in names:
-        if n in model._modules: del model._modules[n]
-    return model
 
 # %% ../nbs/07_baselines.ipynb #6327983e
 def asym_trades_loss(out_adv:torch.Tensor, # logits of the adversarial pass (main BNs), f(x')
@@ -240,7 +229,7 @@ class AsymTRADESCallback(AdvTrainCallback):
         store_attr('gamma,stop_grad,split_bn,alpha,beta,kl')
 
     def setup(self):
-        if self.split_bn: convert_dual_bn(self.learn.model, skip=TRAINING_ONLY)
+        if self.split_bn: convert_dual_bn(self.learn.model, skip=TRAINING_MODULES)
 
     def compute_loss(self):
         m = self.learn.model
@@ -291,10 +280,10 @@ class SeparateBranchCallback(ARATCallback):
         if k == len(stages): return
         br = saved.get('arat_clean_branch')
         if br is None:
-            with _without(m, TRAINING_ONLY): br = copy.deepcopy(m)
+            with _without(m, TRAINING_MODULES): br = copy.deepcopy(m)
         for names in stages[:k]:
             for n in names: setattr(br, n, getattr(m, n))
-        m.arat_clean_branch = br
+        attach_training_module(m, 'arat_clean_branch', br)
         ensure_in_optimizer(self.learn, list(m.parameters()))
 
     def before_fit(self):

@@ -16,7 +16,7 @@ from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.callback.core import Callback, CancelFitException
 from fastai.learner import Learner, Metric, ValueMetric
-from fastai.optimizer import SGD
+from fastai.optimizer import OptimWrapper
 from .dualbn import *
 from .attacks import *
 from .attacks import _plain
@@ -181,7 +181,7 @@ class ARATCallback(AdvTrainCallback):
 
     def setup(self):
         m = self.learn.model
-        if self.split_bn: convert_dual_bn(m, skip=('arat_predictors',))
+        if self.split_bn: convert_dual_bn(m, skip=TRAINING_MODULES)
         self.spec = ifnone(self.layers, default_taps(m))
         self.gamma_ = ifnone(self.gamma, default_gamma(m))
         tap_points(m, self.spec)   # fail early on a spec that matches nothing
@@ -193,12 +193,12 @@ class ARATCallback(AdvTrainCallback):
     def before_fit(self):
         super().before_fit()
         if self.taps is not None: self.taps.remove()
-        self.taps = FeatureTaps(self.learn.model, self.spec)   # hooks live only during fit
-        self.taps.enabled = False
+        self.taps = FeatureTaps(self.learn.model, self.spec, attach=False)   # hooks only while a batch needs them
 
     def before_batch(self):
-        super().before_batch()          # the attack runs with the taps off
-        self.taps.enabled = True        # fastai's forward on x' fills z'
+        super().before_batch()          # the attack runs without the hooks
+        self.taps.attach()              # fastai's forward on x' fills z'
+        self.taps.enabled = True
 
     def compute_loss(self):
         m, y = self.learn.model, self.learn.yb[0]
@@ -206,7 +206,7 @@ class ARATCallback(AdvTrainCallback):
         with (use_bn(m, 'aux') if self.split_bn else nullcontext()):
             out_clean = m(self.learn.x_clean)
         z_clean = self.taps.take()
-        self.taps.enabled = False
+        self.taps.remove()
         preds = m.arat_predictors if self.predictor else None
         total, parts = arat_loss(self.learn.pred, out_clean, y, z_adv, z_clean, preds, self.alpha, self.beta,
                                  self.gamma_, self.stop_grad)
@@ -221,9 +221,9 @@ class ARATCallback(AdvTrainCallback):
 # %% ../nbs/06_callbacks.ipynb #df875c34
 def deployable_model(model:nn.Module, # a model trained with split-BN and/or predictors
                      keep:str='main'): # which BN branch to keep
-    "A deep copy with plain BNs (`keep` branch) and without predictors: the model to evaluate or ship."
+    "A deep copy with plain BNs (`keep` branch) and without training-only modules (predictors, teachers): the model to ship."
     m = merge_dual_bn(model, keep) if has_dual_bn(model) else copy.deepcopy(model)
-    return detach_predictors(m)
+    return detach_training_modules(m)
 
 # %% ../nbs/06_callbacks.ipynb #550ff9a4
 class AutoBalance(Callback):
@@ -270,7 +270,7 @@ class GradSimCallback(Callback):
     def before_fit(self):
         self.records = []
         self.params = [(n, mod.weight) for n, mod in self.learn.model.named_modules()
-                       if isinstance(mod, (nn.Conv2d, nn.Linear)) and 'arat_predictors' not in n and mod.weight.requires_grad]
+                       if isinstance(mod, (nn.Conv2d, nn.Linear)) and n.split('.')[0] not in TRAINING_MODULES and mod.weight.requires_grad]
 
     def after_loss(self):
         if self.learn.train_iter % self.every: return
@@ -324,7 +324,7 @@ class PaperLR(Callback):
     def lr_at(self, epoch, n_epoch):
         "The learning rate of epoch `epoch` (0-based) out of `n_epoch`."
         if self.warmup and epoch == 0: return self.lr / 5
-        return self.lr / 10 ** sum(epoch >= int(m * n_epoch) for m in self.milestones)
+        return self.lr / 10 ** sum(epoch >= math.ceil(m * n_epoch) for m in self.milestones)
     def before_train(self): self.learn.opt.set_hypers(lr=self.lr_at(self.learn.epoch, self.learn.n_epoch))
 
 # %% ../nbs/06_callbacks.ipynb #b14dea63
@@ -369,7 +369,7 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
     attack = dict(eps=eps, step_size=step_size, steps=steps, bn_mode=bn_mode)
     mcbs = METHODS[method](model, **attack, **kwargs)
     mets = [clean_acc] + ([RobustAccuracy(n=robust_n, eps=eps, step_size=step_size)] if robust_n else []) + L(metrics)
-    opt_func = partial(SGD, mom=mom, wd=wd, decouple_wd=False)
+    opt_func = partial(OptimWrapper, opt=torch.optim.SGD, momentum=mom, weight_decay=wd)
     learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=opt_func, lr=lr, wd=wd, wd_bn_bias=True,
                     metrics=mets, cbs=mcbs + [PaperLR(lr, warmup=warmup)] + L(cbs))
     learn.method = method

@@ -24,9 +24,9 @@ from .features import *
 from .callbacks import *
 
 # %% auto #0
-__all__ = ['TRAIN_METHODS', 'ARCHS', 'DATASETS', 'SAMPLE_DEFAULTS', 'PAPER_DEFAULTS', 'build_model', 'interleave_valid',
-           'build_dls', 'check_train_args', 'rng_states', 'set_rng_states', 'ResumeCheckpoint', 'load_resume',
-           'RunLogger', 'plot_log', 'final_eval', 'arat_train', 'load_run', 'arat_eval', 'model_n_out']
+__all__ = ['TRAIN_METHODS', 'ARCHS', 'DATASETS', 'SAMPLE_DEFAULTS', 'PAPER_DEFAULTS', 'build_model', 'build_dls',
+           'check_train_args', 'rng_states', 'set_rng_states', 'ResumeCheckpoint', 'load_resume', 'RunLogger',
+           'plot_log', 'final_eval', 'arat_train', 'load_run', 'arat_eval', 'model_n_out']
 
 # %% ../nbs/10_cli.ipynb #6ff70ce4
 TRAIN_METHODS = ('arat', 'at', 'trades', 'mart', 'lbgat', 'asym-trades')
@@ -51,14 +51,6 @@ def build_model(arch:str='resnet18', # one of `ARCHS`
     return imagenette_resnet18(n_out)
 
 # %% ../nbs/10_cli.ipynb #b85f4e6e
-def interleave_valid(dls):
-    "Put `dls.valid` in a fixed class-interleaved order (each class in turn), so that its first `n` images are balanced."
-    labels, seen, rank = [parent_label(o) for o in dls.valid_ds.items], {}, []
-    for l in labels: rank.append(seen.get(l, 0)); seen[l] = rank[-1] + 1
-    order = sorted(range(len(labels)), key=lambda i: (rank[i], labels[i]))
-    dls.valid.get_idxs = lambda: list(order)
-    return dls
-
 def build_dls(dataset:str='sample', # one of `DATASETS`
               path:str|None=None, # a folder in fastai's layout instead of the default download (`sample`: a CIFAR-style folder)
               bs:int=128, # training batch size
@@ -67,7 +59,7 @@ def build_dls(dataset:str='sample', # one of `DATASETS`
               seed:int=0, # seed of the subsets, the shuffle and the augmentation
               num_workers:int=0, # data-loader worker processes
               device=None): # device of the batches
-    "fastai `DataLoaders` of `dataset` (or `path`), validation set class-interleaved; user errors become `CliError`s."
+    "fastai `DataLoaders` of `dataset` (or `path`), user errors become `CliError`s."
     _choice('dataset', dataset, DATASETS, 'a dataset')
     if path is not None and not Path(path).expanduser().is_dir():
         raise CliError(f"--path {path}: no such folder; pass a folder in fastai's layout (train/ and test/ or val/ class "
@@ -78,7 +70,7 @@ def build_dls(dataset:str='sample', # one of `DATASETS`
         elif path is not None or dataset != 'sample': dls = (cifar100_dls if dataset == 'cifar100' else cifar10_dls)(path, **kw)
         else: dls = cifar10_sample_dls(**kw)
     except (FileNotFoundError, ValueError, ConnectionError) as e: raise CliError(f"--dataset {dataset}{'' if path is None else f' --path {path}'}: {e}") from None
-    return interleave_valid(dls)
+    return dls
 
 # %% ../nbs/10_cli.ipynb #96cb9780
 def _positive(flag, v, allow_zero=False, integer=True):

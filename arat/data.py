@@ -100,6 +100,12 @@ def _check_sizes(files, img_size, n=8):
             raise ValueError(f"{f} is {sz[0]}x{sz[1]} (WxH), expected {w}x{h}; this folder is not this dataset, "
                              f"or pass item_tfms that resize it")
 
+def _by_class_turns(items):
+    "`items` reordered so the classes take turns (stable within a class): the first `n` validation images are balanced."
+    by_cls = {}
+    for o in items: by_cls.setdefault(parent_label(o), []).append(o)
+    return [l[j] for j in range(max(map(len, by_cls.values()), default=0)) for l in by_cls.values() if j < len(l)]
+
 def folder_dls(path, # folder with `train/` and `test/` (or `val/`) class folders
                bs:int=64, # training batch size
                val_bs:int=None, # validation batch size; `None`: `bs`
@@ -115,7 +121,7 @@ def folder_dls(path, # folder with `train/` and `test/` (or `val/`) class folder
                **kwargs): # passed to `Datasets.dataloaders`
     "fastai `DataLoaders` of a fastai-layout image folder: float pixels in [0,1], labels by sorted class-folder name."
     classes,trn,val = folder_items(path, valid_name)
-    trn,val = balanced_subset(trn, n_train, ifnone(seed, 0)),balanced_subset(val, n_valid, ifnone(seed, 0))
+    trn,val = balanced_subset(trn, n_train, ifnone(seed, 0)),_by_class_turns(balanced_subset(val, n_valid, ifnone(seed, 0)))
     if img_size is not None: _check_sizes(trn, img_size); _check_sizes(val, img_size)
     dsets = Datasets(trn+val, tfms=[[PILImage.create], [parent_label, Categorize(vocab=classes)]],
                      splits=[list(range(len(trn))), list(range(len(trn), len(trn)+len(val)))])

@@ -91,14 +91,21 @@ class FeatureTaps:
     def __init__(self,
                  model:nn.Module, # the model to tap
                  spec:str='relus:layer4', # which representations (see `tap_points`)
-                 detach:bool=False): # store detached features (for analysis) instead of keeping the graph
+                 detach:bool=False, # store detached features (for analysis) instead of keeping the graph
+                 attach:bool=True): # register the hooks now (else call `attach()` when needed)
         self.model, self.spec, self.detach = model, spec, detach
         self.taps = tap_points(model, spec)
         self.names = [n for n,_,_ in self.taps]
         self.feats, self.enabled, self.hooks = [None]*len(self.taps), True, []
+        if attach: self.attach()
+
+    def attach(self):
+        "Register the hooks (a no-op if they are registered already)."
+        if self.hooks: return self
         for i, (_, mod, kind) in enumerate(self.taps):
             if kind == 'input': self.hooks.append(mod.register_forward_pre_hook(self._pre_hook(i)))
             else: self.hooks.append(mod.register_forward_hook(self._hook(i, kind == 'relu')))
+        return self
 
     def _store(self, i, t):
         t = _pool(t)

@@ -11,7 +11,8 @@ from fastcore.basics import store_attr, ifnone
 from .attacks import _plain
 
 # %% auto #0
-__all__ = ['Predictor', 'attach_predictors', 'detach_predictors', 'invariance_loss', 'arat_loss', 'ablation_variants']
+__all__ = ['TRAINING_MODULES', 'Predictor', 'attach_training_module', 'detach_training_modules', 'attach_predictors',
+           'detach_predictors', 'invariance_loss', 'arat_loss', 'ablation_variants']
 
 # %% ../nbs/05_losses.ipynb #c0b2d179
 class Predictor(nn.Sequential):
@@ -24,6 +25,27 @@ class Predictor(nn.Sequential):
         super().__init__(nn.Linear(d, h, bias=False), nn.BatchNorm1d(h), nn.ReLU(inplace=True), nn.Linear(h, d))
 
 # %% ../nbs/05_losses.ipynb #5d672131
+TRAINING_MODULES = ('arat_predictors', 'lbgat_teacher', 'arat_clean_branch')
+
+def attach_training_module(model:nn.Module, # the model being trained
+                           name:str, # attribute name, one of `TRAINING_MODULES`
+                           module:nn.Module): # the module to attach (saved and loaded with the model)
+    "Attach a training-only `module` to `model` as `model.<name>`."
+    if name not in TRAINING_MODULES: raise ValueError(f"attach_training_module: {name!r} is not one of {TRAINING_MODULES}")
+    if isinstance(model, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+        raise TypeError(f"cannot attach {name} to a {type(model).__name__}: its forward would call the attached module too. "
+                        "Wrap the model in an nn.Module with its own forward (e.g. `arat.models.normalized` for an input "
+                        "normalization, or `class Net(nn.Module): ... def forward(self, x): return self.body(x)`)")
+    setattr(model, name, module)
+    return module
+
+def detach_training_modules(model:nn.Module, # a model trained by a method that attaches training-only modules
+                            names=TRAINING_MODULES): # the attribute names to remove
+    "Remove the training-only submodules (predictors, LBGAT teacher, separate clean branch) from `model`; returns it."
+    for n in names:
+        if n in model._modules: del model._modules[n]
+    return model
+
 def attach_predictors(model:nn.Module, # the model being trained
                       dims:list): # one feature width per tap
     "Attach one `Predictor` per tap as `model.arat_predictors` (kept if already there with the same widths); returns them."
@@ -32,13 +54,11 @@ def attach_predictors(model:nn.Module, # the model being trained
     p = next(iter(model.parameters()), None)
     preds = nn.ModuleList([Predictor(d) for d in dims])
     if p is not None: preds = preds.to(device=p.device, dtype=p.dtype)
-    model.arat_predictors = preds
-    return preds
+    return attach_training_module(model, 'arat_predictors', preds)
 
 def detach_predictors(model:nn.Module):
     "Remove `model.arat_predictors` (if any) and return the model."
-    if hasattr(model, 'arat_predictors'): del model.arat_predictors
-    return model
+    return detach_training_modules(model, ('arat_predictors',))
 
 # %% ../nbs/05_losses.ipynb #6cad2c22
 def invariance_loss(z_adv:list, # adversarial features, one [B, d] tensor per tap
@@ -78,8 +98,8 @@ def arat_loss(out_adv:torch.Tensor, # logits of the adversarial pass (main BNs)
 # %% ../nbs/05_losses.ipynb #efa535de
 def ablation_variants():
     "The eight (stop_grad, predictor, split_bn) combinations of Table 1, in the paper's row order, with names."
-    rows = [(False,False,False),(True,False,False),(True,True,False),(True,True,True),
-            (False,True,False),(False,False,True),(True,False,True),(False,True,True)]
+    rows = [(False,False,False),(True,False,False),(False,True,False),(True,True,False),
+            (False,False,True),(True,False,True),(False,True,True),(True,True,True)]
     names = {(False,False,False):'L_V0', (True,False,False):'L_V1', (True,True,False):'L_V2', (True,True,True):'L_V3 (AR-AT)'}
-    return [dict(name=names.get(r, f"sg={int(r[0])} pred={int(r[1])} splitBN={int(r[2])}"),
-                 stop_grad=r[0], predictor=r[1], split_bn=r[2]) for r in rows]
+    return [dict(name=f"({i+1}) " + names.get(r, f"sg={int(r[0])} pred={int(r[1])} splitBN={int(r[2])}"),
+                 stop_grad=r[0], predictor=r[1], split_bn=r[2]) for i, r in enumerate(rows)]

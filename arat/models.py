@@ -12,8 +12,8 @@ import torchvision
 from fastcore.basics import store_attr, ifnone
 
 # %% auto #0
-__all__ = ['InputNorm', 'normalized', 'CifarBasicBlock', 'CifarResNet', 'cifar_resnet18', 'PreActBlock', 'PreActResNet',
-           'preact_resnet18', 'WideBasic', 'WideResNet', 'wrn34_10', 'imagenette_resnet18']
+__all__ = ['InputNorm', 'Normalized', 'normalized', 'CifarBasicBlock', 'CifarResNet', 'cifar_resnet18', 'PreActBlock',
+           'PreActResNet', 'preact_resnet18', 'WideBasic', 'WideResNet', 'wrn34_10', 'imagenette_resnet18']
 
 # %% ../nbs/01_models.ipynb #aad9ddfe
 class InputNorm(nn.Module):
@@ -32,11 +32,18 @@ class InputNorm(nn.Module):
     def extra_repr(self): return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
 
 # %% ../nbs/01_models.ipynb #f1b00824
+class Normalized(nn.Module):
+    "`model` behind an `InputNorm` layer (`.norm`, then `.model`), so it takes [0,1] pixels."
+    def __init__(self, model:nn.Module, mean, std):
+        super().__init__()
+        self.norm, self.model = InputNorm(mean, std), model
+    def forward(self, x): return self.model(self.norm(x))
+
 def normalized(model:nn.Module, # a model that expects normalized inputs
                mean, # per-channel means of the pixels
                std): # per-channel standard deviations
-    "Wrap `model` so it takes [0,1] pixels: `Sequential(norm=InputNorm(mean, std), model=model)`."
-    return nn.Sequential(OrderedDict(norm=InputNorm(mean, std), model=model))
+    "Wrap `model` so it takes [0,1] pixels: `Normalized(model, mean, std)`, with children `norm` and `model`."
+    return Normalized(model, mean, std)
 
 # %% ../nbs/01_models.ipynb #a5199ed0
 class CifarBasicBlock(nn.Module):
