@@ -298,20 +298,15 @@ class SeparateBranchCallback(ARATCallback):
         self.clean_taps = FeatureTaps(br, self.spec)
         self.clean_taps.enabled = False
 
-    def compute_loss(self):
-        if self.clean_taps is None: return super().compute_loss()
-        m, y = self.learn.model, self.learn.yb[0]
-        z_adv = self.taps.take()
-        self.taps.enabled, self.clean_taps.enabled = False, True
+    def clean_pass(self):
+        if self.clean_taps is None: return super().clean_pass()
+        m = self.learn.model
+        self.taps.enabled, self.clean_taps.enabled = False, True   # shared stages must feed only the clean taps
         with (use_bn(m, 'aux') if self.split_bn else nullcontext()):
             out_clean = m.arat_clean_branch(self.learn.x_clean)
         z_clean = self.clean_taps.take()
         self.clean_taps.enabled = False
-        preds = m.arat_predictors if self.predictor else None
-        total, parts = arat_loss(self.learn.pred, out_clean, y, z_adv, z_clean, preds, self.alpha, self.beta,
-                                 self.gamma_, self.stop_grad)
-        parts.update(alpha=self.alpha, beta=self.beta)
-        return total, parts
+        return out_clean, z_clean
 
     def cleanup(self):
         super().cleanup()

@@ -200,12 +200,17 @@ class ARATCallback(AdvTrainCallback):
         self.taps.attach()              # fastai's forward on x' fills z'
         self.taps.enabled = True
 
+    def clean_pass(self):
+        "The clean forward (through the aux BNs with split-BN) and its tap features."
+        m = self.learn.model
+        with (use_bn(m, 'aux') if self.split_bn else nullcontext()):
+            out_clean = m(self.learn.x_clean)
+        return out_clean, self.taps.take()
+
     def compute_loss(self):
         m, y = self.learn.model, self.learn.yb[0]
         z_adv = self.taps.take()
-        with (use_bn(m, 'aux') if self.split_bn else nullcontext()):
-            out_clean = m(self.learn.x_clean)
-        z_clean = self.taps.take()
+        out_clean, z_clean = self.clean_pass()
         self.taps.remove()
         preds = m.arat_predictors if self.predictor else None
         total, parts = arat_loss(self.learn.pred, out_clean, y, z_adv, z_clean, preds, self.alpha, self.beta,
