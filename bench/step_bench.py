@@ -30,8 +30,8 @@ def parse_args(argv=None):
     p.add_argument('--steps', type=int, default=10, help='PGD steps of the training attack')
     p.add_argument('--variants', nargs='+', default=['plain', 'pgdat', 'pgdat_fastai', 'arat', 'arat_fastai'],
                    help='which variants to time')
-    p.add_argument('--opt', choices=['fastai', 'torch'], default='fastai',
-                   help="optimizer of the fastai variants: fastai's SGD as arat_learner uses it, or torch.optim.SGD via OptimWrapper")
+    p.add_argument('--opt', choices=['fastai', 'torch'], default='torch',
+                   help="optimizer of the fastai variants: torch.optim.SGD via OptimWrapper, as arat_learner builds it, or fastai's own SGD")
     p.add_argument('--lr', type=float, default=0.01, help='learning rate (small: random labels)')
     p.add_argument('--seed', type=int, default=0)
     a = p.parse_args(argv)
@@ -96,16 +96,16 @@ class ARATStep:
         m = convert_dual_bn(model).train()
         spec = default_taps(m)
         attach_predictors(m, tap_dims(m, spec))
-        self.taps = FeatureTaps(m, spec); self.taps.enabled = False
+        self.taps = FeatureTaps(m, spec, attach=False)
         self.m, self.x, self.y, self.steps = m, x, y, a.steps
         self.opt = torch.optim.SGD(m.parameters(), lr=a.lr, momentum=MOM, weight_decay=WD)
     def __call__(self):
         m, x, y, taps = self.m, self.x, self.y, self.taps
-        xa = pgd(m, x, y, steps=self.steps, bn_mode='train')       # main BNs, taps off
-        taps.enabled = True
+        xa = pgd(m, x, y, steps=self.steps, bn_mode='train')       # main BNs, no hooks
+        taps.attach()
         out_adv = m(xa); z_adv = taps.take()
         with use_bn(m, 'aux'): out_clean = m(x)
-        z_clean = taps.take(); taps.enabled = False
+        z_clean = taps.take(); taps.remove()
         loss, _ = arat_loss(out_adv, out_clean, y, z_adv, z_clean, m.arat_predictors, 1., 1., GAMMA, True)
         self.opt.zero_grad(set_to_none=True); loss.backward(); self.opt.step()
 
