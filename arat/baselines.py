@@ -75,7 +75,8 @@ def trades_loss(out_clean:torch.Tensor, # logits on the clean batch, f(x)
 # %% ../nbs/07_baselines.ipynb #92f77d69
 class TRADESCallback(AdvTrainCallback):
     "TRADES (Zhang et al., 2019): `CE(f(x), y) + β·KL(f(x) ‖ f(x'))`, `x'` from the KL attack in eval mode."
-    parts = ('clean_ce', 'kl')
+    parts, attack_loss = ('clean_ce', 'kl'), 'kl'
+    loss_fn = staticmethod(trades_loss)
     @delegates(AdvTrainCallback.__init__)
     def __init__(self,
                  beta:float=6., # weight of the KL term (TRADES default for CIFAR)
@@ -87,11 +88,11 @@ class TRADESCallback(AdvTrainCallback):
 
     def attack(self, x, y):
         return trades_attack(self.learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps,
-                             loss='kl', start_std=self.start_std if self.random_start else 0., bn_mode=self.bn_mode)
+                             loss=self.attack_loss, start_std=self.start_std if self.random_start else 0., bn_mode=self.bn_mode)
 
     def compute_loss(self):
         out_clean = self.learn.model(self.learn.x_clean)
-        return trades_loss(out_clean, self.learn.pred, self.learn.yb[0], self.beta)
+        return self.loss_fn(out_clean, self.learn.pred, self.learn.yb[0], self.beta)
 
 # %% ../nbs/07_baselines.ipynb #2c2786c2
 def mart_loss(out_clean:torch.Tensor, # logits on the clean batch, f(x)
@@ -110,25 +111,10 @@ def mart_loss(out_clean:torch.Tensor, # logits on the clean batch, f(x)
     return adv_bce + beta * kl, dict(adv_bce=adv_bce, kl=kl)
 
 # %% ../nbs/07_baselines.ipynb #a7837366
-class MARTCallback(AdvTrainCallback):
+class MARTCallback(TRADESCallback):
     "MART (Wang et al., 2020): boosted CE on `x'` + β·KL(f(x) ‖ f(x'))·(1 − f(x)_y); CE-PGD from a small Gaussian start, eval mode."
-    parts = ('adv_bce', 'kl')
-    @delegates(AdvTrainCallback.__init__)
-    def __init__(self,
-                 beta:float=6., # weight of the KL term (MART default)
-                 start_std:float=0.001, # std of the attack's Gaussian start
-                 bn_mode:str='eval', # BN mode during the attack (MART: eval)
-                 **kwargs):
-        super().__init__(bn_mode=bn_mode, **kwargs)
-        store_attr('beta,start_std')
-
-    def attack(self, x, y):
-        return trades_attack(self.learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps,
-                             loss='ce', start_std=self.start_std if self.random_start else 0., bn_mode=self.bn_mode)
-
-    def compute_loss(self):
-        out_clean = self.learn.model(self.learn.x_clean)
-        return mart_loss(out_clean, self.learn.pred, self.learn.yb[0], self.beta)
+    parts, attack_loss = ('adv_bce', 'kl'), 'ce'   # same attack machinery and β = 6 default as TRADES; CE attack
+    loss_fn = staticmethod(mart_loss)
 
 # %% ../nbs/07_baselines.ipynb #35ad354f
 def _head_out(model):
