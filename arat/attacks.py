@@ -40,7 +40,7 @@ def _check_attack_args(x, eps, step_size, steps, restarts):
     if steps < 0 or int(steps) != steps: raise ValueError(f"steps must be a non-negative integer, got {steps}")
     if restarts < 1 or int(restarts) != restarts: raise ValueError(f"restarts must be a positive integer, got {restarts}")
     if not torch.is_floating_point(x): raise TypeError(f"x must be a floating-point image batch in [0,1], got dtype {x.dtype}")
-    lo, hi = x.min().item(), x.max().item()
+    lo, hi = torch.stack(torch.aminmax(x.detach())).tolist()   # one pass, one device sync
     if lo < 0 or hi > 1:
         raise ValueError(f"x must be pixels in [0,1], got values in [{lo:.4g}, {hi:.4g}]; attacks work in pixel space: "
                          "put the normalization inside the model (see `arat.models.normalized`)")

@@ -6,7 +6,7 @@ Docs: https://arat-dev.github.io/arat/cli.html.md"""
 
 # %% ../nbs/10_cli.ipynb #0646f377
 from __future__ import annotations
-import os, sys, json, math, random, time, shutil, importlib.util
+import os, sys, json, math, random, time, shutil
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn
@@ -22,6 +22,9 @@ from .dualbn import *
 from .attacks import *
 from .features import *
 from .callbacks import *
+from .baselines import *
+from .evaluate import evaluate_robustness
+from .report import robustness_report
 
 # %% auto #0
 __all__ = ['TRAIN_METHODS', 'ARCHS', 'DATASETS', 'SAMPLE_DEFAULTS', 'PAPER_DEFAULTS', 'build_model', 'build_dls',
@@ -115,8 +118,6 @@ def check_train_args(cfg:dict): # the resolved arguments of `arat_train`
         for k in ('gamma', 'layers'):
             if cfg[k] is not None: raise CliError(f"--{k} applies to --method arat only (got --method {cfg['method']}); drop it, "
                                                   "or pass the method's own options with --method-args")
-    if cfg['method'] not in ('arat', 'at') and importlib.util.find_spec('arat.baselines') is None:
-        raise CliError(f"--method {cfg['method']} needs arat.baselines, which this installation lacks; use --method arat or at")
     _choice('bn-mode', cfg['bn_mode'], ('train', 'eval'), 'a BN mode')
     _method_args(cfg['method_args'])
 
@@ -252,22 +253,8 @@ def final_eval(model:nn.Module, # plain or dual-BN model (evaluated on its main 
                seed:int=0, # seed of the PGD random start
                progress:bool=True): # progress bar
     "One-row table: clean and PGD-20 accuracy on the first `n` validation images."
-    if importlib.util.find_spec('arat.evaluate') is not None:
-        from arat.evaluate import evaluate_robustness
-        df = evaluate_robustness(model, dls, attacks=('clean', 'pgd20'), n=n, eps=eps, seed=seed, bs=256, progress=progress)
-        return df[['clean', 'pgd20', 'n', 'eps', 'seed']].rename(index={df.index[0]: type(model).__name__})
-    dev = next(model.parameters()).device
-    ok_c, ok_r, count = 0, 0, 0
-    with bn_mode_ctx(model, 'eval'), torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []):
-        torch.manual_seed(seed)
-        for xb, yb in dls.valid:
-            xb, yb = xb.as_subclass(torch.Tensor).to(dev), yb.as_subclass(torch.Tensor).to(dev)
-            if n is not None: xb, yb = xb[:n-count], yb[:n-count]
-            xa = pgd(model, xb, yb, eps=eps, step_size=eps/4, steps=20)
-            with torch.no_grad(): ok_c += (model(xb).argmax(1) == yb).sum().item(); ok_r += (model(xa).argmax(1) == yb).sum().item()
-            count += len(yb)
-            if n is not None and count >= n: break
-    return pd.DataFrame([dict(clean=ok_c/count, pgd20=ok_r/count, n=count, eps=eps, seed=seed)], index=[type(model).__name__])
+    df = evaluate_robustness(model, dls, attacks=('clean', 'pgd20'), n=n, eps=eps, seed=seed, bs=256, progress=progress)
+    return df[['clean', 'pgd20', 'n', 'eps', 'seed']].rename(index={df.index[0]: type(model).__name__})
 
 # %% ../nbs/10_cli.ipynb #583f6207
 SAMPLE_DEFAULTS = dict(width=16, epochs=12, bs=64, robust_n=100)
@@ -459,8 +446,6 @@ def arat_eval(
         raise CliError(f"the model has {model_n_out(model)} classes, the data ({ds}) {dls.c}; pass the run's dataset")
     fname = Path(ifnone(out, folder/'report'/'robustness_report.md'))
     if fname.suffix != '.md': raise CliError(f"--out {out} must end in .md (the HTML file and figures go beside it)")
-    try: from arat.report import robustness_report
-    except ImportError: raise CliError("arat-eval needs arat.report, which this installation lacks") from None
     gs = folder/'grad_sim.csv'
     name = f"{cfg['method']} {cfg['arch']}" + (f" w{cfg['width']}" if cfg['width'] else '')
     res = robustness_report({name: model}, dls, fname=fname, n=n, aa_version=aa, aa_kwargs=dict(n_iter=aa_iters) if aa_iters else None, sanity=sanity, sanity_n=min(n, 256),
