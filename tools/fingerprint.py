@@ -1,0 +1,35 @@
+"""Training-trajectory fingerprints: a hash of the weights after a few seeded CPU steps, per method.
+
+Run before and after a refactor; identical hashes mean identical training (see the architecture issue).
+    python tools/fingerprint.py            # print one line per method
+    python tools/fingerprint.py --out F    # also write them as JSON to F
+"""
+import argparse, hashlib, json, os, sys
+os.environ.setdefault('OMP_NUM_THREADS', '2')
+import torch
+from fastai.vision.all import set_seed
+from arat.all import *
+
+METHODS = ('arat', 'at', 'trades', 'mart', 'lbgat', 'asym-trades', 'arat-separate')
+
+def fingerprint(method, steps=3, bs=16, seed=0):
+    "sha256 of every tensor of the model's state_dict after `steps` training batches of `method` (CPU, seeded)."
+    torch.set_num_threads(1)
+    set_seed(seed, reproducible=True)
+    dls = cifar10_sample_dls(bs=bs, n_train=bs*steps, n_valid=bs, seed=seed)
+    model = cifar_resnet18(10, width=8)
+    learn = arat_learner(dls, model, method=method, robust_n=0)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    h = hashlib.sha256()
+    for k, v in sorted(learn.model.state_dict().items()):
+        h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--out'); p.add_argument('methods', nargs='*', default=METHODS)
+    a = p.parse_args()
+    res = {}
+    for m in a.methods:
+        res[m] = fingerprint(m); print(m, res[m], flush=True)
+    if a.out: open(a.out, 'w').write(json.dumps(res, indent=1) + '\n')
