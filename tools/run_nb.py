@@ -8,7 +8,7 @@ import os, re, sys, json, time
 from pathlib import Path
 os.environ.setdefault('OMP_NUM_THREADS', '2'); os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 os.environ.setdefault('MPLBACKEND', 'Agg'); os.environ.setdefault('PYTHONWARNINGS', 'ignore::DeprecationWarning')
-from execnb.nbio import read_nb, write_nb
+from fastcore.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
 
 root = Path(__file__).resolve().parent.parent
