@@ -50,7 +50,7 @@ def main():
         topt = torch.optim.SGD(params, lr=1e-3, momentum=0.9, weight_decay=5e-4)
 
         def arat_step(check):
-            xa = pgd(dual, x, y, steps=a.steps, bn_mode='train')
+            xa = pgd(dual, x, y, steps=a.steps, attack_mode='train')
             taps.enabled = True; oa = dual(xa); za = taps.take()
             with use_bn(dual, 'aux'): oc = dual(x)
             zc = taps.take(); taps.enabled = False
@@ -73,9 +73,9 @@ def main():
         def opt_f(): fopt.step()
         def opt_t(): topt.step()
 
-        pieces = dict(pgd_plain=lambda: pgd(plain, x, y, steps=a.steps, bn_mode='train'),
-                      pgd_dual=lambda: pgd(dual, x, y, steps=a.steps, bn_mode='train'),
-                      pgd_dual_nohook=lambda: pgd(dual_nh, x, y, steps=a.steps, bn_mode='train'),
+        pieces = dict(pgd_plain=lambda: pgd(plain, x, y, steps=a.steps, attack_mode='train'),
+                      pgd_dual=lambda: pgd(dual, x, y, steps=a.steps, attack_mode='train'),
+                      pgd_dual_nohook=lambda: pgd(dual_nh, x, y, steps=a.steps, attack_mode='train'),
                       clean_pass=clean_pass,
                       arat_nosync=lambda: arat_step(False), arat_sync=lambda: arat_step(True),
                       opt_fastai=opt_f, opt_torch=opt_t)

@@ -3,7 +3,7 @@
 Variants (each on its own copy of the same seeded CIFAR ResNet-18, the same fixed batch of random [0,1] images):
 
   plain        bare loop: CE(f(x)) -> backward -> torch.optim.SGD step
-  pgdat        bare loop: x' = pgd(steps, bn_mode='train'); CE(f(x')) -> backward -> step
+  pgdat        bare loop: x' = pgd(steps, attack_mode='train'); CE(f(x')) -> backward -> step
   pgdat_fastai Learner(dls, model, cbs=ATCallback(...)), one batch per fit, timed inside fit
   arat         bare loop: pgd (taps off) -> f(x') main BNs (taps on) -> f_aux(x) aux BNs -> arat_loss -> backward -> step
   arat_fastai  Learner(dls, model, cbs=ARATCallback(...)), one batch per fit, timed inside fit
@@ -86,7 +86,7 @@ class PGDATStep(PlainStep):
     "PGD (train-mode BNs, as the public AR-AT code) then CE on x', one SGD step."
     def __init__(self, model, x, y, a): super().__init__(model, x, y, a); self.steps = a.steps
     def __call__(self):
-        xa = pgd(self.m, self.x, self.y, steps=self.steps, bn_mode='train')
+        xa = pgd(self.m, self.x, self.y, steps=self.steps, attack_mode='train')
         loss = F.cross_entropy(self.m(xa), self.y)
         self.opt.zero_grad(set_to_none=True); loss.backward(); self.opt.step()
 
@@ -101,7 +101,7 @@ class ARATStep:
         self.opt = torch.optim.SGD(m.parameters(), lr=a.lr, momentum=MOM, weight_decay=WD)
     def __call__(self):
         m, x, y, taps = self.m, self.x, self.y, self.taps
-        xa = pgd(m, x, y, steps=self.steps, bn_mode='train')       # main BNs, no hooks
+        xa = pgd(m, x, y, steps=self.steps, attack_mode='train')       # main BNs, no hooks
         taps.attach()
         out_adv = m(xa); z_adv = taps.take()
         with use_bn(m, 'aux'): out_clean = m(x)
@@ -154,9 +154,9 @@ def make_variant(name, base, x, y, a, device):
     if name == 'plain': return PlainStep(m, x, y, a)
     if name == 'pgdat': return PGDATStep(m, x, y, a)
     if name == 'arat': return ARATStep(m, x, y, a)
-    if name == 'pgdat_fastai': return FastaiStep(m, x, y, a, ATCallback(steps=a.steps, bn_mode='train'), device)
+    if name == 'pgdat_fastai': return FastaiStep(m, x, y, a, ATCallback(steps=a.steps, attack_mode='train'), device)
     if name == 'arat_fastai':
-        return FastaiStep(m, x, y, a, ARATCallback(steps=a.steps, bn_mode='train', gamma=GAMMA, alpha=1., beta=1.), device)
+        return FastaiStep(m, x, y, a, ARATCallback(steps=a.steps, attack_mode='train', gamma=GAMMA, alpha=1., beta=1.), device)
     raise ValueError(name)
 
 def timed(step, device):

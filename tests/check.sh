@@ -18,7 +18,7 @@ if [ -n "$(git status --porcelain -- nbs arat)" ]; then
 fi
 
 echo "== 2/4 docs pipeline (nbdev-proc-nbs, the part of the docs build that needs no Quarto)"
-"$bin/python" tests/proc_docs.py
+"$bin/python" tools/proc_docs.py
 
 echo "== 3/4 notebook tests (nbdev-test)"
 "$bin/nbdev-test" --n-workers 2 --timing

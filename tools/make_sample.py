@@ -3,10 +3,10 @@
 CIFAR layout (`train/<class>/*.png`, `test/<class>/*.png`). The archive is deterministic: sorted names, mtime 0,
 uid/gid 0, fixed modes and a gzip header without name or time, so rebuilding it gives identical bytes.
 
-Usage: python tools/make_sample.py [SRC] [DEST]
-  SRC  defaults to ../shared/data/cifar10-mini (relative to the repo root)
-  DEST defaults to arat/sample/cifar10_sample.tgz"""
-import gzip, hashlib, io, sys, tarfile
+Usage: python tools/make_sample.py SRC [--dest DEST]
+  SRC   a folder in fastai's CIFAR layout (the shipped sample was built from `cifar10-mini`, 932 + 932 CIFAR-10 images)
+  DEST  the archive to write; default arat/sample/cifar10_sample.tgz"""
+import argparse, gzip, hashlib, io, tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,11 @@ def make_sample(src, dest):
     return out.getvalue(), len(files)
 
 if __name__ == '__main__':
-    src = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent/'shared'/'data'/'cifar10-mini'
-    dest = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT/'arat'/'sample'/'cifar10_sample.tgz'
-    data, n = make_sample(src, dest)
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('src', type=Path, help="folder in fastai's CIFAR layout: train/<class>/*.png and test/<class>/*.png")
+    ap.add_argument('--dest', type=Path, default=ROOT/'arat'/'sample'/'cifar10_sample.tgz', help="archive to write (default: %(default)s)")
+    args = ap.parse_args()
+    try: data, n = make_sample(args.src, args.dest)
+    except FileNotFoundError as e: ap.exit(2, f"{e}\n")
+    dest = args.dest
     print(f"{dest}: {n} images, {len(data):,} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}")

@@ -2,7 +2,7 @@
 (they are run where the notebook says so), and saved outputs are cleaned of warnings, progress-bar control
 characters and machine paths.
 
-    python tools/run_nb.py nbs/03_attacks.ipynb [more notebooks]
+    python tools/run_nb.py nbs/03_attacks.ipynb [more notebooks]   # each notebook in its own process
 """
 import os, re, sys, json, time
 from pathlib import Path
@@ -41,6 +41,7 @@ def clean_text(t):
     for ln in t.split('\n'):
         ln = ln.split('\r')[-1] if '\r' in ln.rstrip('\r') else ln.rstrip('\r')
         if ln.strip() in ('█',) or re.fullmatch(r'\s*[█\s]*\|?[ -]*\d*\.?\d*%?.*\[\d+:\d+<\d+:\d+.*\]\s*', ln): continue
+        if re.match(r'\s*(Epoch \d+/\d+ : )?\|[-█ ]*\|', ln): continue   # a (cancelled) progress bar
         lines.append(ln)
     t = '\n'.join(lines)
     t = re.sub(r'/tmp/tmp[\w]+', '<tmp>', t)
@@ -91,4 +92,7 @@ def run(fn):
 
 if __name__ == '__main__':
     if not sys.argv[1:]: sys.exit(__doc__)
-    for f in sys.argv[1:]: run(f)
+    if len(sys.argv) == 2: run(sys.argv[1])
+    else:   # one process per notebook: module state (e.g. registries) must not leak from one notebook into the next
+        import subprocess
+        for f in sys.argv[1:]: subprocess.run([sys.executable, __file__, f], check=True)

@@ -11,4 +11,4 @@ def readme_text():
 
 if __name__ == '__main__':
     if sys.argv[1:] == ['--write']: (root/'README.md').write_text(readme_text())
-    elif (root/'README.md').read_text() != readme_text(): sys.exit("README.md is out of step with nbs/index.ipynb: run `python tests/readme.py --write`")
+    elif (root/'README.md').read_text() != readme_text(): sys.exit("README.md is out of step with nbs/index.ipynb: run `python tools/readme.py --write`")
