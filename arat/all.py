@@ -7,7 +7,7 @@ Docs: https://arat-dev.github.io/arat/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #6718f55d
+# %% ../nbs/99_all.ipynb #77c2befe
 from .data import *
 from .models import *
 from .dualbn import *
@@ -16,11 +16,13 @@ from .features import *
 from .losses import *
 from .callbacks import *
 from .baselines import *
+from .learner import *
 from .evaluate import *
 from .report import *
+from .runs import *
 
-# %% ../nbs/99_all.ipynb #64b396df
-from . import (data as _data, models as _models, dualbn as _dualbn, attacks as _attacks, features as _features,
-                  losses as _losses, callbacks as _callbacks, baselines as _baselines, evaluate as _evaluate, report as _report)
-__all__ = [n for _m in (_data, _models, _dualbn, _attacks, _features, _losses, _callbacks, _baselines, _evaluate, _report)
-           for n in _m.__all__]
+# %% ../nbs/99_all.ipynb #ef178cbd
+import importlib as _importlib
+_MODULES = ('data', 'models', 'dualbn', 'attacks', 'features', 'losses', 'callbacks', 'baselines', 'learner',
+            'evaluate', 'report', 'runs')
+__all__ = [n for _m in _MODULES for n in _importlib.import_module(f'arat.{_m}').__all__]
