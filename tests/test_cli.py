@@ -3,6 +3,7 @@ import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pandas as pd, pytest, torch
 from arat.models import cifar_resnet18
+from arat.learner import METHODS
 
 torch.set_num_threads(2)
 BIN = Path(sys.executable).parent
@@ -85,14 +86,17 @@ def run_many(cases, timeout=120):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-BAD = [(['--method', 'fgsm'], "--method 'fgsm' is not a training method; choose one of: arat, at, trades, mart, lbgat, asym-trades"),
+BAD = [(['--method', 'fgsm'], "--method 'fgsm' is not a training method; choose one of: arat, at, trades, mart, lbgat, asym-trades, arat-separate"),
        (['--epochs', '-1'], '--epochs -1 must be a positive integer'),
        (['--path', '/nonexistent'], '--path /nonexistent: no such folder'),
        (['--arch', 'vgg16'], "--arch 'vgg16' is not an architecture"),
        (['--dataset', 'mnist'], "--dataset 'mnist' is not a dataset"),
        (['--eps', '-2'], '--eps -2.0 must be a non-negative number'),
        (['--lr', '0'], '--lr 0.0 must be a positive number'),
-       (['--method', 'at', '--gamma', '10'], '--gamma applies to --method arat only'),
+       (['--method', 'at', '--gamma', '10'], '--gamma is not an option of --method at (ATCallback takes: '),
+       (['--method', 'trades', '--layers', 'penultimate'], '--layers is not an option of --method trades'),
+       (['--attack-mode', 'test'], "--attack-mode 'test' is not a model mode; choose one of: train, eval"),
+       (['--recipe', 'fast'], "--recipe 'fast' is not a recipe; choose one of: paper, imagenet"),
        (['--resume'], 'holds no run'),
        (['--epochs', 'two'], "argument --epochs: invalid int value: 'two'")]   # argparse: usage, exit 2
 
@@ -111,7 +115,7 @@ def test_bad_flags_are_clear_errors(tmp_path):
 def test_bad_flag_exit_status_from_the_shell(tmp_path):
     p = run('arat-train', '--method', 'fgsm', '--out', tmp_path/'bad', timeout=60)
     assert p.returncode == 1
-    assert p.stderr.strip().endswith("--method 'fgsm' is not a training method; choose one of: arat, at, trades, mart, lbgat, asym-trades")
+    assert p.stderr.strip().endswith("--method 'fgsm' is not a training method; choose one of: " + ', '.join(METHODS))
     assert 'Traceback' not in p.stderr
 
 
@@ -119,10 +123,27 @@ def test_help_explains_every_flag():
     tr, ev = run_many([('arat-train', ['--help']), ('arat-eval', ['--help'])])
     assert tr['code'] == 0 and ev['code'] == 0
     for flag in ('--method', '--arch', '--width', '--dataset', '--path', '--epochs', '--bs', '--lr', '--gamma', '--layers',
-                 '--no-auto-balance', '--eps', '--step ', '--steps', '--seed', '--out', '--resume', '--n-train', '--device'):
+                 '--no-auto-balance', '--eps', '--step ', '--steps', '--attack-mode', '--recipe', '--seed', '--out', '--resume', '--n-train',
+                 '--device'):
         assert flag in tr['stdout'], flag
-    assert 'asym-trades' in tr['stdout'] and 'imagenette-resnet18' in tr['stdout']
+    assert '--bn-mode' not in tr['stdout'] and 'imagenette-resnet18' in tr['stdout']
+    for m in METHODS: assert m in tr['stdout'], m      # every registered method is named
     assert '--aa' in ev['stdout'] and '--n ' in ev['stdout'] and 'cheap' in ev['stdout']
+
+
+def test_every_method_trains_and_attack_mode_reaches_trades(tmp_path):
+    "Every registered method runs from the console script; `--method trades --attack-mode train` attacks in train mode."
+    tiny = [*TINY, '--epochs', '1', '--n-train', '20', '--n-valid', '10', '--bs', '10', '--eval-n', '10', '--robust-n', '0']
+    cases = [('arat-train', [*tiny, '--method', m, '--out', tmp_path/m]) for m in METHODS]
+    cases += [('arat-train', [*tiny, '--method', 'trades', '--attack-mode', 'train', '--out', tmp_path/'trades-train'])]
+    res = run_many(cases, timeout=600)
+    for (_, args), r in zip(cases, res): assert r['code'] == 0, (args, r['stderr'])
+    for m in METHODS: assert json.loads((tmp_path/m/'config.json').read_text())['method'] == m
+    nbt = lambda f: weights(tmp_path/f)['bn1.num_batches_tracked'].item()
+    # in train mode the attack's forward passes update the BN statistics too; TRADES' own default is eval mode
+    assert nbt('trades-train') > nbt('trades')
+    assert json.loads((tmp_path/'trades-train'/'config.json').read_text())['attack_mode'] == 'train'
+    assert json.loads((tmp_path/'trades'/'config.json').read_text())['attack_mode'] is None
 
 
 @pytest.fixture(scope='module')
