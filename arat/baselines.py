@@ -38,6 +38,12 @@ def trades_loss(out_clean:torch.Tensor, # logits on the clean batch, f(x)
     kl = _kl(F.log_softmax(out_clean, 1), F.log_softmax(out_adv, 1)).mean()
     return clean_ce + beta * kl, dict(clean_ce=clean_ce, kl=kl)
 
+# %% ../nbs/07_baselines.ipynb #52215881
+def _check_kl_attack(o, beta, start_std):
+    "One-line `ValueError`s for the options TRADES, MART and LBGAT share."
+    check_number(o, 'beta', beta, hint="the weight of the KL term, e.g. 6 (TRADES, MART) or 0 (LBGAT0)")
+    check_number(o, 'start_std', start_std, hint="the std of the attack's Gaussian start, e.g. 0.001")
+
 # %% ../nbs/07_baselines.ipynb #70489084
 class TRADESCallback(AdvTrainCallback):
     "TRADES (Zhang et al., 2019): `CE(f(x), y) + β·KL(f(x) ‖ f(x'))`, `x'` from the KL attack in eval mode."
@@ -49,6 +55,7 @@ class TRADESCallback(AdvTrainCallback):
                  start_std:float=0.001, # std of the attack's Gaussian start
                  attack_mode:str='eval', # the model's mode during the attack (TRADES: eval)
                  **kwargs):
+        _check_kl_attack(type(self).__name__, beta, start_std)
         super().__init__(attack_mode=attack_mode, **kwargs)
         store_attr('beta,start_std')
 
@@ -124,6 +131,9 @@ class LBGATCallback(AdvTrainCallback):
                  start_std:float=0.001, # std of the attack's Gaussian start
                  attack_mode:str='eval', # the model's mode during the attack (LBGAT: eval)
                  **kwargs):
+        _check_kl_attack(type(self).__name__, beta, start_std)
+        if not (teacher is None or isinstance(teacher, nn.Module)):
+            raise ValueError(f"LBGATCallback: teacher must be an nn.Module, or None for default_teacher(model), got {teacher!r}")
         self.parts = ('teacher_ce', 'mse') + (('kl',) if beta else ())
         super().__init__(attack_mode=attack_mode, **kwargs)
         store_attr('teacher,beta,start_std')
@@ -179,7 +189,10 @@ class AsymTRADESCallback(AdvTrainCallback):
                  beta:float=1., # weight of the clean CE
                  kl:str='trades', # KL direction, see `asym_trades_loss`
                  **kwargs):
-        if kl not in ('trades', 'reverse'): raise ValueError(f"AsymTRADESCallback: kl must be 'trades' or 'reverse', got {kl!r}")
+        o = type(self).__name__
+        for k,v in dict(gamma=gamma, alpha=alpha, beta=beta).items(): check_number(o, k, v, hint='a loss weight, e.g. 6 (gamma) or 1')
+        for k,v in dict(stop_grad=stop_grad, split_bn=split_bn).items(): check_choice(o, k, v, (True, False))
+        check_choice(o, 'kl', kl, ('trades', 'reverse'), hint='see asym_trades_loss')
         super().__init__(**kwargs)
         store_attr('gamma,stop_grad,split_bn,alpha,beta,kl')
 
@@ -200,6 +213,11 @@ def compute_loss(self:AsymTRADESCallback):
 # %% ../nbs/07_baselines.ipynb #f8e97614
 register_training_module('arat_clean_branch')
 
+def _is_stage_list(s):
+    "Whether `s` is a non-empty list of non-empty lists of names."
+    return isinstance(s, (list, tuple)) and len(s) > 0 and all(
+        isinstance(o, (list, tuple)) and len(o) > 0 and all(isinstance(n, str) for n in o) for o in s)
+
 class SeparateBranchCallback(ARATCallback):
     "AR-AT (or naive invariance) whose clean branch shares only the first `separate_after` stages with the model (Fig. 4)."
     @delegates(ARATCallback.__init__)
@@ -207,6 +225,11 @@ class SeparateBranchCallback(ARATCallback):
                  separate_after:int|None=None, # number of leading stages shared (0: separate networks; None: all shared)
                  stages=None, # stage list (lists of child names); default `model_stages(model)`
                  **kwargs):
+        check_number('SeparateBranchCallback', 'separate_after', separate_after, integer=True, none_ok=True,
+                     hint='the number of leading stages the clean branch shares (0: separate networks)')
+        if not (stages is None or _is_stage_list(stages)):
+            raise ValueError(f"SeparateBranchCallback: stages must be lists of child module names in forward order, e.g. "
+                             f"[['conv1', 'bn1'], ['layer1'], ..., ['linear']], or None for model_stages(model); got {stages!r}")
         super().__init__(**kwargs)
         store_attr('separate_after,stages')
         self.clean_taps = None
@@ -215,12 +238,15 @@ class SeparateBranchCallback(ARATCallback):
 @patch
 def setup(self:SeparateBranchCallback):
     m = self.learn.model
-    with without_training_modules(m, ['arat_clean_branch']) as saved:
-        ARATCallback.setup(self)        # dual BNs and predictors of the model itself
     stages = self.stages if self.stages is not None else model_stages(m)
     k = len(stages) if self.separate_after is None else self.separate_after
-    if not (isinstance(k, int) and 0 <= k <= len(stages)):
-        raise ValueError(f"separate_after must be an integer from 0 (separate networks) to {len(stages)} (all shared), got {self.separate_after!r}")
+    if not 0 <= k <= len(stages):
+        raise ValueError(f"SeparateBranchCallback: separate_after must be an integer from 0 (separate networks) to {len(stages)} "
+                         f"(all shared) for this model's {len(stages)} stages, got {self.separate_after!r}")
+    missing = [n for names in stages[:k] for n in names if not hasattr(m, n)]
+    if missing: raise ValueError(f"SeparateBranchCallback: stages names {missing}, which {type(m).__name__} lacks; pass its child names")
+    with without_training_modules(m, ['arat_clean_branch']) as saved:
+        ARATCallback.setup(self)        # dual BNs and predictors of the model itself
     self.k_ = k
     if k == len(stages): return
     br = saved.get('arat_clean_branch')

@@ -6,7 +6,7 @@ Docs: https://arat-dev.github.io/arat/callbacks.html.md"""
 
 # %% ../nbs/06_callbacks.ipynb #ea20478b
 from __future__ import annotations
-import math
+import math, numbers
 from contextlib import nullcontext
 from functools import partial
 import pandas as pd
@@ -15,6 +15,7 @@ from fastcore.basics import store_attr, ifnone, patch
 from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.callback.core import Callback
+from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastai.learner import Learner, Metric, ValueMetric
 from fastai.optimizer import OptimWrapper
 from .dualbn import *
@@ -23,8 +24,40 @@ from .features import *
 from .losses import *
 
 # %% auto #0
-__all__ = ['clean_acc', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback', 'default_gamma', 'ensure_in_optimizer',
-           'ARATCallback', 'AutoBalance', 'GradSimCallback']
+__all__ = ['check_number', 'check_choice', 'clean_acc', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback', 'default_gamma',
+           'ensure_in_optimizer', 'ARATCallback', 'AutoBalance', 'GradSimCallback', 'DeviceMixedPrecision',
+           'NonFiniteGuard']
+
+# %% ../nbs/06_callbacks.ipynb #3d3089fe
+def check_number(owner:str, # who checks (a class name), for the message
+                 name:str, # the option
+                 v, # its value
+                 lo:float=0, # the smallest value allowed
+                 integer:bool=False, # whole numbers only
+                 none_ok:bool=False, # `None` allowed (a default chosen later)
+                 hint:str=''): # what to do instead, appended to the message
+    "`v` if it is a finite number (whole if `integer`) >= `lo`, or `None` when `none_ok`; else a one-line `ValueError`."
+    if v is None and none_ok: return v
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(v, kind) and not isinstance(v, bool) and math.isfinite(v) and v >= lo: return v
+    want = ('a whole number' if integer else 'a finite number') + f' >= {lo}' + (' or None' if none_ok else '')
+    raise ValueError(f"{owner}: {name} must be {want}, got {v!r}" + (f"; {hint}" if hint else ''))
+
+# %% ../nbs/06_callbacks.ipynb #cf586fc1
+def check_choice(owner:str, # who checks (a class name), for the message
+                 name:str, # the option
+                 v, # its value
+                 choices, # the values allowed
+                 hint:str=''): # what to do instead, appended to the message
+    "`v` if it is one of `choices` (of the same type: `1` is not `True`), else a one-line `ValueError`."
+    if any(type(v) is type(c) and v == c for c in choices): return v
+    raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}, got {v!r}" + (f"; {hint}" if hint else ''))
+
+# %% ../nbs/06_callbacks.ipynb #f2a371a0
+def _check_attack(owner, eps, step_size, steps):
+    check_number(owner, 'eps', eps, hint='the L∞ radius in [0,1] pixel units, e.g. 8/255')
+    check_number(owner, 'step_size', step_size, hint='in [0,1] pixel units, e.g. 2/255')
+    check_number(owner, 'steps', steps, integer=True, hint='the number of PGD steps, e.g. 10')
 
 # %% ../nbs/06_callbacks.ipynb #6614b815
 def clean_acc(inp, targ):
@@ -41,7 +74,8 @@ class RobustAccuracy(Metric):
                  steps:int=20, # PGD steps (PGD-20 by default)
                  seed:int=0, # seed of the random starts
                  metric_name:str='robust_acc'): # the name the Recorder shows
-        if n < 1: raise ValueError(f"RobustAccuracy: n must be a positive number of images, got {n}")
+        check_number('RobustAccuracy', 'n', n, lo=1, integer=True, hint='the number of validation images to attack')
+        _check_attack('RobustAccuracy', eps, step_size, steps); check_number('RobustAccuracy', 'seed', seed, integer=True)
         store_attr()
 
 # %% ../nbs/06_callbacks.ipynb #8262f0a7
@@ -77,8 +111,9 @@ class AdvTrainCallback(Callback):
                  steps:int=10, # PGD steps
                  attack_mode:str='train', # the model's mode during the attack: 'train' (public code) or 'eval'
                  random_start:bool=True): # uniform random start in the ε-ball
-        if attack_mode not in ('train', 'eval'): raise ValueError(f"attack_mode must be 'train' or 'eval', got {attack_mode!r}")
-        if eps < 0 or steps < 0: raise ValueError(f"eps and steps must be >= 0, got eps={eps}, steps={steps}")
+        o = type(self).__name__
+        _check_attack(o, eps, step_size, steps)
+        check_choice(o, 'attack_mode', attack_mode, ('train', 'eval')); check_choice(o, 'random_start', random_start, (True, False))
         store_attr('eps,step_size,steps,attack_mode,random_start')
         self._sums, self._n = {}, 0
         self.part_metrics = [ValueMetric(partial(self._part_mean, p), p) for p in self.parts]
@@ -105,6 +140,13 @@ def before_fit(self:AdvTrainCallback): self.setup(); self._add_metrics()
 @patch
 def before_train(self:AdvTrainCallback): self._sums, self._n = {}, 0
 
+# %% ../nbs/06_callbacks.ipynb #6a26eece
+@patch
+def attack_autocast(self:AdvTrainCallback):
+    "The autocast of the learner's `MixedPrecision` callback (what fastai's forward runs in), else a no-op context."
+    mp = [c for c in self.learn.cbs if isinstance(c, MixedPrecision) and getattr(c, 'autocast', None) is not None]
+    return mp[0].autocast if mp else nullcontext()
+
 # %% ../nbs/06_callbacks.ipynb #cc194190
 @patch
 def attack(self:AdvTrainCallback, x, y):
@@ -116,7 +158,7 @@ def attack(self:AdvTrainCallback, x, y):
 def before_batch(self:AdvTrainCallback):
     x, y = plain_tensor(self.learn.xb[0]), self.learn.yb[0]
     self.learn.x_clean = x
-    self.learn.xb = (self.attack(x, y),)
+    with self.attack_autocast(): self.learn.xb = (self.attack(x, y),)
 
 # %% ../nbs/06_callbacks.ipynb #af4da180
 @patch
@@ -184,6 +226,14 @@ def ensure_in_optimizer(learn:Learner, # a Learner whose optimizer may already e
     _opt_state(learn.opt).update({p: s for p, s in state.items() if id(p) in _opt_param_ids(learn.opt)})
     return True
 
+# %% ../nbs/06_callbacks.ipynb #56448147
+def _check_arat(o, gamma, layers, stop_grad, predictor, split_bn, alpha, beta):
+    check_number(o, 'gamma', gamma, none_ok=True, hint="None for the paper's default (30 for ResNet-18, 100 for WideResNets)")
+    check_number(o, 'alpha', alpha); check_number(o, 'beta', beta)
+    for k, v in dict(stop_grad=stop_grad, predictor=predictor, split_bn=split_bn).items(): check_choice(o, k, v, (True, False))
+    if layers is not None and not (isinstance(layers, str) and layers.strip(' ,:')):
+        raise ValueError(f"{o}: layers must be a tap spec such as 'relus:layer4' (see tap_points), or None for the default, got {layers!r}")
+
 # %% ../nbs/06_callbacks.ipynb #5c8469a2
 class ARATCallback(AdvTrainCallback):
     "AR-AT (paper Eq. 7-9): adversarial CE (main BNs) + clean CE (aux BNs) + γ·asymmetric invariance at the taps."
@@ -199,6 +249,7 @@ class ARATCallback(AdvTrainCallback):
                  beta:float=1., # weight of the clean CE
                  **kwargs):
         super().__init__(**kwargs)
+        _check_arat(type(self).__name__, gamma, layers, stop_grad, predictor, split_bn, alpha, beta)
         store_attr('gamma,layers,stop_grad,predictor,split_bn,alpha,beta')
         self.taps = None
 
@@ -266,7 +317,7 @@ class AutoBalance(Callback):
     "Set α = clean accuracy of the aux-BN branch (eval mode, `n` training images) and β = 1 − α at each epoch start."
     order = -1
     def __init__(self, n:int=1000): # how many training images to measure the accuracy on
-        if n < 1: raise ValueError(f"AutoBalance: n must be positive, got {n}")
+        check_number('AutoBalance', 'n', n, lo=1, integer=True, hint='how many training images to measure the accuracy on')
         store_attr(); self.history = []
 
     def _target(self):
@@ -295,6 +346,14 @@ def before_train(self:AutoBalance):
     t.alpha, t.beta = acc, 1. - acc
     self.history.append(dict(epoch=self.learn.epoch, alpha=t.alpha, beta=t.beta))
 
+# %% ../nbs/06_callbacks.ipynb #9086e485
+def _check_parts(name, v):
+    "`v` as a tuple of loss-part names (a single name is fine)."
+    v = (v,) if isinstance(v, str) else v
+    if not (isinstance(v, (tuple, list)) and v and all(isinstance(p, str) and p for p in v)):
+        raise ValueError(f"GradSimCallback: {name} must be loss-part names such as ('adv_ce', 'clean_ce'), got {v!r}")
+    return tuple(v)
+
 # %% ../nbs/06_callbacks.ipynb #12816f4e
 class GradSimCallback(Callback):
     "Log per-layer cosine similarity and conflict ratio between classification and regularization gradients."
@@ -303,7 +362,8 @@ class GradSimCallback(Callback):
                  every:int=10, # measure every `every` training batches
                  cls_parts=('adv_ce', 'clean_ce'), # loss parts summed into the classification loss
                  reg_parts=('inv',)): # loss parts summed into the regularization loss
-        if every < 1: raise ValueError(f"GradSimCallback: every must be >= 1, got {every}")
+        check_number('GradSimCallback', 'every', every, lo=1, integer=True, hint='measure every this many training batches')
+        cls_parts, reg_parts = _check_parts('cls_parts', cls_parts), _check_parts('reg_parts', reg_parts)
         store_attr(); self.records = []
 
     def before_fit(self):
@@ -366,3 +426,51 @@ def plot(self:GradSimCallback, ax=None, label=None):
     ax.axhline(0, color='gray', lw=0.8); ax.set_xlabel('training step'); ax.set_ylabel('gradient cosine similarity')
     if label: ax.legend()
     return ax
+
+# %% ../nbs/06_callbacks.ipynb #68391e06
+class DeviceMixedPrecision(MixedPrecision):
+    "fastai's `MixedPrecision`, autocasting on the model's device (CUDA or CPU) instead of CUDA only."
+    def before_fit(self):
+        dev = next(self.learn.model.parameters()).device.type
+        dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
+        if dev == 'cuda' and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+            raise ValueError("DeviceMixedPrecision: this GPU does not support bfloat16; use amp_mode='fp16'")
+        self.kwargs['enabled'] = dtype == torch.float16   # loss scaling for fp16 only, as fastai
+        self.autocast, self.learn.scaler, self.scales = torch.autocast(dev, dtype=dtype), torch.amp.GradScaler(dev, **self.kwargs), L()
+
+# %% ../nbs/06_callbacks.ipynb #19785c39
+class NonFiniteGuard(Callback):
+    "Stop the fit with a `FloatingPointError` naming the epoch when weights, BN statistics, logits or the loss become non-finite."
+    order = 55   # after the Recorder (50), before SaveModelCallback (61) and arat.runs.ResumeCheckpoint (90)
+    def __init__(self): self._ok = {}
+    def before_epoch(self): self._ok = {}
+    def _track(self, k, t):
+        if not torch.is_tensor(t): return
+        ok = torch.isfinite(t).all()   # stays on the device: no sync per batch
+        self._ok[k] = self._ok[k] & ok if k in self._ok else ok
+    def after_pred(self): self._track('logits', self.learn.pred)
+    def after_loss(self): self._track('loss', self.learn.loss)
+
+# %% ../nbs/06_callbacks.ipynb #4a5fca55
+def _some(names, k=1): return ', '.join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else '')
+
+@patch
+def non_finite(self:NonFiniteGuard):
+    "What is not finite now: 'weights (names)', 'BN running statistics (names)', and 'logits', 'loss' of this epoch's batches."
+    m = self.learn.model
+    ws = list(m.named_parameters()); bs = [(n, b) for n, b in m.named_buffers() if b.is_floating_point()]
+    flags = [torch.isfinite(t).all() for _, t in ws + bs] + list(self._ok.values())   # True: finite
+    flags = torch.stack([f.to(flags[0].device) for f in flags]).cpu().tolist() if flags else []
+    bad_w = [n for (n, _), f in zip(ws, flags) if not f]; bad_b = [n for (n, _), f in zip(bs, flags[len(ws):]) if not f]
+    return ([f'weights ({_some(bad_w)})'] if bad_w else []) + ([f'BN running statistics ({_some(bad_b)})'] if bad_b else []) + \
+           [k for k, f in zip(self._ok, flags[len(ws) + len(bs):]) if not f]
+
+# %% ../nbs/06_callbacks.ipynb #0a55e64d
+@patch
+def after_epoch(self:NonFiniteGuard):
+    bad, self._ok = self.non_finite(), {}
+    if not bad: return
+    for c in self.learn.cbs:
+        if isinstance(c, AdvTrainCallback): c.cleanup()
+    raise FloatingPointError(f"NonFiniteGuard: training diverged in epoch {self.epoch + 1} of {self.n_epoch}: non-finite {', '.join(bad)}; "
+                             "stopped before this epoch was saved. Lower the learning rate (or the regularization weight).")

@@ -20,9 +20,9 @@ from fastai.vision.core import PILImage, TensorImage
 from fastai.vision.augment import RandTransform, RandomResizedCrop, Resize, FlipItem
 
 # %% auto #0
-__all__ = ['IMAGENETTE_RECIPES', 'folder_items', 'balanced_subset', 'PadCropFlip', 'folder_dls', 'fastai_dataset', 'cifar_tfms',
-           'cifar10_dls', 'cifar100_dls', 'PadCropFlipItem', 'imagenette_tfms', 'imagenette_dls', 'arat_home',
-           'sample_path', 'cifar10_sample_dls']
+__all__ = ['IMAGENETTE_RECIPES', 'folder_items', 'balanced_subset', 'BadImageError', 'image_problem', 'image_problems',
+           'check_images', 'PadCropFlip', 'folder_dls', 'fastai_dataset', 'cifar_tfms', 'cifar10_dls', 'cifar100_dls',
+           'PadCropFlipItem', 'imagenette_tfms', 'imagenette_dls', 'arat_home', 'sample_path', 'cifar10_sample_dls']
 
 # %% ../nbs/00_data.ipynb #416e7502
 def _split_files(path, split, classes):
@@ -68,6 +68,57 @@ def balanced_subset(items:list, # files, labelled by their parent folder
     rr = [idxs[j] for j in range(max(map(len, by_cls.values()))) for idxs in by_cls.values() if j < len(idxs)]
     return [items[i] for i in sorted(rr[:n])]
 
+# %% ../nbs/00_data.ipynb #fd674419
+class BadImageError(ValueError):
+    "An image file that cannot be used: empty, not an image, truncated or corrupt, or of the wrong size."
+
+_ENDS = {'PNG': b'\x00\x00\x00\x00IEND\xaeB`\x82', 'JPEG': b'\xff\xd9'}   # the last bytes of a complete file
+
+def _complete(fmt, tail):
+    "Whether `tail`, a file's last bytes, ends as a complete file of format `fmt` does (JPEG: zero padding may follow)."
+    end = _ENDS.get(fmt)
+    return end is not None and (tail if fmt == 'PNG' else tail.rstrip(b'\0')).endswith(end)
+
+# %% ../nbs/00_data.ipynb #b0546a5f
+def _reason(e): return str(e).strip().split('\n')[0][:120] or type(e).__name__
+
+def image_problem(fn, # an image file
+                  img_size:int|tuple=None): # expected size: an int (square) or (height, width); `None`: any
+    "What is wrong with image file `fn` (`None`: nothing), from its header and last bytes; decoded only if its end looks wrong."
+    try:
+        with open(fn, 'rb') as f:
+            n = f.seek(0, 2)
+            if n == 0: return "is empty (0 bytes)"
+            f.seek(max(n-16, 0)); tail = f.read(); f.seek(0)
+            try:
+                with PIL.Image.open(f) as im:
+                    fmt,(w,h) = im.format,im.size
+                    if not _complete(fmt, tail): im.load()
+            except PIL.UnidentifiedImageError: return "is not an image that PIL can read"
+            except Exception as e: return f"is truncated or corrupt ({_reason(e)})"
+    except OSError as e: return f"cannot be read ({e.strerror or _reason(e)})"
+    if img_size is None: return None
+    eh,ew = (img_size,img_size) if isinstance(img_size, int) else tuple(img_size)
+    if (h,w) != (eh,ew): return f"is {w}x{h} pixels (WxH), expected {ew}x{eh}"
+
+# %% ../nbs/00_data.ipynb #d2b542a4
+def image_problems(files:list, # image files
+                   img_size:int|tuple=None): # expected size: an int (square) or (height, width); `None`: any
+    "`(file, problem)` for every bad file of `files`, in order."
+    return [(f, p) for f in files if (p := image_problem(f, img_size)) is not None]
+
+# %% ../nbs/00_data.ipynb #de784a54
+def check_images(files:list, # image files
+                 img_size:int|tuple=None): # expected size: an int (square) or (height, width); `None`: any
+    "Raise a one-line `BadImageError` naming the first bad file of `files` and what to do; the others are counted."
+    bad = image_problems(files, img_size)
+    if not bad: return
+    f,why = bad[0]
+    todo = ("resize or remove it (if most images are this size, the folder is not this dataset)" if 'pixels (WxH)' in why
+            else "delete or replace it, or extract the dataset again")
+    more = f"; {len(bad)} of {len(files)} files are bad, this is the first" if len(bad) > 1 else ""
+    raise BadImageError(f"{f} {why}: {todo}{more}")
+
 # %% ../nbs/00_data.ipynb #331462ed
 class PadCropFlip(RandTransform):
     "Random crop of the `pad`-pixel zero-padded batch back to its size, then a horizontal flip with probability `p_flip`; exact pixels."
@@ -93,17 +144,6 @@ class PadCropFlip(RandTransform):
         out = xp[torch.arange(bs, device=dev)[:,None,None], :, rows.to(dev)[:,:,None], cols.to(dev)[:,None,:]]
         return TensorImage(out.permute(0,3,1,2).contiguous())
 
-# %% ../nbs/00_data.ipynb #6d6e86ae
-def _check_sizes(files, img_size, n=8):
-    "Check the sizes of the first, last and a few evenly spaced of `files` (headers only)."
-    w,h = (img_size,img_size) if isinstance(img_size, int) else tuple(img_size)[::-1]
-    for i in sorted({i*(len(files)-1)//max(n-1,1) for i in range(n)}):
-        f = files[i]
-        with PIL.Image.open(f) as im: sz = im.size
-        if sz != (w,h):
-            raise ValueError(f"{f} is {sz[0]}x{sz[1]} (WxH), expected {w}x{h}; this folder is not this dataset, "
-                             f"or pass item_tfms that resize it")
-
 # %% ../nbs/00_data.ipynb #b7ee5d67
 def _by_class_turns(items):
     "`items` reordered so the classes take turns (stable within a class): the first `n` validation images are balanced."
@@ -121,14 +161,14 @@ def folder_dls(path, # folder with `train/` and `test/` (or `val/`) class folder
                n_train:int=None, # keep a class-balanced subset of this many training images
                n_valid:int=None, # keep a class-balanced subset of this many validation images
                seed:int=None, # seed of the subsets and of the training shuffle order
-               img_size:int|tuple=None, # if given, check that a few images are this size (an int: square)
+               img_size:int|tuple=None, # if given, every image must be this size: an int (square) or (height, width)
                num_workers:int=0, # worker processes of the data loaders
                device=None, # device of the batches; `None`: fastai's `default_device()`
                **kwargs): # passed to `Datasets.dataloaders`
     "fastai `DataLoaders` of a fastai-layout image folder: float pixels in [0,1], labels by sorted class-folder name."
     classes,trn,val = folder_items(path, valid_name)
     trn,val = balanced_subset(trn, n_train, ifnone(seed, 0)),_by_class_turns(balanced_subset(val, n_valid, ifnone(seed, 0)))
-    if img_size is not None: _check_sizes(trn, img_size); _check_sizes(val, img_size)
+    check_images(trn + val, img_size)
     dsets = Datasets(trn+val, tfms=[[PILImage.create], [parent_label, Categorize(vocab=classes)]],
                      splits=[list(range(len(trn))), list(range(len(trn), len(trn)+len(val)))])
     dls = dsets.dataloaders(bs=bs, val_bs=val_bs, after_item=[*ifnone(item_tfms, []), ToTensor()],

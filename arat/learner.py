@@ -6,21 +6,23 @@ Docs: https://arat-dev.github.io/arat/learner.html.md"""
 
 # %% ../nbs/08_learner.ipynb #4a7063da
 from __future__ import annotations
-import inspect, math
+import inspect, math, pickle
 from dataclasses import dataclass
 from functools import partial
 import torch, torch.nn as nn
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, patch
 from fastcore.foundation import L
 from fastai.callback.schedule import ParamScheduler
 from fastai.learner import Learner
+from fastai.losses import CrossEntropyLossFlat
 from fastai.optimizer import OptimWrapper
+from .dualbn import deployable_model
 from .callbacks import *
 from .baselines import *
 
 # %% auto #0
 __all__ = ['METHODS', 'sched_milestones', 'MilestoneLR', 'Method', 'register_method', 'method_options', 'method_callbacks',
-           'arat_learner']
+           'OptimWrapperNoNone', 'arat_learner']
 
 # %% ../nbs/08_learner.ipynb #540616b0
 def sched_milestones(lr:float, # the initial learning rate
@@ -35,17 +37,36 @@ def sched_milestones(lr:float, # the initial learning rate
         return lr / div ** sum(pos >= b for b in bounds)
     return _f
 
+# %% ../nbs/08_learner.ipynb #3a3e077a
+def _check_schedule(lr, milestones, div, warmup):
+    check_number('MilestoneLR', 'lr', lr, hint='a single learning rate, e.g. 0.1')
+    ms = milestones
+    if not (isinstance(ms, (tuple, list)) and all(isinstance(m, (int, float)) and 0 <= m <= 1 for m in ms) and list(ms) == sorted(ms)):
+        raise ValueError(f"MilestoneLR: milestones must be increasing fractions of the run in [0, 1], e.g. (0.75, 0.9), got {ms!r}")
+    check_number('MilestoneLR', 'div', div, lo=1, hint='the divisor at each milestone, e.g. 10')
+    check_choice('MilestoneLR', 'warmup', warmup, (True, False))
+
 # %% ../nbs/08_learner.ipynb #6e8cf210
 class MilestoneLR(ParamScheduler):
     "Step schedule: `lr`, ÷`div` from epoch `ceil(m·n_epoch)` for each milestone `m`; optional warm-up epoch at lr/5."
     def __init__(self, lr:float=0.1, milestones=(0.75, 0.9), div:float=10., warmup:bool=False):
+        _check_schedule(lr, milestones, div, warmup)
         store_attr(); super().__init__({})
     def lr_at(self, epoch:int, n_epoch:int):
         "The learning rate of epoch `epoch` (0-based) out of `n_epoch`."
         return sched_milestones(self.lr, n_epoch, self.milestones, self.div, self.warmup)(epoch / n_epoch)
     def before_fit(self):
+        self._only_lr_schedule()
         self.scheds = {'lr': sched_milestones(self.lr, self.n_epoch, self.milestones, self.div, self.warmup)}
         super().before_fit()
+
+# %% ../nbs/08_learner.ipynb #91d2d4a9
+@patch
+def _only_lr_schedule(self:MilestoneLR):
+    others = [type(c).__name__ for c in self.learn.cbs
+              if c is not self and isinstance(c, ParamScheduler) and (isinstance(c, MilestoneLR) or 'lr' in c.scheds)]
+    if others: raise ValueError(f"MilestoneLR: another learning-rate schedule ({', '.join(others)}) is active in the same fit; use one: "
+                                "learn.fit_paper(n) for the step schedule, learn.fit_one_cycle(n, lr) for one-cycle")
 
 # %% ../nbs/08_learner.ipynb #7149f051
 @dataclass(frozen=True)
@@ -83,33 +104,76 @@ def method_options(method:str): # a name in `METHODS`
 def method_callbacks(method:str, # a name in `METHODS`
                      auto_balance:bool=True, # add `AutoBalance` where the method has α and β
                      **kwargs): # options of the method's callback class
-    "The callbacks that train with `method`."
+    "The callbacks that train with `method`: every option is checked here (the one validation path of the API and the CLI)."
     opts = method_options(method)
     bad = [k for k in kwargs if k not in opts]
     if bad: raise ValueError(f"method {method!r} takes no option {', '.join(map(repr, bad))}; "
                              f"{METHODS[method].cb.__name__} takes: {', '.join(opts)}")
+    check_choice('method_callbacks', 'auto_balance', auto_balance, (True, False))
     rec = METHODS[method]
     return [rec.cb(**kwargs)] + ([AutoBalance()] if auto_balance and rec.auto_balance else [])
+
+# %% ../nbs/08_learner.ipynb #d7f820ca
+class OptimWrapperNoNone(OptimWrapper):
+    "fastai's `OptimWrapper` whose `hypers` leave out the options the torch optimizer left unset (`None`)."
+    @property
+    def hypers(self): return [{k: v for k, v in h.items() if v is not None} for h in super().hypers]
+
+# %% ../nbs/08_learner.ipynb #9f2ae129
+def _check_learner_args(lr, wd, mom, robust_n, precision, guard):
+    o = 'arat_learner'
+    check_number(o, 'lr', lr, hint='a single learning rate, e.g. 0.1'); check_number(o, 'wd', wd); check_number(o, 'mom', mom)
+    check_number(o, 'robust_n', robust_n, integer=True, hint='0 for no robust metric')
+    check_choice(o, 'precision', precision, (None, 'bf16', 'fp16')); check_choice(o, 'guard', guard, (True, False))
 
 # %% ../nbs/08_learner.ipynb #8445ca86
 def arat_learner(dls, # fastai DataLoaders of [0,1] images
                  model:nn.Module, # a plain model (BNs are converted by the method when it needs split-BN)
                  method:str='arat', # a name in `METHODS`
-                 lr:float=0.1, # initial learning rate
-                 warmup:bool=False, # first epoch at lr/5 (public AR-AT code)
+                 lr:float=0.1, # the learning rate of `fit` (and the initial one of `fit_paper`)
                  wd:float=5e-4, # weight decay (L2 on every parameter)
                  mom:float=0.9, # SGD momentum
                  robust_n:int=500, # validation images for the `robust_acc` metric (0: no robust metric)
                  auto_balance:bool=True, # α, β from the aux branch's accuracy (methods with α and β)
+                 precision:str|None=None, # None (fp32), 'bf16' or 'fp16': mixed precision, the attack included
+                 guard:bool=True, # add `NonFiniteGuard` (stop when weights, BN statistics or logits become non-finite)
                  metrics=None, # extra metrics
                  cbs=None, # extra callbacks
                  **kwargs): # method options, see `method_options` (e.g. `eps`, `steps`, `attack_mode`, `gamma`, `beta`)
-    "A `Learner` with the paper's recipe (SGD 0.9, wd 5e-4, step lr schedule) training `model` with `method`."
+    "A `Learner` with the paper's recipe (SGD 0.9, wd 5e-4) training `model` with `method`; `fit_paper` adds the step schedule."
+    if 'warmup' in kwargs: raise ValueError("arat_learner: warmup is an option of the schedule now: learn.fit_paper(n_epoch, warmup=True)")
+    _check_learner_args(lr, wd, mom, robust_n, precision, guard)
     mcbs = method_callbacks(method, auto_balance, **kwargs)
     atk = mcbs[0]
     mets = [clean_acc] + ([RobustAccuracy(n=robust_n, eps=atk.eps, step_size=atk.step_size)] if robust_n else []) + L(metrics)
-    opt_func = partial(OptimWrapper, opt=torch.optim.SGD, momentum=mom, weight_decay=wd)
-    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=opt_func, lr=lr, wd=wd, wd_bn_bias=True,
-                    metrics=mets, cbs=mcbs + [MilestoneLR(lr, warmup=warmup)] + L(cbs))
+    xcbs = ([NonFiniteGuard()] if guard else []) + ([DeviceMixedPrecision(amp_mode=precision)] if precision else [])
+    opt_func = partial(OptimWrapperNoNone, opt=torch.optim.SGD, momentum=mom, weight_decay=wd)
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=opt_func, lr=lr, wd=wd, wd_bn_bias=True,
+                    metrics=mets, cbs=mcbs + xcbs + L(cbs))
     learn.method = method
     return learn
+
+# %% ../nbs/08_learner.ipynb #a256122b
+@patch
+def fit_paper(self:Learner,
+              n_epoch:int, # epochs of the whole run
+              lr:float|None=None, # initial learning rate (default `self.lr`: `arat_learner`'s `lr`)
+              milestones=(0.75, 0.9), # fractions of the run where the rate is divided by `div`
+              div:float=10., # the divisor at each milestone
+              warmup:bool=False, # the first epoch at lr/5 (public AR-AT code)
+              wd:float|None=None, cbs=None, reset_opt:bool=False, # as in `Learner.fit`
+              start_epoch:int=0): # resume at this epoch, as in `Learner.fit`
+    "Fit `n_epoch` epochs with the paper's step schedule (`MilestoneLR`) on `lr`."
+    lr = self.lr if lr is None else lr
+    sched = MilestoneLR(lr, milestones, div, warmup)
+    self.fit(n_epoch, lr=lr, wd=wd, cbs=L(cbs) + [sched], reset_opt=reset_opt, start_epoch=start_epoch)
+
+# %% ../nbs/08_learner.ipynb #9879467b
+@patch
+def export_deployable(self:Learner,
+                      fname:str='export.pkl', # the file, in `self.path`
+                      pickle_module=pickle, pickle_protocol:int=2): # as `Learner.export`
+    "Export, for `load_learner`, a learner on the deployable model (plain BNs, no training-only modules), without training callbacks."
+    dep = Learner(self.dls, deployable_model(self.model).eval(), loss_func=self.loss_func, metrics=clean_acc,
+                  path=self.path, model_dir=self.model_dir)
+    dep.export(fname, pickle_module=pickle_module, pickle_protocol=pickle_protocol)

@@ -133,3 +133,13 @@ def test_sidebar_lists_every_notebook():
     nbs = [p.relative_to(root/'nbs').as_posix() for p in (root/'nbs').rglob('*.ipynb') if '.ipynb_checkpoints' not in p.parts]
     missing = [n for n in nbs if n not in side]
     assert not missing, f"not in nbs/sidebar.yml: {missing}"
+
+def test_no_warning_on_import_or_cli_help():
+    "Importing arat (any module first) and `arat-train --help` print no warning (fastai's torch.jit FutureWarning is silenced)."
+    for code in ("import arat.all", "import arat.cli", "import arat.callbacks"):
+        r = subprocess.run([sys.executable, '-W', 'error::FutureWarning', '-c', code], capture_output=True, text=True)
+        assert r.returncode == 0 and not r.stderr.strip(), f"{code!r} warned:\n{r.stderr[-2000:]}"
+    exe = Path(sys.executable).parent/'arat-train'
+    if exe.exists():
+        r = subprocess.run([str(exe), '--help'], capture_output=True, text=True)
+        assert r.returncode == 0 and 'Warning' not in r.stderr, r.stderr[-2000:]
