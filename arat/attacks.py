@@ -6,6 +6,7 @@ Docs: https://arat-dev.github.io/arat/attacks.html.md"""
 
 # %% ../nbs/03_attacks.ipynb #cc79b667
 from __future__ import annotations
+import math
 from contextlib import contextmanager
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -32,16 +33,52 @@ def model_mode(model:nn.Module, # the model the attack runs on
         for m, t in saved: m.training = t
 
 # %% ../nbs/03_attacks.ipynb #f3145c4e
-def _check_attack_args(x, eps, step_size, steps, restarts):
-    if eps < 0: raise ValueError(f"eps must be >= 0, got {eps}")
-    if step_size < 0: raise ValueError(f"step_size must be >= 0, got {step_size}")
-    if steps < 0 or int(steps) != steps: raise ValueError(f"steps must be a non-negative integer, got {steps}")
-    if restarts < 1 or int(restarts) != restarts: raise ValueError(f"restarts must be a positive integer, got {restarts}")
-    if not torch.is_floating_point(x): raise TypeError(f"x must be a floating-point image batch in [0,1], got dtype {x.dtype}")
-    lo, hi = torch.stack(torch.aminmax(x.detach())).tolist()   # one pass, one device sync
-    if lo < 0 or hi > 1:
-        raise ValueError(f"x must be pixels in [0,1], got values in [{lo:.4g}, {hi:.4g}]; attacks work in pixel space: "
-                         "put the normalization inside the model (see `arat.models.normalized`)")
+def _bad_number(v, lo, integer=False):
+    "True unless `v` is a finite real number >= `lo` (and a whole number if `integer`)."
+    if isinstance(v, (str, bool)): return True
+    try: f = float(v)
+    except (TypeError, ValueError): return True
+    return not (math.isfinite(f) and f >= lo and (not integer or f == int(f)))
+
+def _check_numbers(eps, step_size, steps, restarts):
+    if _bad_number(eps, 0): raise ValueError(f"eps must be a finite number >= 0 (the L∞ radius in [0,1] pixels; 1 is unbounded), got {eps!r}")
+    if _bad_number(step_size, 0): raise ValueError(f"step_size must be a finite number >= 0, got {step_size!r}")
+    if _bad_number(steps, 0, True): raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    if _bad_number(restarts, 1, True): raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
+
+# %% ../nbs/03_attacks.ipynb #4b5805c1
+def _check_x(x):
+    if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
+        raise TypeError(f"x must be a floating-point image batch in [0,1], got {f'dtype {x.dtype}' if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if x.ndim < 2 or len(x) == 0: raise ValueError(f"x must be a non-empty batch of images, got shape {tuple(x.shape)}")
+
+def _pixel_error(x, lo, hi):
+    "The error for pixels outside [0,1] (`lo`, `hi`: their range), or NaN pixels."
+    if math.isnan(lo) or math.isnan(hi): return ValueError(f"x holds {int(x.isnan().sum())} NaN pixels (of {x.numel()}): attacks need pixels in [0,1]; check the data")
+    return ValueError(f"x must be pixels in [0,1], got values in [{lo:.4g}, {hi:.4g}]; attacks work in pixel space: "
+                      "put the normalization inside the model (see `arat.models.normalized`)")
+
+# %% ../nbs/03_attacks.ipynb #4410d1c8
+def _check_labels(x, y, loss_fn):
+    "Refuse labels the loss can't use; True when `y`'s range must be read (integer labels of the 'ce' loss)."
+    ce, n, t = loss_fn is None or (isinstance(loss_fn, str) and loss_fn == 'ce'), len(x), isinstance(y, torch.Tensor)
+    if ce and y is None: raise ValueError("the 'ce' attack loss needs the labels `y`; pass them, or use loss_fn='kl'")
+    is_int = t and not (y.is_floating_point() or y.is_complex() or y.dtype == torch.bool)
+    got = f"got {str(y.dtype).replace('torch.', '')} of shape {tuple(y.shape)}" if t else f"got a {type(y).__name__}"
+    if ce and not (is_int and y.ndim == 1 or t and y.is_floating_point() and y.ndim == 2):
+        raise ValueError(f"y must be {n} integer class labels, shape ({n},) (or class probabilities, shape ({n}, classes)), {got}")
+    if (ce or is_int) and (y.ndim == 0 or len(y) != n): raise ValueError(f"y must have one label per image ({n}), {got}")
+    if ce and y.device != x.device: raise ValueError(f"y is on {y.device} but x on {x.device}: put both on the model's device")
+    return ce and is_int
+
+# %% ../nbs/03_attacks.ipynb #ab51e868
+def _check_inputs(x, y, loss_fn):
+    "Check the images `x` and the labels `y` (one device sync); the largest label when 'ce' must check it, else None."
+    _check_x(x); read_y = _check_labels(x, y, loss_fn)
+    lo, hi, *ys = torch.stack([t.float() for t in (*torch.aminmax(x.detach()), *(torch.aminmax(y) if read_y else ()))]).tolist()
+    if not (lo >= 0 and hi <= 1): raise _pixel_error(x, lo, hi)
+    if ys and ys[0] < 0: raise ValueError(f"y holds negative class labels (min {ys[0]:g}): labels must be 0..classes-1")
+    return ys[1] if ys else None
 
 # %% ../nbs/03_attacks.ipynb #44e57f18
 _STARTS = (True, False, 'uniform', 'normal')
@@ -49,7 +86,7 @@ _STARTS = (True, False, 'uniform', 'normal')
 def _check_start(random_start, start_std):
     if not any(random_start is s or (isinstance(s, str) and random_start == s) for s in _STARTS):
         raise ValueError(f"random_start must be True/'uniform', 'normal' or False, got {random_start!r}")
-    if start_std < 0: raise ValueError(f"start_std must be >= 0, got {start_std}")
+    if _bad_number(start_std, 0): raise ValueError(f"start_std must be a finite number >= 0, got {start_std!r}")
 
 def _start(x, eps, random_start, start_std):
     "The attack's starting point (see the list above)."
@@ -60,29 +97,45 @@ def _start(x, eps, random_start, start_std):
 # %% ../nbs/03_attacks.ipynb #c722d53f
 def _ce(out, y): return F.cross_entropy(out, y, reduction='none')
 
+def _checked_ce(y_max):
+    "`_ce`, refusing labels above the model's last class (`y_max`: the largest label)."
+    def ce(out, y):
+        if out.ndim == 2 and y_max >= out.shape[1]:
+            raise ValueError(f"y holds class label {y_max:g} but the model gives {out.shape[1]} logits: labels must be 0..{out.shape[1]-1}")
+        return _ce(out, y)
+    return ce
+
 def _kl_loss(model, x):
     "TRADES' per-example KL(f(x) ‖ f(x')), with the clean prediction f(x) computed now, without gradient."
     with torch.no_grad(): p = F.softmax(model(x), 1)
     return lambda out, y: F.kl_div(F.log_softmax(out, 1), p, reduction='none').sum(1)
 
-def _attack_loss(loss_fn, model, x, y):
-    "The per-example loss `loss_fn` names (see above)."
+# %% ../nbs/03_attacks.ipynb #507fc330
+def _attack_loss(loss_fn, model, x, y, y_max=None):
+    "The per-example loss `loss_fn` names (see above); `y_max`: the largest integer label, checked by 'ce'."
     if callable(loss_fn): return loss_fn
     if loss_fn in (None, 'ce'):
         if y is None: raise ValueError("the 'ce' attack loss needs the labels `y`; pass them, or use loss_fn='kl'")
-        return _ce
+        return _ce if y_max is None else _checked_ce(y_max)
     if loss_fn == 'kl': return _kl_loss(model, x)
     raise ValueError(f"loss_fn must be a callable `loss_fn(out, y)` returning per-example losses, 'ce' or 'kl', got {loss_fn!r}")
 
 # %% ../nbs/03_attacks.ipynb #f691ddfe
-def _pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn):
+def _loss_scale(x):
+    "2**12 when an fp16 autocast is active on `x`'s device (fp16 input gradients underflow), else None."
+    dev = x.device.type
+    return 2.**12 if torch.is_autocast_enabled(dev) and torch.get_autocast_dtype(dev) == torch.float16 else None
+
+def _pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn, scale=None):
     lo, hi = (x - eps).clamp(min=0), (x + eps).clamp(max=1)
     xa = _start(x, eps, random_start, start_std)
     for _ in range(steps):
         xa.requires_grad_(True)
         loss = loss_fn(model(xa), y).sum()
+        if scale: loss = loss * scale                 # fp16: keep small input gradients from underflowing
         g = torch.autograd.grad(loss, xa, allow_unused=True)[0] if loss.requires_grad else None
         if g is None: g = torch.zeros_like(xa)
+        elif scale: g = g.nan_to_num(nan=0.)          # an overflowing pixel makes no step
         xa = torch.max(torch.min(xa.detach() + step_size * g.sign(), hi), lo)
     return torch.max(torch.min(xa.detach(), hi), lo)
 
@@ -92,7 +145,7 @@ def _score(model, loss_fn, xa, y):
     out = model(xa)
     s = loss_fn(out, y).detach().float()
     if s.ndim != 1: raise ValueError(f"with restarts > 1, loss_fn must return one loss per example, got shape {tuple(s.shape)}")
-    if y is not None and y.dtype in (torch.long, torch.int) and out.ndim == 2: s = s + 1e6 * (out.argmax(1) != y).float()
+    if y is not None and y.dtype in (torch.long, torch.int) and y.ndim == 1 and out.ndim == 2: s = s + 1e6 * (out.argmax(1) != y).float()
     return s
 
 # %% ../nbs/03_attacks.ipynb #69ea18cd
@@ -119,11 +172,13 @@ def pgd(model:nn.Module, # the model to attack; it takes [0,1] pixels
         restarts:int=1, # random restarts; each example keeps its worst case
         start_std:float=0.001): # std of the 'normal' start
     "L∞ PGD adversarial examples for `x` (detached, in the ε-ball and in [0,1]); `x` and the parameters' `.grad` are untouched."
-    _check_attack_args(x, eps, step_size, steps, restarts); _check_start(random_start, start_std)
-    x, y = plain_tensor(x.detach()), plain_tensor(y)
+    _check_numbers(eps, step_size, steps, restarts); _check_start(random_start, start_std)
+    x, y = plain_tensor(x), plain_tensor(y)
+    y_max = _check_inputs(x, y, loss_fn)
+    x, scale, steps, restarts = x.detach(), _loss_scale(x), int(steps), int(restarts)
     with torch.enable_grad(), model_mode(model, attack_mode):
-        loss_fn = _attack_loss(loss_fn, model, x, y)
-        runs = (_pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn) for _ in range(restarts))
+        loss_fn = _attack_loss(loss_fn, model, x, y, y_max)
+        runs = (_pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn, scale) for _ in range(restarts))
         return next(runs) if restarts == 1 else _worst_case(model, loss_fn, y, runs)
 
 # %% ../nbs/03_attacks.ipynb #6fcbf58f

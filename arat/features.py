@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from .dualbn import DualBatchNorm, is_bn, training_module_names
+from .attacks import model_mode
 
 # %% auto #0
 __all__ = ['tap_points', 'default_taps', 'FeatureTaps', 'tap_dims']
@@ -64,15 +65,27 @@ def _penultimate(model):
     return [(n, m, 'input')]
 
 # %% ../nbs/04_features.ipynb #e3e4ac54
+_FORMS = "a comma-separated list of 'penultimate', 'relus:NAME', 'blocks:NAME' or module names, e.g. 'relus:layer4'"
+
+def _spec_items(spec):
+    "The items of `spec`; an error when there are none or a stage name is missing."
+    if not isinstance(spec, str): raise ValueError(f"tap spec must be a string, {_FORMS}; got {spec!r}")
+    items = [s.strip() for s in spec.split(',') if s.strip()]
+    if not items: raise ValueError(f"tap spec {spec!r} selects no layer: give {_FORMS}")
+    for it in items:
+        if it.split(':', 1)[0] in ('relus', 'blocks') and not it.split(':', 1)[1].strip():
+            raise ValueError(f"tap spec item {it!r} names no stage: give {_FORMS}")
+    return items
+
+# %% ../nbs/04_features.ipynb #be8c41c0
 def tap_points(model:nn.Module, # the model (plain or dual-BN)
                spec:str='relus:layer4'): # which representations, see the table above
     "List of `(name, module, kind)` for the taps `spec` selects; kind is 'relu', 'id' (output) or 'input'."
-    if not isinstance(spec, str) or not spec.strip(): raise ValueError(f"tap spec must be a non-empty string like 'relus:layer4', got {spec!r}")
     taps = []
-    for item in [s.strip() for s in spec.split(',') if s.strip()]:
+    for item in _spec_items(spec):
         if item == 'penultimate': taps += _penultimate(model)
-        elif item.startswith('relus:'): taps += _relu_taps(model, item[6:])
-        elif item.startswith('blocks:'): taps += _block_taps(model, item[7:])
+        elif item.startswith('relus:'): taps += _relu_taps(model, item[6:].strip())
+        elif item.startswith('blocks:'): taps += _block_taps(model, item[7:].strip())
         elif ':' in item: raise ValueError(f"unknown tap kind in {item!r}: use 'penultimate', 'relus:NAME', 'blocks:NAME' or a module name")
         else: taps.append((*_find(model, item), 'id'))
     return taps
@@ -178,9 +191,5 @@ def tap_dims(model:nn.Module, # the model
     dims = [_tap_dim(m, kind) for _, m, kind in tap_points(model, spec)]
     if None not in dims: return dims
     if x is None: raise ValueError(f"tap_dims: the width of taps {spec!r} can only be measured by a forward pass; pass a sample batch `x`")
-    was = model.training
-    model.eval()
-    with FeatureTaps(model, spec, detach=True) as ft, torch.no_grad():
-        model(x[:2]); dims = [f.shape[1] for f in ft.take()]
-    model.train(was)
-    return dims
+    with model_mode(model, 'eval'), FeatureTaps(model, spec, detach=True) as ft, torch.no_grad():
+        model(x[:2]); return [f.shape[1] for f in ft.take()]
