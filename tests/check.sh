@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (README, .ci/run): notebooks and library in sync, notebook tests, pytest.
+# The project's test command (README, .ci/run): notebooks and library in sync, the docs site, notebook tests, pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-2}" OMP_WAIT_POLICY=PASSIVE
@@ -17,8 +17,13 @@ if [ -n "$(git status --porcelain -- nbs arat)" ]; then
   exit 1
 fi
 
-echo "== 2/4 docs pipeline (nbdev-proc-nbs, the part of the docs build that needs no Quarto)"
-"$bin/python" tools/proc_docs.py
+echo "== 2/4 docs site: built from the notebooks (a broken link fails it), then checked in headless Chromium"
+"$bin/python" tools/build_docs.py --force
+if command -v chromium >/dev/null 2>&1 || [ -n "${CI:-}" ]; then
+  "$bin/python" tests/docs_browser.py
+else
+  echo "SKIP the browser check: no chromium here (Debian: apt-get install chromium; .ci/run installs it)"
+fi
 
 echo "== 3/4 notebook tests (nbdev-test)"
 "$bin/nbdev-test" --n-workers 2 --timing

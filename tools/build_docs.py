@@ -2,14 +2,20 @@
 (`_proc/`, as `nbdev-docs` does it), then Sphinx + myst-nb with the saved outputs (nothing is executed).
 
     python tools/build_docs.py          # then open _docs/index.html, or: python -m http.server -d _docs
+    python tools/build_docs.py --force  # reprocess every notebook (CI), not only those changed since the last build
 
-Needs the `docs` extra (`pip install -e ".[dev,docs]"`). Warnings fail the build: a link to a notebook or an API
-name that does not exist, a missing cross-reference, a page missing from `nbs/sidebar.yml`.
+Needs the `docs` extra (`pip install -e ".[docs]"`; `dev` includes it). The build fails on: a link to a notebook, page or
+API name that does not exist, a missing cross-reference or any other Sphinx warning, a notebook missing from
+`nbs/sidebar.yml` or without a title, and a saved output that shows a Python warning, a machine path or progress-bar
+control characters. `tests/docs_browser.py` then checks the site in headless Chromium.
 """
 import os, re, sys, json, time, shutil, tempfile, posixpath
 from pathlib import Path
 
 root = Path(__file__).resolve().parent.parent
+conf_dir = root/'tools'/'sphinx'   # conf.py, the Sphinx helpers, the CSS
+sys.path.insert(0, str(conf_dir))
+from arat_sphinx import pandoc_slug
 
 def _fm(src):
     "The YAML front matter of an nbdev-processed notebook's raw cell, as a dict (None if it has none)."
@@ -39,6 +45,24 @@ def _sidebar(nbs_path):
         else: top.extend(flat([it]))
     return [(None, top)] + secs
 
+_DIRT = {'a Python warning': re.compile(r'\w+Warning: |warnings\.warn\('),
+         'a machine path': re.compile(r'(?<![\w.~])/(?:work|root|home|tmp|usr|opt|var)/'),
+         'progress-bar or terminal control characters': re.compile(r'\r(?!\n)|\x1b\[|█')}
+
+def output_problems(nb_name, nb):
+    "What the saved outputs of a processed notebook must not show: warnings, machine paths, control characters."
+    errs = []
+    for c in nb['cells']:
+        texts = [''.join(o['text']) for o in c.get('outputs', []) if 'text' in o]
+        texts += [''.join(v) for o in c.get('outputs', []) for k, v in o.get('data', {}).items() if k.startswith('text/')]
+        head = next((l for l in ''.join(c['source']).splitlines() if l.strip() and not l.startswith('#|')), '')[:50]
+        for what, pat in _DIRT.items():
+            m = next((m for t in texts if (m := pat.search(t))), None)
+            if m: errs.append(f"{nb_name}: the output of the cell `{head}` shows {what}: "
+                              f"{m.string[max(0, m.start()-30):m.end()+30]!r} (re-run it with tools/run_nb.py)")
+    return errs
+
+_REF = re.compile(r'\[([^\]]*)\]\(@@ref:([^|]*)\|([^|]*)\|([^@]*)@@\)')   # a link to another page, resolved once all anchors are known
 _LINK = re.compile(r'(\]\()([^)\s]+)(\))(\{[^}]*\})?')   # markdown link target, with an optional Pandoc {attrs}
 
 class Adapter:
@@ -48,10 +72,9 @@ class Adapter:
         self.by_html = {p + '.html': p for p in pages.values()}
 
     def link(self, target, src_nb, page):
-        "A link target rewritten for Sphinx: notebook paths and the public site's API links become local pages."
-        here = posixpath.dirname(page)
+        "Links to notebooks, and nbdev's API links to the public site, become references to local pages."
         url, _, frag = target.partition('#')
-        if url.startswith(self.doc_url):                      # nbdev's API links point to the public site
+        if url.startswith(self.doc_url):                      # nbdev links `name` to doc_host/page.html#name
             rel = url[len(self.doc_url):] or 'index.html'
             if rel not in self.by_html: self.errors.append(f"{src_nb}: link to {target}: no such page"); return target
             dest = self.by_html[rel]
@@ -60,8 +83,27 @@ class Adapter:
             if nb not in self.pages: self.errors.append(f"{src_nb}: link to {target}: no such notebook"); return target
             dest = self.pages[nb]
         else: return target
-        rel = posixpath.relpath(dest + '.ipynb', here or '.')
-        return rel + ('#' + frag if frag else '')
+        return f"@@ref:{dest}|{frag}|{posixpath.dirname(page)}@@"
+
+    def resolve(self, nb, src_nb, anchors):
+        """Write the references: `page.ipynb#anchor` in markdown cells (Sphinx resolves and checks them), `page.html#anchor`
+        in outputs (checked here). An API link to `Class.attr` that has no docs of its own goes to `Class`; nbdev's link
+        to a private name (`_helper`, which has no docs) becomes plain code; any other missing anchor is an error."""
+        def sub(m, ext):
+            text, dest, frag, here = m.groups(); a = frag
+            while a and a not in anchors[dest] and '.' in a: a = a.rsplit('.', 1)[0]
+            if frag and a not in anchors[dest]:
+                if frag.rsplit('.', 1)[-1].startswith('_') and text.strip('`').lower() == frag: return text
+                self.errors.append(f"{src_nb}: link to {dest}#{frag}: no such heading or documented name there"); a = frag
+            return f"[{text}]({posixpath.relpath(dest + ext, here or '.')}{'#' + a if a else ''})"
+        def fix(t, ext):
+            t = _REF.sub(lambda m: sub(m, ext), t)
+            if '@@ref:' in t: self.errors.append(f"{src_nb}: a link the docs build cannot rewrite: {t[t.index('@@ref:')-40:][:120]!r}")
+            return t
+        for c in nb['cells']:
+            if c['cell_type'] == 'markdown': c['source'] = fix(''.join(c['source']), '.ipynb')
+            for o in c.get('outputs', []):
+                if 'text/markdown' in o.get('data', {}): o['data']['text/markdown'] = fix(o['data']['text/markdown'], '.html')
 
     def md(self, text, src_nb, page):
         "Markdown with Pandoc link attributes dropped and links rewritten."
@@ -87,10 +129,13 @@ class Adapter:
             if flags.get('echo') == 'false': tags.append('remove-input')
             if flags.get('output') == 'false': tags.append('remove-output')
             for o in c.get('outputs', []):
-                for k in ('text/markdown',):
-                    if k in o.get('data', {}):
-                        v = o['data'][k]; v = v if isinstance(v, str) else ''.join(v)
-                        o['data'][k] = self.md(v, src_nb, page)
+                if 'text/markdown' not in o.get('data', {}): continue
+                v = o['data']['text/markdown']; v = self.md(v if isinstance(v, str) else ''.join(v), src_nb, page)
+                heads = re.findall(r'^(#{2,6} .+)$', v, re.M)
+                if len(heads) == 1:   # show_doc's heading becomes a real one: in the page contents, an anchor for links
+                    cells.append(dict(cell_type='markdown', metadata={}, source=heads[0]))
+                    v = re.sub(r'^---\s*\n', '', v.replace(heads[0], '', 1))
+                o['data']['text/markdown'] = v
             run = [f for f in ('slow', 'cuda') if f in flags]
             if run:                                            # not run by the tests or the docs build: say so
                 what = 'needs a GPU (and the full dataset)' if 'cuda' in run else 'takes long on a CPU'
@@ -100,85 +145,73 @@ class Adapter:
                     f"```{{note}}\nThe next cell is marked `#| {run[0]}`: it {what}, so the tests and the docs build "
                     f"do not run it; {shown}.\n```"))
             cells.append(c)
+        for i, c in enumerate(cells): c.setdefault('id', f'docs-{i}')
         nb['cells'] = cells
         return nb
 
-CONF = '''
-project = {project!r}
-author = {author!r}
-copyright = {copyright!r}
-extensions = ['myst_nb']
-nb_execution_mode = 'off'                      # the notebooks' saved outputs are the docs
-nb_merge_streams = True
-myst_enable_extensions = ['dollarmath', 'amsmath', 'colon_fence']
-myst_heading_anchors = 4                       # the anchors Quarto gives headings: API links are page.html#name
-nitpicky = True
-exclude_patterns = ['_build', '**.ipynb_checkpoints']
-html_theme = 'sphinx_book_theme'
-html_title = {project!r}
-html_copy_source = False
-html_show_sourcelink = False
-html_theme_options = dict(repository_url={repo!r}, use_repository_button=True, home_page_in_toc=True,
-                          show_toc_level=2, navigation_with_keys=False)
-html_static_path = ['_static']
-html_css_files = ['arat.css']
-'''
-
-CSS = '''/* show_doc's "source" link floats right of the signature, as on the Quarto site */
-p:has(> a.reference.external[href*="/blob/"]:only-child) { float: right; font-size: smaller; margin: 0; }
-'''
-
-def proc(n_workers=2):
+def proc(n_workers=2, force=False):
     "nbdev's processing of every notebook into `_proc/` (what `nbdev-docs` feeds Quarto)."
     from nbdev.config import get_config
     from nbdev.quarto import refresh_quarto_yml
     from nbdev.serve import proc_nbs
-    cfg = get_config(); os.chdir(cfg.config_path)
+    cfg = get_config(path=root); os.chdir(cfg.config_path)
     refresh_quarto_yml()
-    return cfg, Path(proc_nbs(cfg.nbs_path, n_workers=n_workers, force=True))
+    try: cache = Path(proc_nbs(cfg.nbs_path, n_workers=n_workers, force=force))
+    except Exception as e:   # nbdev runs a notebook's show_doc, export and import cells: one of them failed
+        sys.exit(f"docs: nbdev's processing of the notebooks failed:\n{e}\n(nbdev runs only the show_doc and export cells and "
+                 f"every cell that imports something: a cell that imports must not use names made by other cells; "
+                 f"move its imports to the notebook's imports cell)")
+    nbs = sorted(p.relative_to(cfg.nbs_path) for p in cfg.nbs_path.rglob('*.ipynb') if '.ipynb_checkpoints' not in p.parts)
+    missing = [str(p) for p in nbs if not (cache/p).exists()]
+    if missing: sys.exit(f"docs: nbdev-proc-nbs did not process {missing}")
+    return cfg, cache
 
 def stage(cfg, proc_dir, dest):
-    "Adapted copies of the processed notebooks under their page names in `dest`, an index with the sidebar, conf.py."
+    "Adapted copies of the processed notebooks in `dest`, under their page names, the home page with the sidebar; the problems found."
     nbs = sorted(str(p.relative_to(proc_dir)) for p in proc_dir.rglob('*.ipynb') if '.ipynb_checkpoints' not in p.parts)
     pages, fms = {}, {}
     for nb in nbs: pages[nb], fms[nb] = _page(Path(nb), proc_dir)
+    errs = [f"{nb} has no title (a `# Title` first cell, as nbdev wants)" for nb in nbs if not fms[nb].get('title')]
+    for nb in nbs: errs += output_problems(nb, json.loads((proc_dir/nb).read_text()))
     side = _sidebar(cfg.nbs_path)
     listed = [nb for _, xs in side for nb in xs]
-    errs = [f"sidebar.yml lists {nb}, which is not a notebook" for nb in listed if nb not in pages]
+    errs += [f"sidebar.yml lists {nb}, which is not a notebook" for nb in listed if nb not in pages]
     errs += [f"{nb} is not in nbs/sidebar.yml" for nb in nbs if nb not in listed]
     ad = Adapter(proc_dir, pages, cfg.doc_host.rstrip('/') + '/' + cfg.doc_baseurl.strip('/'))
-    for nb in nbs:
-        out = ad(nb, pages[nb])
+    outs = {nb: ad(nb, pages[nb]) for nb in nbs}
+    anchors = {pages[nb]: {pandoc_slug(h) for c in out['cells'] if c['cell_type'] == 'markdown'
+                           for h in re.findall(r'^#{1,6} +(.+?)\s*$', ''.join(c['source']), re.M)} for nb, out in outs.items()}
+    for nb, out in outs.items():
+        ad.resolve(out, nb, anchors)
         if pages[nb] == 'index':   # the sidebar, as hidden toctrees (one per section) on the home page
             for cap, xs in side:
                 docs = [pages[x] for x in xs if x in pages and pages[x] != 'index']
                 if not docs: continue
                 opts = ':hidden:\n' + (f':caption: {cap}\n' if cap else '')
-                out['cells'].append(dict(cell_type='markdown', metadata={}, source=f"```{{toctree}}\n{opts}\n" + '\n'.join(docs) + '\n```'))
+                out['cells'].append(dict(cell_type='markdown', id=f'toc-{len(out["cells"])}', metadata={}, source=f"```{{toctree}}\n{opts}\n" + '\n'.join(docs) + '\n```'))
         p = dest/(pages[nb] + '.ipynb'); p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(out, indent=1))
     errs += ad.errors
-    (dest/'_static').mkdir(exist_ok=True); (dest/'_static'/'arat.css').write_text(CSS)
-    (dest/'conf.py').write_text(CONF.format(project=cfg.lib_name, author=cfg.get('author', cfg.lib_name),
-                                            copyright=f"{time.gmtime().tm_year}, {cfg.get('author', cfg.lib_name)}",
-                                            repo=cfg.get('git_url', '')))
     return len(nbs), errs
 
-def build(out=None, n_workers=2):
+def build(out=None, n_workers=2, force=False):
     t0 = time.time()
-    cfg, proc_dir = proc(n_workers)
-    out = Path(out or cfg.doc_path)
+    out = Path(out).resolve() if out else None   # relative to where the command runs (proc changes to the repository)
+    cfg, proc_dir = proc(n_workers, force)
+    out = out or Path(cfg.doc_path)
     t1 = time.time()
     from sphinx.cmd.build import build_main
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp)/'src'; src.mkdir()
         n, errs = stage(cfg, proc_dir, src)
         if errs: sys.exit('docs: ' + '\n  '.join(['the notebooks have problems:'] + errs))
+        html = Path(tmp)/'html'   # myst-nb writes beside the output folder (jupyter_execute/): keep all of it in tmp
+        rc = build_main(['-b', 'html', '-q', '-W', '--keep-going', '-n', '-E', '-j', str(n_workers), '-c', str(conf_dir),
+                         '-d', str(Path(tmp)/'doctrees'), str(src), str(html)])
+        if rc: sys.exit(f"docs: Sphinx failed (exit {rc}): the warnings above are errors")
+        (html/'.nojekyll').touch()
         if out.exists(): shutil.rmtree(out)
-        rc = build_main(['-b', 'html', '-q', '-W', '--keep-going', '-n', '-E', '-j', str(n_workers),
-                         '-d', str(Path(tmp)/'doctrees'), str(src), str(out)])
-    if rc: sys.exit(f"docs: Sphinx failed (exit {rc}): the warnings above are errors")
-    (out/'.nojekyll').touch()
+        shutil.copytree(html, out)
     print(f"docs: {n} pages in {out.relative_to(root) if out.is_relative_to(root) else out}/ "
           f"in {time.time()-t0:.1f} s (nbdev processing {t1-t0:.1f} s, Sphinx {time.time()-t1:.1f} s)")
     return out
@@ -188,5 +221,6 @@ if __name__ == '__main__':   # proc_nbs spawns workers, which re-import this fil
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--out', help="output folder (default: the nbdev doc_path, _docs/)")
     ap.add_argument('--n-workers', type=int, default=2)
+    ap.add_argument('--force', action='store_true', help="reprocess every notebook, not only those changed since the last build")
     a = ap.parse_args()
-    build(a.out, a.n_workers)
+    build(a.out, a.n_workers, a.force)
