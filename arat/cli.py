@@ -6,7 +6,9 @@ Docs: https://arat-dev.github.io/arat/cli.html.md"""
 
 # %% ../nbs/12_cli.ipynb #b8fec6ab
 from __future__ import annotations
-import sys, json, math, time, inspect
+import os, sys, json, math, time, shutil, hashlib, inspect, traceback
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 import pandas as pd
 import torch, torch.nn as nn
@@ -18,32 +20,32 @@ from .data import *
 from .models import *
 from .dualbn import deployable_model, model_n_out
 from .callbacks import GradSimCallback
-from .learner import METHODS, method_options, arat_learner
+from .learner import METHODS, method_options, method_callbacks, arat_learner
 from .evaluate import evaluate_robustness
-from .report import robustness_report, plot_log, save_grad_sim
-from .runs import ResumeCheckpoint, RunLogger, load_resume
+from .report import robustness_report, plot_log, save_grad_sim, atomic_write, results_record, write_results
+from .runs import ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, atomic_save
 
 # %% auto #0
-__all__ = ['ARCHS', 'DATASETS', 'RECIPES', 'METHOD_FLAGS', 'SAMPLE_DEFAULTS', 'PAPER_DEFAULTS', 'build_model', 'build_dls',
-           'method_kwargs', 'check_train_args', 'train_config', 'build_learner', 'final_eval', 'arat_train', 'load_run',
-           'arat_eval']
+__all__ = ['ARCHS', 'DATASETS', 'RECIPES', 'METHOD_FLAGS', 'ATTACK_FLAGS', 'SAMPLE_DEFAULTS', 'PAPER_DEFAULTS', 'build_model',
+           'build_dls', 'method_kwargs', 'check_method_options', 'check_train_args', 'data_fingerprint', 'train_config',
+           'build_learner', 'build_run', 'final_eval', 'arat_train', 'load_run', 'arat_eval']
 
 # %% ../nbs/12_cli.ipynb #64ace6fa
 ARCHS = ('resnet18', 'preact18', 'wrn34-10', 'imagenette-resnet18')
 DATASETS = ('sample', 'cifar10', 'cifar100', 'imagenette')
 RECIPES = ('paper', 'imagenet')
 
-def _choice(flag, v, choices, what):
-    "Check that flag value `v` is one of `choices`."
-    if v not in choices:
-        raise CliError(f"--{flag} {v!r} is not {what}; choose one of: {', '.join(choices)}")
+def _choice(name, v, choices, what):
+    "Check that the value `v` of `name` (a flag, e.g. `--arch`) is one of `choices`."
+    if isinstance(v, (list, dict)) or v not in choices:
+        raise CliError(f"{name} {v!r} is not {what}; choose one of: {', '.join(choices)}")
 
 def build_model(arch:str='resnet18', # one of `ARCHS`
                 n_out:int=10, # number of classes
                 width:int|None=None, # resnet18/preact18/imagenette-resnet18: channels of the first stage (64); wrn34-10: widen factor (10)
                 recipe:str='paper'): # imagenette-resnet18: 'paper' (7×7 stride-2 stem, no max-pool) or 'imagenet' (torchvision's)
     "The plain (single-BN) model `arch`, taking [0,1] pixels."
-    _choice('arch', arch, ARCHS, 'an architecture')
+    _choice('--arch', arch, ARCHS, 'an architecture')
     if width is not None and width < 1: raise CliError(f"--width {width} must be a positive integer")
     if arch == 'resnet18': return cifar_resnet18(n_out, width=ifnone(width, 64))
     if arch == 'preact18': return preact_resnet18(n_out, width=ifnone(width, 64))
@@ -63,7 +65,7 @@ def build_dls(dataset:str='sample', # one of `DATASETS`
               device=None, # device of the batches
               recipe:str='paper'): # imagenette: 'paper' (128 px, pad-4 crop + flip) or 'imagenet' (160 px, random-resized crop)
     "fastai `DataLoaders` of `dataset` (or `path`), user errors become `CliError`s."
-    _choice('dataset', dataset, DATASETS, 'a dataset')
+    _choice('--dataset', dataset, DATASETS, 'a dataset')
     if path is not None and not Path(path).expanduser().is_dir():
         raise CliError(f"--path {path}: no such folder; pass a folder in fastai's layout (train/ and test/ or val/ class "
                        f"folders), or drop --path to use --dataset {dataset}")
@@ -76,12 +78,14 @@ def build_dls(dataset:str='sample', # one of `DATASETS`
     return dls
 
 # %% ../nbs/12_cli.ipynb #491bc9a9
-def _positive(flag, v, allow_zero=False, integer=True):
-    "Check that flag value `v` is a positive (or non-negative) number."
+def _show(v): return v if isinstance(v, (int, float)) and not isinstance(v, bool) else repr(v)
+
+def _positive(name, v, allow_zero=False, integer=True):
+    "Check that the value `v` of `name` (a flag, e.g. `--bs`) is a positive (or non-negative) number."
     if v is None: return
-    bad = (v < 0 or (v == 0 and not allow_zero)) if isinstance(v, (int, float)) else True
-    if bad or (integer and not float(v).is_integer()) or (isinstance(v, float) and not math.isfinite(v)):
-        raise CliError(f"--{flag} {v} must be a {'non-negative' if allow_zero else 'positive'} {'integer' if integer else 'number'}")
+    num = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not num or v < 0 or (v == 0 and not allow_zero) or (integer and not float(v).is_integer()):
+        raise CliError(f"{name} {_show(v)} must be a {'non-negative' if allow_zero else 'positive'} {'integer' if integer else 'number'}")
 
 # %% ../nbs/12_cli.ipynb #f57efeca
 def _parse_device(device):
@@ -95,54 +99,87 @@ def _parse_device(device):
 
 # %% ../nbs/12_cli.ipynb #df21fdb9
 METHOD_FLAGS = ('gamma', 'layers', 'alpha', 'beta', 'attack_mode')
+ATTACK_FLAGS = dict(eps='eps', step_size='step', steps='steps')
 
-def _method_args(s):
+def _method_args(s, name='--method-args'):
     "Parse `--method-args` (a JSON object)."
     if not s: return {}
+    if not isinstance(s, str): raise CliError(f"{name} {s!r} must be a JSON object in a string, e.g. '{{\"beta\": 6}}'")
     try: d = json.loads(s)
-    except json.JSONDecodeError as e: raise CliError(f"--method-args {s!r} is not valid JSON ({e}); pass an object, e.g. '{{\"beta\": 6}}'") from None
-    if not isinstance(d, dict): raise CliError(f"--method-args {s!r} must be a JSON object, e.g. '{{\"beta\": 6}}'")
+    except json.JSONDecodeError as e: raise CliError(f"{name} {s!r} is not valid JSON ({e}); pass an object, e.g. '{{\"beta\": 6}}'") from None
+    if not isinstance(d, dict): raise CliError(f"{name} {s!r} must be a JSON object, e.g. '{{\"beta\": 6}}'")
     return d
 
 # %% ../nbs/12_cli.ipynb #e01c66c6
+def _flag(cfg, k):
+    "How a message names setting `k` of `cfg`: the flag, or, for a value from a saved configuration, the file and the key."
+    if cfg.get('_src') and k not in cfg.get('_given', ()): return f"{cfg['_src']}: {k}"
+    return '--' + k.replace('_', '-')
+
 def method_kwargs(cfg:dict): # the resolved arguments of `arat_train`
     "The options of `cfg['method']`'s callback: the method flags given, and `--method-args`; `CliError` for one it does not take."
-    kw = {k: cfg[k] for k in METHOD_FLAGS if cfg.get(k) is not None}
-    opts, extra = method_options(cfg['method']), _method_args(cfg.get('method_args'))
+    kw, m, ma = {k: cfg[k] for k in METHOD_FLAGS if cfg.get(k) is not None}, cfg['method'], _flag(cfg, 'method_args')
+    opts, extra = method_options(m), _method_args(cfg.get('method_args'), ma)
+    takes = f"({METHODS[m].cb.__name__} takes: {', '.join(opts)})"
     for k in kw:
-        if k not in opts: raise CliError(f"--{k.replace('_', '-')} is not an option of --method {cfg['method']} "
-                                         f"({METHODS[cfg['method']].cb.__name__} takes: {', '.join(opts)}); drop it")
+        if k not in opts: raise CliError(f"{_flag(cfg, k)} is not an option of --method {m} {takes}; drop it")
     for k in extra:
-        if k not in opts: raise CliError(f"--method-args: {k!r} is not an option of --method {cfg['method']} "
-                                         f"({METHODS[cfg['method']].cb.__name__} takes: {', '.join(opts)})")
+        if k not in opts: raise CliError(f"{ma}: {k!r} is not an option of --method {m} {takes}")
+        if k in kw or k in ATTACK_FLAGS: raise CliError(f"{ma}: {k!r} has its own flag, --{ATTACK_FLAGS.get(k, k).replace('_', '-')}: give it once, as the flag")
     return kw | extra
 
 # %% ../nbs/12_cli.ipynb #3143b5ae
-def check_train_args(cfg:dict): # the resolved arguments of `arat_train`
-    "Raise a `CliError` naming the first bad value in `cfg`."
-    _choice('method', cfg['method'], list(METHODS), 'a training method')
-    _choice('arch', cfg['arch'], ARCHS, 'an architecture')
-    _choice('dataset', cfg['dataset'], DATASETS, 'a dataset')
-    _choice('recipe', cfg['recipe'], RECIPES, 'a recipe')
-    for k in ('epochs', 'bs', 'width', 'n_train', 'n_valid', 'eval_n', 'stop_after'): _positive(k.replace('_', '-'), cfg[k])
-    for k in ('steps', 'robust_n', 'grad_sim', 'num_workers', 'seed'): _positive(k.replace('_', '-'), cfg[k], allow_zero=True)
-    for k in ('lr', 'step'): _positive(k, cfg[k], integer=False)
-    for k in ('eps', 'gamma', 'alpha', 'beta'): _positive(k, cfg[k], allow_zero=True, integer=False)
-    if cfg['attack_mode'] is not None: _choice('attack-mode', cfg['attack_mode'], ('train', 'eval'), 'a model mode')
+def _check_train_args(cfg):
+    f = partial(_flag, cfg)
+    _choice(f('method'), cfg['method'], list(METHODS), 'a training method')
+    _choice(f('arch'), cfg['arch'], ARCHS, 'an architecture')
+    _choice(f('dataset'), cfg['dataset'], DATASETS, 'a dataset')
+    _choice(f('recipe'), cfg['recipe'], RECIPES, 'a recipe')
+    for k in ('epochs', 'bs', 'width', 'n_train', 'n_valid', 'eval_n', 'stop_after'): _positive(f(k), cfg[k])
+    for k in ('steps', 'robust_n', 'grad_sim', 'num_workers', 'seed'): _positive(f(k), cfg[k], allow_zero=True)
+    for k in ('lr', 'step'): _positive(f(k), cfg[k], integer=False)
+    for k in ('eps', 'gamma', 'alpha', 'beta'): _positive(f(k), cfg[k], allow_zero=True, integer=False)
+    for k in ('warmup', 'auto_balance'):
+        if not isinstance(cfg[k], bool): raise CliError(f"{f(k)} {cfg[k]!r} must be true or false")
+    if cfg['attack_mode'] is not None: _choice(f('attack_mode'), cfg['attack_mode'], ('train', 'eval'), 'a model mode')
     _check_run_args(cfg)
-    method_kwargs(cfg)
+    check_method_options(cfg)
 
 # %% ../nbs/12_cli.ipynb #8f2e805f
 def _check_run_args(cfg):
     "The checks of `check_train_args` that involve more than one value or the file system."
+    f = partial(_flag, cfg)
     if cfg['stop_after'] is not None and cfg['stop_after'] >= cfg['epochs']:
-        raise CliError(f"--stop-after {cfg['stop_after']} must be less than --epochs {cfg['epochs']} (it simulates an interruption)")
-    if cfg['path'] is not None and not Path(cfg['path']).expanduser().is_dir():
+        raise CliError(f"{f('stop_after')} {cfg['stop_after']} must be less than {f('epochs')} {cfg['epochs']} (it simulates an interruption)")
+    if cfg['path'] is not None and (not isinstance(cfg['path'], str) or not Path(cfg['path']).expanduser().is_dir()):
+        if f('path') != '--path': raise CliError(f"the run's data folder {cfg['path']!r} ({f('path')}) is not there any more; put the data back there to continue the run")
         raise CliError(f"--path {cfg['path']}: no such folder; pass a folder in fastai's layout (train/ and test/ or val/ "
                        "class folders), or drop --path to use the embedded sample")
     if not cfg['auto_balance'] and not METHODS[cfg['method']].auto_balance:
         raise CliError(f"--no-auto-balance: --method {cfg['method']} has no auto-balance (methods with one: "
                        f"{', '.join(k for k, m in METHODS.items() if m.auto_balance)}); drop the flag")
+
+# %% ../nbs/12_cli.ipynb #db53c0db
+def check_method_options(cfg:dict): # the resolved arguments of `arat_train`
+    "Build the callbacks of `cfg`'s method once, so that a bad option is a `CliError` naming its flag before any work."
+    kw, base = method_kwargs(cfg), dict(eps=cfg['eps']/255, step_size=cfg['step']/255, steps=cfg['steps'])
+    mk = lambda **o: method_callbacks(cfg['method'], cfg['auto_balance'], **base, **o)
+    try: mk(**kw); return kw
+    except (ValueError, TypeError) as e: err = e
+    extra = _method_args(cfg.get('method_args'))
+    for k, v in kw.items():
+        try: mk(**{k: v})
+        except (ValueError, TypeError) as e:
+            raise CliError(f"{_flag(cfg, 'method_args')} {k!r}: {e}" if k in extra else f"{_flag(cfg, k)} {_show(v)}: {e}") from None
+    raise CliError(f"--method {cfg['method']}: {err}") from None
+
+# %% ../nbs/12_cli.ipynb #fb5384a6
+def check_train_args(cfg:dict): # the resolved arguments of `arat_train`
+    "Raise a `CliError` naming the first bad value in `cfg`."
+    try: _check_train_args(cfg)
+    except CliError as e:
+        if not cfg.get('_src') or not str(e).startswith(cfg['_src']): raise
+        raise CliError(f"{e} (the file is not as arat-train wrote it: restore it, or train again with --overwrite)") from None
 
 # %% ../nbs/12_cli.ipynb #2532ea40
 SAMPLE_DEFAULTS = dict(width=16, epochs=12, bs=64, robust_n=100)
@@ -159,33 +196,135 @@ def _resolve(cfg):
     return cfg
 
 # %% ../nbs/12_cli.ipynb #0d9ce479
-_RESUME_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers', 'eval_n', 'epochs')
+_RESUME_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers', 'eval_n', 'epochs', 'overwrite', 'debug')
+_NOT_SAVED = ('resume', 'stop_after', 'overwrite', 'debug')
+_SETTINGS_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers', 'overwrite', 'debug')
 
 def _default(k):
     "The default of `arat_train`'s parameter `k`."
     return inspect.signature(arat_train).parameters[k].default
 
+def _settings(): return [k for k in inspect.signature(arat_train).parameters if k not in _SETTINGS_FREE]
+def _given(args): return {k for k, v in args.items() if k in inspect.signature(arat_train).parameters and v != _default(k)}
+def _abs(p): return None if p is None else str(Path(p).expanduser().resolve())
+
+# %% ../nbs/12_cli.ipynb #5134206f
+def _read_config(f, keys, fix):
+    "The configuration in JSON file `f`, which must have `keys`; a `CliError` ending with `fix` otherwise."
+    try: cfg = json.loads(Path(f).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise CliError(f"{f} cannot be read as JSON ({e}); {fix}") from None
+    if not isinstance(cfg, dict): raise CliError(f"{f} is not a run configuration (a JSON object); {fix}")
+    miss = [k for k in keys if k not in cfg]
+    if miss: raise CliError(f"{f} is incomplete: no {', '.join(miss)}; {fix}")
+    return cfg
+
+# %% ../nbs/12_cli.ipynb #3a114bec
 def _resumed_config(args, out):
     "The saved configuration of the run in `out`, with the flags that may change on resuming."
-    if not (out/'config.json').exists():
-        raise CliError(f"--resume: {out} holds no run (no config.json); start it without --resume, or pass the --out of the run")
-    saved = json.loads((out/'config.json').read_text())
-    for k, v in args.items():   # a flag given (not at its default) that changes the saved run
-        if k not in _RESUME_FREE and k in saved and v != _default(k) and v != saved[k]:
+    src = out/'config.json'
+    saved = _read_config(src, _settings() + ['n_out'], "restore it, or train again with --overwrite (without --resume)")
+    for k in _given(args):
+        v = _abs(args[k]) if k == 'path' else args[k]
+        if k not in _RESUME_FREE and k in saved and v != saved[k]:
             raise CliError(f"--resume continues the run in {out} with its saved configuration: --{k.replace('_', '-')} was "
-                           f"{saved[k]!r} there, {v!r} now; drop the flag, or start a new run in another --out")
-    return {**saved, **{k: args[k] for k in _RESUME_FREE}, 'out': args['out'], 'epochs': ifnone(args['epochs'], saved['epochs'])}
+                           f"{saved[k]!r} there, {args[k]!r} now; drop the flag, or start a new run in another --out")
+    cfg = {**saved, **{k: args[k] for k in _SETTINGS_FREE}, 'epochs': ifnone(args['epochs'], saved['epochs']),
+           'eval_n': ifnone(args['eval_n'], saved['eval_n'])}
+    return cfg | dict(_src=str(src), _given=_given(args))
+
+# %% ../nbs/12_cli.ipynb #171fbfcd
+def _usage(msg):
+    "A usage error: exit status 2 from the shell, as argparse's; a `CliError` to a Python caller."
+    if not is_cli(arat_train): raise CliError(msg)
+    print(f"usage error: {msg}", file=sys.stderr); raise SystemExit(2)
+
+def _check_out(out, name='--out'):
+    "A `CliError` if folder `out` cannot be made or written: it is a file, lies under one, or its parent is not writable."
+    if out.exists() and not out.is_dir(): raise CliError(f"{name} {out} is a file, not a folder; pass a folder (it is made if missing)")
+    p = out
+    while not p.exists() and p != p.parent: p = p.parent
+    if not p.is_dir(): raise CliError(f"{name} {out}: {p} is a file, so no folder can be made under it; pass another {name}")
+    if not os.access(p, os.W_OK | os.X_OK): raise CliError(f"{name} {out}: {p} is not writable (permission denied); pass a folder you can write to")
+
+# %% ../nbs/12_cli.ipynb #b90192de
+_RUN_FILES = ('config.json', 'resume.pth', 'train_state.pth', 'model.pth', 'log.csv', 'loss.png', 'metrics.png', 'grad_sim.csv',
+              'grad_sim.png', 'eval.csv', 'results.json', 'model_card.md', 'report')
+
+def _run_files(out): return [n for n in _RUN_FILES if (out/n).exists()] if out.is_dir() else []
+
+def _setting_diff(saved, cfg):
+    "The first setting in which `cfg` differs from the saved configuration, in words (`None`: the same run)."
+    k = next((k for k in _settings() if saved.get(k, '<none>') != cfg[k]), None)
+    return None if k is None else f"--{k.replace('_', '-')} was {saved.get(k, '<none>')!r} there, {cfg[k]!r} now"
+
+# %% ../nbs/12_cli.ipynb #6d372724
+def _finished(out, state, epochs):
+    "Whether the run in `out` finished: `epochs` epochs checkpointed, its results and a readable `model.pth` written."
+    if state is None or state['epoch'] < epochs or not (out/'results.json').exists(): return False
+    try: load_file(out/'model.pth'); return True
+    except CheckpointError: return False
+
+def _try_resume(out):
+    try: return load_resume(out)
+    except CheckpointError: return None
+
+# %% ../nbs/12_cli.ipynb #7f7f03ba
+def _existing_run(cfg, out):
+    "For a new run: `None` if `out` holds no run (or `--overwrite`); the checkpoint of the same run if it finished; else a `CliError`."
+    old = _run_files(out)
+    if not old or cfg['overwrite']: return None
+    try: saved = json.loads((out/'config.json').read_text())
+    except (OSError, ValueError): saved = None
+    diff = (f"its files ({', '.join(old[:3])}) without a readable config.json" if not isinstance(saved, dict)
+            else _setting_diff(saved, cfg))
+    if diff: raise CliError(f"--out {out} holds another run ({diff}); pass another --out, or --overwrite to replace that run (all its files, report/ included)")
+    state = _try_resume(out)
+    if _finished(out, state, cfg['epochs']): return state
+    raise CliError(f"--out {out} holds this run, unfinished ({state['epoch'] if state else 0} of {cfg['epochs']} epochs saved): "
+                   f"continue it with `arat-train --resume --out {out}`, or pass --overwrite to start it again")
+
+# %% ../nbs/12_cli.ipynb #4499529f
+def data_fingerprint(path): # a data folder (`None`: no fingerprint)
+    "The number of files under `path` and the sha256 of their sorted relative names."
+    if path is None: return None
+    root = Path(path)
+    names = sorted((Path(d).relative_to(root)/f).as_posix() for d, _, fs in os.walk(root) for f in fs)
+    return dict(files=len(names), names_sha256=hashlib.sha256('\n'.join(names).encode()).hexdigest())
+
+def _check_data(cfg, what, fix):
+    "A `CliError` if the data folder of `cfg` is not the one its fingerprint was taken of."
+    old = cfg.get('data')
+    if cfg.get('path') is None or not isinstance(old, dict): return
+    new = data_fingerprint(cfg['path'])
+    if new != old:
+        how = (f"{old.get('files')} files then, {new['files']} now" if old.get('files') != new['files'] else
+               f"the same number of files ({new['files']}), other names")
+        raise CliError(f"{what}: the data in {cfg['path']} changed since the run started ({how}); {fix}")
+
+# %% ../nbs/12_cli.ipynb #bad9b75f
+def _resume_state(cfg, out):
+    "The checkpoint of the run in `out` to resume from (`None`: no epoch finished), after checking the run's data."
+    _check_data(cfg, f"--resume {out}", "put the run's data back, or start a new run in another --out")
+    try: return load_resume(out)
+    except CheckpointError as e:
+        raise CliError(f"{e}; the run cannot continue from it: restore the file, or train again with --overwrite") from None
 
 # %% ../nbs/12_cli.ipynb #61189939
 def train_config(args:dict): # `arat_train`'s arguments
-    "The resolved, checked configuration of a run (the saved one with `--resume`), with its output folder and device."
+    "The checked configuration of a run (the saved one with `--resume`), its output folder and its checkpoint (or `None`)."
     args = {k: str(v) if isinstance(v, Path) else v for k, v in args.items()}
+    if args['resume'] and args['overwrite']: _usage("--resume continues the run in --out, --overwrite replaces it: pass one of them")
     cfg = _resolve(args)
     out = Path(cfg['out']).expanduser()
-    if args['resume']: cfg = _resumed_config({**args, 'out': cfg['out']}, out)
+    _check_out(out)
+    if args['resume']:
+        if not (out/'config.json').exists():
+            raise CliError(f"--resume: {out} holds no run (no config.json); start it without --resume, or pass the --out of the run")
+        cfg = _resumed_config({**args, 'out': cfg['out']}, out)
     check_train_args(cfg)
     cfg['device'] = _parse_device(cfg['device'])
-    return cfg, out
+    if not args['resume']: cfg |= dict(path=_abs(cfg['path']), data=data_fingerprint(cfg['path']))
+    return cfg, out, (_resume_state(cfg, out) if args['resume'] else _existing_run(cfg, out))
 
 # %% ../nbs/12_cli.ipynb #06414daa
 def _grad_sim_cb(cfg):
@@ -195,35 +334,57 @@ def _grad_sim_cb(cfg):
     return gs if set(gs.cls_parts + gs.reg_parts) <= set(getattr(METHODS[cfg['method']].cb, 'parts', ())) else None
 
 # %% ../nbs/12_cli.ipynb #4acfe578
+def _check_batches(cfg, dls):
+    "A `CliError` if the batch size leaves no full training batch (fastai drops the last incomplete one)."
+    n = len(dls.train_ds)
+    if len(dls.train) == 0:
+        raise CliError(f"{_flag(cfg, 'bs')} {cfg['bs']} is more than the {n} training images: no full batch to train on "
+                       f"(fastai drops the last incomplete batch); pass --bs {n} or less" + (" or a larger --n-train" if cfg['n_train'] else ''))
+
 def build_learner(cfg:dict, # a configuration from `train_config`
                   cbs=None): # more callbacks
     "The `Learner` of run configuration `cfg`, built from its seed."
     set_seed(cfg['seed'], reproducible=True)
     dls = build_dls(cfg['dataset'], cfg['path'], cfg['bs'], cfg['n_train'], cfg['n_valid'], cfg['seed'], cfg['num_workers'],
                     cfg['device'], cfg['recipe'])
+    _check_batches(cfg, dls); cfg['n_out'] = dls.c
     model = build_model(cfg['arch'], dls.c, cfg['width'], cfg['recipe']).to(cfg['device'])
-    try: return arat_learner(dls, model, method=cfg['method'], lr=cfg['lr'], warmup=cfg['warmup'], eps=cfg['eps']/255,
-                             step_size=cfg['step']/255, steps=cfg['steps'], robust_n=cfg['robust_n'],
-                             auto_balance=cfg['auto_balance'], cbs=cbs, **method_kwargs(cfg))
+    try: return arat_learner(dls, model, method=cfg['method'], lr=cfg['lr'], eps=cfg['eps']/255, step_size=cfg['step']/255,
+                             steps=cfg['steps'], robust_n=cfg['robust_n'], auto_balance=cfg['auto_balance'], cbs=cbs, **method_kwargs(cfg))
     except (ValueError, TypeError) as e: raise CliError(f"--method {cfg['method']}: {e}") from None
 
 # %% ../nbs/12_cli.ipynb #db9de734
-_RUN_FILES = ('resume.pth', 'train_state.pth', 'model.pth', 'log.csv', 'grad_sim.csv', 'grad_sim.png', 'eval.csv')
-
-def _start_run(cfg, out, state):
-    "The learner of the run in `out`, its `ResumeCheckpoint` and `GradSimCallback`; with `state`, at its saved epoch."
-    out.mkdir(parents=True, exist_ok=True)
-    if state is None:
-        for f in _RUN_FILES: (out/f).unlink(missing_ok=True)
+def build_run(cfg:dict, # a configuration from `train_config`
+              out:Path, # the run's folder
+              state:dict|None=None): # the checkpoint to resume from
+    "The learner of the run in `out`, its `ResumeCheckpoint` and `GradSimCallback`; with `state`, at its saved epoch. Writes nothing."
     gs = _grad_sim_cb(cfg)
     ck = ResumeCheckpoint(resume=state, stop_after=cfg['stop_after'], grad_sim=gs)
     learn = build_learner(cfg, cbs=[ck] + ([gs] if gs else []))
-    cfg['n_out'] = learn.dls.c
-    (out/'config.json').write_text(json.dumps({k: v for k, v in cfg.items() if k not in ('resume', 'stop_after')}, indent=2))
     learn.path, learn.model_dir = out, '.'
     if cfg['quiet']: learn.remove_cb(ProgressCallback)
-    if state is not None: learn.load('train_state', with_opt=True, device=cfg['device'])
+    if state is not None:
+        try: restore_learner(learn, state, what=str(out/'resume.pth'))
+        except CheckpointError as e: raise CliError(f"{e}: {out/'config.json'} was changed after the run started; restore it") from None
     return learn, ck, gs
+
+# %% ../nbs/12_cli.ipynb #34768207
+def _saved(cfg): return {k: v for k, v in cfg.items() if k not in _NOT_SAVED and not k.startswith('_')}
+
+def _remove_run(out):
+    "Delete the files of the run in `out` (and their temporary files); other files stay."
+    for n in _RUN_FILES + tuple(f'{n}.tmp' for n in _RUN_FILES):
+        p = out/n
+        if p.is_dir(): shutil.rmtree(p)
+        else: p.unlink(missing_ok=True)
+
+def _prepare_out(cfg, out, state):
+    "The first write of a run: the replaced run removed (`--overwrite`), the folder made, `config.json` written."
+    try:
+        if state is None and cfg['overwrite']: _remove_run(out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out/'config.json', json.dumps(_saved(cfg), indent=2))
+    except OSError as e: raise CliError(f"--out {out}: cannot write there ({e.strerror or e}); pass a folder you can write to") from None
 
 # %% ../nbs/12_cli.ipynb #59846558
 def final_eval(model:nn.Module, # plain or dual-BN model (evaluated on its main BNs)
@@ -232,24 +393,27 @@ def final_eval(model:nn.Module, # plain or dual-BN model (evaluated on its main 
                eps:float=8/255, # L∞ radius
                seed:int=0, # seed of the PGD random start
                progress:bool=True): # progress bar
-    "One-row table: clean and PGD-20 accuracy on the first `n` validation images."
+    "One-row table: clean and PGD-20 accuracy (and their per-example worst case) on the first `n` validation images."
     df = evaluate_robustness(model, dls, attacks=('clean', 'pgd20'), n=n, eps=eps, seed=seed, bs=256, progress=progress)
-    return df[['clean', 'pgd20', 'n', 'eps', 'seed']].rename(index={df.index[0]: type(model).__name__})
+    return df[['clean', 'pgd20', 'worst', 'n', 'eps', 'seed']].rename(index={df.index[0]: type(model).__name__})
 
 # %% ../nbs/12_cli.ipynb #236ddd22
-def _write_results(learn, cfg, out, gs):
-    "Write `model.pth`, the plots and `eval.csv` of a finished run; return the evaluation table and the files."
+def _write_results(learn, cfg, out, gs, secs):
+    "Write `model.pth`, the plots, `eval.csv`, `results.json` and `model_card.md` of a finished run; return the table and the files."
     dep = deployable_model(learn.model).eval()
-    torch.save(dep.state_dict(), out/'model.pth')
-    files = dict(config=out/'config.json', model=out/'model.pth', train_state=out/'train_state.pth', log=out/'log.csv')
+    atomic_save(dep.state_dict(), out/'model.pth')
+    files = dict(config=out/'config.json', model=out/'model.pth', checkpoint=out/'resume.pth', log=out/'log.csv')
     files['loss_plot'], files['metrics_plot'] = plot_log(out/'log.csv', out)
     if gs is not None and gs.records:
         title = f"gradient similarity, classification vs invariance ({cfg['method']})"
         files['grad_sim'], files['grad_sim_plot'] = save_grad_sim(gs, out, title=title)
     table = final_eval(dep, learn.dls, n=cfg['eval_n'], eps=8/255, seed=cfg['seed'], progress=not cfg['quiet'])
     table.index = [cfg['method']]
-    table.to_csv(out/'eval.csv', index_label='method')
-    return table, files | dict(eval=out/'eval.csv')
+    files['eval'] = atomic_write(out/'eval.csv', table.to_csv(index_label='method'))
+    rec = results_record(table, dep, out/'model.pth', _saved(cfg), tool='arat-train', seeds=dict(training=cfg['seed']),
+                         wall_time=secs, device=cfg['device'])
+    files['results'], files['model_card'] = write_results(rec, out)
+    return table, files
 
 # %% ../nbs/12_cli.ipynb #ae6842cf
 def _say(*a): print(*a, flush=True)
@@ -269,15 +433,44 @@ def _summary(cfg, table, files, secs, out):
 
 # %% ../nbs/12_cli.ipynb #f5c1ffbb
 def _interrupted(out):
-    done = (load_resume(out) or {}).get('epoch', 0)
+    done = (_try_resume(out) or {}).get('epoch', 0)
     msg = f"interrupted; {done} epoch(s) are saved in {out}: continue with `arat-train --resume --out {out}`"
     if not is_cli(arat_train): raise   # the KeyboardInterrupt being handled
     print(msg, file=sys.stderr); return 130
 
+# %% ../nbs/12_cli.ipynb #c71dba6d
+def _first_line(e):
+    "The message of `e` in one line, without the line fastai puts before an error raised in a callback."
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()] or [type(e).__name__]
+    return lines[1] if len(lines) > 1 and lines[0].startswith('Exception occured in') else lines[0]
+
+def _diverged(e, out):
+    "The two-line message of a `FloatingPointError` that stopped the run in `out`."
+    st = _try_resume(out)
+    kept = f"{out/'resume.pth'} keeps epoch {st['epoch']}, the last finite one" if st else "no epoch was saved"
+    return f"{_first_line(e)}\n{kept}; train again with a smaller --lr (or --warmup), with --overwrite or in another --out"
+
+def _os_error(e, fix):
+    return f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}; {fix}"
+
+# %% ../nbs/12_cli.ipynb #cbf23276
+@contextmanager
+def _errors(debug:bool=False, # also print the traceback
+            out=None): # the run folder, once known (for the messages)
+    "Turn the errors a user can cause into one-line `CliError`s (the script prints the message and exits with status 1)."
+    try: yield
+    except CliError:
+        if debug: traceback.print_exc()
+        raise
+    except (FloatingPointError, OSError) as e:
+        if debug: traceback.print_exc()
+        fix = f"fix that, then continue with `arat-train --resume --out {out}`" if out else "check that path (--debug shows where it failed)"
+        raise CliError(_diverged(e, out) if isinstance(e, FloatingPointError) else _os_error(e, fix)) from e
+
 # %% ../nbs/12_cli.ipynb #d955a59d
 @call_parse
 def arat_train(
-    method:str='arat', # training method, a name in arat.learner.METHODS: arat | at | trades | mart | lbgat | asym-trades | arat-separate
+    method:str='arat', # training method, a name in arat.learner.METHODS: arat | at | trades | mart | lbgat | asym-trades | arat-separate | standard | arrest
     arch:str=None, # architecture: resnet18 | preact18 | wrn34-10 | imagenette-resnet18 (default: imagenette-resnet18 for imagenette, else resnet18)
     width:int=None, # resnet18/preact18/imagenette-resnet18: channels of the first stage; wrn34-10: widen factor (default: 16 on the sample, else 64 / 10 as the paper)
     dataset:str='sample', # sample (embedded CIFAR-10 sample, no download) | cifar10 | cifar100 | imagenette
@@ -305,49 +498,75 @@ def arat_train(
     seed:int=0, # random seed (data subsets, shuffle, augmentation, initialisation, attacks)
     device:str=None, # cpu | cuda | cuda:N (default: cuda if available)
     num_workers:int=0, # data-loader worker processes
-    out:str=None, # output folder (default: runs/<method>-<dataset>)
+    out:str=None, # output folder (default: runs/<method>-<dataset>); a folder holding another run is refused unless --overwrite
     resume:bool=False, # continue the unfinished run in --out, bit-identically, with its saved configuration
+    overwrite:bool=False, # replace the run in --out (all its files, report/ included) by this one
     stop_after:int=None, # stop after this many epochs as if interrupted (for testing --resume)
-    quiet:bool=False): # no progress bars
-    "Train a model adversarially (AR-AT by default) and write the model, log, plots and a clean/PGD-20 table to --out."
-    cfg, out = train_config(locals())
-    state = load_resume(out) if resume else None
-    if state is not None and state['epoch'] >= cfg['epochs'] and (out/'model.pth').exists():
-        _say(f"{out}: the run already finished its {state['epoch']} epochs; nothing to resume (pass more --epochs to extend it)")
-        return _result(out=out, finished=True)
-    learn, ck, gs = _start_run(cfg, out, state)
-    start = 0 if state is None else state['epoch']
-    if start: _say(f"resuming {out} at epoch {start+1} of {cfg['epochs']}")
-    _say(_banner(cfg, learn, out))
-    t0 = time.time()
-    try: learn.fit(cfg['epochs'], start_epoch=start, cbs=RunLogger('log.csv', start))
-    except KeyboardInterrupt: return _interrupted(out)
-    if ck.stopped:
-        _say(f"stopped after epoch {cfg['stop_after']} of {cfg['epochs']} (--stop-after); continue with `arat-train --resume --out {out}`")
-        return _result(out=out, stopped=True)
-    table, files = _write_results(learn, cfg, out, gs)
+    quiet:bool=False, # no progress bars
+    debug:bool=False): # show the Python traceback of an error
+    "Train a model adversarially (AR-AT by default) and write the model, log, plots, a clean/PGD-20 table and results.json to --out."
+    args, t0 = dict(locals()), time.time()
+    with _errors(debug):
+        cfg, out, state = train_config(args)
+        if _finished(out, state, cfg['epochs']):
+            _say(f"{out}: the run already finished its {state['epoch']} epochs; nothing to do (--resume --epochs N extends it, --overwrite trains it again)")
+            return _result(out=out, finished=True)
+        learn, ck, gs = build_run(cfg, out, state)
+        _prepare_out(cfg, out, state)
+    with _errors(debug, out):
+        start = 0 if state is None else state['epoch']
+        if start: _say(f"resuming {out} at epoch {start+1} of {cfg['epochs']}")
+        _say(_banner(cfg, learn, out))
+        try: learn.fit_paper(cfg['epochs'], warmup=cfg['warmup'], start_epoch=start, cbs=RunLogger('log.csv', start))
+        except KeyboardInterrupt: return _interrupted(out)
+        if ck.stopped:
+            _say(f"stopped after epoch {cfg['stop_after']} of {cfg['epochs']} (--stop-after); continue with `arat-train --resume --out {out}`")
+            return _result(out=out, stopped=True)
+        table, files = _write_results(learn, cfg, out, gs, time.time() - t0)
     _say(_summary(cfg, table, files, time.time() - t0, out))
     return _result(out=out, table=table, files=files, learn=learn)
 
 # %% ../nbs/12_cli.ipynb #bfb28077
+_EVAL_KEYS = ('method', 'arch', 'width', 'n_out', 'dataset', 'path')
+
+def _check_model_config(cfg, src):
+    "A `CliError` naming the key of `src` (a run's config.json) whose value cannot describe a model."
+    fix = f" ({src} is not as arat-train wrote it: restore it, or train the run again)"
+    try:
+        _choice(f"{src}: arch", cfg['arch'], ARCHS, 'an architecture'); _choice(f"{src}: dataset", cfg['dataset'], DATASETS, 'a dataset')
+        _positive(f"{src}: width", cfg['width']); _positive(f"{src}: n_out", cfg['n_out'])
+        if cfg['n_out'] is None: raise CliError(f"{src}: n_out None must be a positive integer")
+    except CliError as e: raise CliError(f"{e}{fix}") from None
+
 def load_run(run, # a run folder of `arat-train`, or its `model.pth`
              device='cpu'): # where to put the model
     "The deployable (single-BN) model of a run and its configuration."
     run = Path(run).expanduser()
     folder, fn = (run.parent, run) if run.suffix == '.pth' else (run, run/'model.pth')
-    if not (folder/'config.json').exists():
+    src = folder/'config.json'
+    if not src.exists():
         raise CliError(f"{run}: not a run folder of arat-train (no config.json in {folder}); pass the --out folder of a run")
-    cfg = json.loads((folder/'config.json').read_text())
+    cfg = _read_config(src, _EVAL_KEYS, "restore it, or train the run again")
+    _check_model_config(cfg, src)
     if not fn.exists():
         raise CliError(f"{fn} does not exist: the run in {folder} did not finish; continue it with `arat-train --resume --out {folder}`")
+    try: sd = load_file(fn)
+    except CheckpointError as e: raise CliError(f"{e}; write it again from the run's checkpoint with `arat-train --resume --out {folder}`") from None
     model = build_model(cfg['arch'], cfg['n_out'], cfg['width'], cfg.get('recipe', 'paper'))
-    model.load_state_dict(torch.load(fn, map_location='cpu'))
+    if (why := state_mismatch(sd, model) if isinstance(sd, dict) else 'it holds no state dict'):
+        raise CliError(f"{fn} does not fit the model of {src} ({cfg['arch']}, width {cfg['width']}, {cfg['n_out']} classes): {why}; "
+                       "restore the config.json of this run")
+    model.load_state_dict(sd)
     return model.to(device).eval(), cfg
 
 # %% ../nbs/12_cli.ipynb #4c872ff7
-def _eval_dls(cfg, model, dataset, path, bs, device):
+def _eval_dls(cfg, model, dataset, path, bs, device, folder):
     "The validation data of a run (or of `dataset`/`path`), checked against the model's number of classes."
     ds, p = ifnone(dataset, cfg['dataset']), path if (path or dataset) else cfg['path']
+    if not (path or dataset) and p is not None:
+        if not isinstance(p, str) or not Path(p).is_dir():
+            raise CliError(f"the run's data folder {p!r} ({folder/'config.json'}: path) is not there; pass --path to the data (or --dataset)")
+        _check_data(cfg, f"arat-eval {folder}", f"put the run's data back, or pass --path {p} to evaluate on it as it is")
     dls = build_dls(ds, p, bs=bs, seed=0, device=device, recipe=cfg.get('recipe', 'paper'))
     if dls.c != model_n_out(model):
         raise CliError(f"the model has {model_n_out(model)} classes, the data ({ds}) {dls.c}; pass the run's dataset")
@@ -358,7 +577,7 @@ def _say_report(res):
     if 'sanity' in res:
         bad = res['sanity'][~res['sanity'].passed].index.tolist()
         _say('sanity checks: ' + ('all pass' if not bad else 'FLAGGED: ' + ', '.join(bad)))
-    _say(f"report: {res['md']} and {res['html']}")
+    _say(f"report: {res['md']} and {res['html']}; results: {res['results']} and {res['card']}")
 
 # %% ../nbs/12_cli.ipynb #838e1cfe
 @call_parse(pos=['run'])
@@ -368,26 +587,33 @@ def arat_eval(
     aa:str='standard', # AutoAttack version: standard (report this) | cheap (APGD-CE + APGD-T, for CPU checks)
     aa_iters:int=None, # iterations of each AutoAttack attack (default: AutoAttack's 100); fewer is cheaper and weaker
     device:str=None, # cpu | cuda | cuda:N (default: cuda if available)
-    out:str=None, # the report's Markdown file (default: <run>/report/robustness_report.md; HTML and figures beside it)
+    out:str=None, # the report's Markdown file (default: <run>/report/robustness_report.md; HTML, figures, results.json and model_card.md beside it)
     dataset:str=None, # evaluate on this dataset instead of the run's
     path:str=None, # ... or on this folder (fastai layout)
     sanity:bool=True, # run the gradient-masking sanity checks (--no-sanity: skip them)
     analysis:bool=True, # ε sweep, feature cosine and embedding plots (--no-analysis: skip them)
     bs:int=256, # evaluation batch size
     seed:int=0, # seed of the attacks
-    quiet:bool=False): # no progress bars
-    "Evaluate a model saved by arat-train: clean, FGSM, PGD-20, AutoAttack and sanity checks, as a Markdown + HTML report."
-    _positive('n', n); _positive('bs', bs); _positive('aa-iters', aa_iters); _choice('aa', aa, ('standard', 'cheap'), 'an AutoAttack version')
-    if out is not None and Path(out).suffix != '.md': raise CliError(f"--out {out} must end in .md (the HTML file and figures go beside it)")
-    dev = _parse_device(device)
-    model, cfg = load_run(run, dev)
-    run = Path(run).expanduser(); folder = run.parent if run.suffix == '.pth' else run
-    dls, gs = _eval_dls(cfg, model, dataset, path, bs, dev), folder/'grad_sim.csv'
-    name = f"{cfg['method']} {cfg['arch']}" + (f" w{cfg['width']}" if cfg['width'] else '')
-    res = robustness_report({name: model}, dls, fname=Path(ifnone(out, folder/'report'/'robustness_report.md')), n=n,
-                            aa_version=aa, aa_kwargs=dict(n_iter=aa_iters) if aa_iters else None, sanity=sanity,
-                            sanity_n=min(n, 256), embed_n=min(n, 2000), grad_sim=pd.read_csv(gs) if gs.exists() else None,
-                            bs=bs, seed=seed, progress=not quiet, title=f"Robustness report: {folder.name}",
-                            **({} if analysis else dict(sweep=None, features=None)))
+    quiet:bool=False, # no progress bars
+    debug:bool=False): # show the Python traceback of an error
+    "Evaluate a model saved by arat-train: clean, FGSM, PGD-20, AutoAttack and sanity checks, as a report and results.json."
+    t0 = time.time()
+    with _errors(debug):
+        _positive('--n', n); _positive('--bs', bs); _positive('--aa-iters', aa_iters); _choice('--aa', aa, ('standard', 'cheap'), 'an AutoAttack version')
+        if out is not None and Path(out).suffix != '.md': raise CliError(f"--out {out} must end in .md (the HTML file and figures go beside it)")
+        dev = _parse_device(device)
+        run = Path(run).expanduser(); folder, fn = (run.parent, run) if run.suffix == '.pth' else (run, run/'model.pth')
+        fname = Path(ifnone(out, folder/'report'/'robustness_report.md')).expanduser()
+        _check_out(fname.parent, '--out' if out else 'the report folder')
+        model, cfg = load_run(run, dev)
+        dls, gs = _eval_dls(cfg, model, dataset, path, bs, dev, folder), folder/'grad_sim.csv'
+        name = f"{cfg['method']} {cfg['arch']}" + (f" w{cfg['width']}" if cfg['width'] else '')
+        res = robustness_report({name: model}, dls, fname=fname, n=n, aa_version=aa, aa_kwargs=dict(n_iter=aa_iters) if aa_iters else None,
+                                sanity=sanity, sanity_n=min(n, 256), embed_n=min(n, 2000), grad_sim=pd.read_csv(gs) if gs.exists() else None,
+                                bs=bs, seed=seed, progress=not quiet, title=f"Robustness report: {folder.name}",
+                                **({} if analysis else dict(sweep=None, features=None)))
+        rec = results_record(res['table'], model, fn, cfg, tool='arat-eval', autoattack=dict(mode=aa, n_iter=ifnone(aa_iters, 100)),
+                             seeds={'training': cfg['seed']} if isinstance(cfg.get('seed'), int) else {}, wall_time=time.time() - t0, device=dev)
+        res['results'], res['card'] = write_results(rec, fname.parent)
     _say_report(res)
     return 0 if is_cli(arat_eval) else res

@@ -6,7 +6,7 @@ Docs: https://arat-dev.github.io/arat/report.html.md"""
 
 # %% ../nbs/10_report.ipynb #041e505e
 from __future__ import annotations
-import io, math, base64, html, datetime, warnings
+import io, os, sys, math, json, base64, html, datetime, warnings, hashlib, platform, subprocess
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn
@@ -14,11 +14,12 @@ import matplotlib.pyplot as plt
 from fastcore.basics import ifnone, patch
 from .dualbn import *
 from .evaluate import *
-from .evaluate import _device
+from .evaluate import _device, _autoattack_cls
 
 # %% auto #0
-__all__ = ['plot_acc_vs_eps', 'plot_clean_vs_robust', 'plot_grad_sim', 'plot_log', 'save_grad_sim', 'plot_embedding',
-           'robustness_report']
+__all__ = ['RESULTS_SCHEMA', 'plot_acc_vs_eps', 'plot_clean_vs_robust', 'plot_grad_sim', 'atomic_write', 'plot_log',
+           'save_grad_sim', 'plot_embedding', 'robustness_report', 'file_sha256', 'results_record', 'check_results',
+           'model_card', 'write_results']
 
 # %% ../nbs/10_report.ipynb #1e8f93d4
 def _pct(v): return 100 * np.asarray(v, dtype=float)
@@ -99,6 +100,29 @@ def plot_grad_sim(logs, # `GradSimCallback.stats` (columns step, layer, cos), a 
     if any(l is not None for l in _grad_logs(logs)): ax.legend(fontsize=8)
     return ax
 
+# %% ../nbs/10_report.ipynb #a7f3bb47
+def _fsync_dir(folder):
+    "Make a rename in `folder` durable (a no-op where a folder cannot be opened, e.g. on Windows)."
+    try: fd = os.open(folder, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
+
+# %% ../nbs/10_report.ipynb #405e165a
+def atomic_write(fn, # the file to write
+                 data:bytes|str|None=None, # its contents (a `str` is written as UTF-8)
+                 write=None): # or a function that writes to the open binary file, e.g. `partial(torch.save, obj)`
+    "Write `fn` through a temporary file beside it, fsynced and renamed over `fn`: it is always the old file or the new one."
+    fn = Path(fn); tmp = fn.with_name(fn.name + '.tmp')
+    if write is None: write = lambda f: f.write(data.encode() if isinstance(data, str) else data)
+    try:
+        with open(tmp, 'wb') as f: write(f); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, fn)
+    except BaseException: tmp.unlink(missing_ok=True); raise
+    _fsync_dir(fn.parent)
+    return fn
+
 # %% ../nbs/10_report.ipynb #460397dc
 def _log_frame(log): return pd.read_csv(log) if not isinstance(log, pd.DataFrame) else log
 
@@ -123,7 +147,8 @@ def _metrics_figure(log):
 
 # %% ../nbs/10_report.ipynb #4c0ed33d
 def _save(fig, fn, dpi=100):
-    fig.savefig(fn, dpi=dpi); plt.close(fig); return fn
+    "Write `fig` to `fn` (its format from the suffix), atomically, and close it."
+    atomic_write(fn, write=lambda f: fig.savefig(f, format=Path(fn).suffix[1:], dpi=dpi)); plt.close(fig); return fn
 
 def plot_log(log, # `log.csv` as a DataFrame (or its path)
              folder): # where `loss.png` and `metrics.png` go
@@ -137,7 +162,7 @@ def save_grad_sim(log, # a `GradSimCallback` or its `.stats`
                   title:str|None=None): # the plot's title
     "Write `grad_sim.csv` and the Fig. 2 plot `grad_sim.png` of a gradient-similarity log; returns their paths."
     folder, stats = Path(folder), _one_log(log)
-    stats.to_csv(folder/'grad_sim.csv', index=False)
+    atomic_write(folder/'grad_sim.csv', stats.to_csv(index=False))
     ax = plot_grad_sim(stats)
     if title: ax.set_title(title)
     ax.figure.tight_layout()
@@ -204,8 +229,8 @@ def fig(self:_Doc, fig, name, alt):
     "Save `fig` as the next PNG of the folder, link it in the Markdown and inline it in the HTML."
     self.folder.mkdir(parents=True, exist_ok=True)
     fn = self.folder/f"{self.n:02d}_{name}.png"; self.n += 1
-    fig.savefig(fn, dpi=110, bbox_inches='tight')
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=110, bbox_inches='tight'); plt.close(fig)
+    atomic_write(fn, buf.getvalue())
     self.md.append(f"![{alt}]({self.folder.name}/{fn.name})\n")
     self.html.append(f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"></p>')
 
@@ -217,8 +242,8 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;p
 @patch
 def write(self:_Doc, title):
     "Write the Markdown file and, beside it, the self-contained HTML file."
-    self.fname.write_text('\n'.join(self.md))
-    self.fname.with_suffix('.html').write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    atomic_write(self.fname, '\n'.join(self.md))
+    atomic_write(self.fname.with_suffix('.html'), f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
                                                f"<style>{_CSS}</style></head><body>\n" + '\n'.join(self.html) + "\n</body></html>\n")
 
 # %% ../nbs/10_report.ipynb #928652e5
@@ -337,3 +362,138 @@ def robustness_report(models, # a model, or a dict `{name: model}`
     if grad_sim is not None: _grad_sim(doc, grad_sim)
     doc.write(title)
     return out
+
+# %% ../nbs/10_report.ipynb #bcd463e7
+_FRAC = {'type': 'number', 'minimum': 0, 'maximum': 1}
+_OBJ = lambda req, **props: {'type': 'object', 'required': list(req), 'properties': props}
+RESULTS_SCHEMA = _OBJ(
+    ['format', 'tool', 'threat_model', 'accuracy', 'worst_case', 'n', 'seeds', 'autoattack', 'model', 'config',
+     'arat_version', 'git_commit', 'hardware', 'wall_time_s', 'created'],
+    format={'const': 'arat-results/1'}, tool={'enum': ['arat-train', 'arat-eval']},
+    threat_model=_OBJ(['norm', 'eps'], norm={'const': 'Linf'}, eps=_FRAC),
+    accuracy={'type': 'object', 'minProperties': 1, 'additionalProperties': _FRAC}, worst_case=_FRAC,
+    n={'type': 'integer', 'minimum': 1}, seeds={'type': 'object', 'additionalProperties': {'type': 'integer'}},
+    autoattack={'oneOf': [{'type': 'null'}, _OBJ(['mode', 'version', 'package'], mode={'enum': ['standard', 'cheap']})]},
+    model=_OBJ(['arch', 'n_out', 'params', 'weights_sha256'], params={'type': 'integer', 'minimum': 1},
+               weights_sha256={'type': 'string', 'pattern': '^[0-9a-f]{64}$'}),
+    config={'type': 'object'}, arat_version={'type': 'string'}, git_commit={'type': ['string', 'null']},
+    hardware=_OBJ(['device', 'torch', 'python', 'platform']), wall_time_s={'type': 'number', 'minimum': 0},
+    created={'type': 'string'})
+
+# %% ../nbs/10_report.ipynb #6f1d4493
+def file_sha256(fn): # a file
+    "The sha256 of `fn`'s bytes, in hex."
+    h = hashlib.sha256()
+    with open(fn, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+    return h.hexdigest()
+
+def _version():
+    import arat
+    return arat.__version__
+
+def _git_commit():
+    "The commit of the git checkout arat runs from, or `None` (an installed package, no git)."
+    import arat
+    root = Path(arat.__file__).resolve().parent.parent
+    if not (root/'.git').exists(): return None
+    try: r = subprocess.run(['git', '-C', str(root), 'rev-parse', 'HEAD'], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError): return None
+    return r.stdout.strip() or None if r.returncode == 0 else None
+
+# %% ../nbs/10_report.ipynb #d3d0a4b0
+def _hardware(device):
+    "The device, its name, and the software versions."
+    d = torch.device(device)
+    name = torch.cuda.get_device_name(d) if d.type == 'cuda' and torch.cuda.is_available() else platform.machine()
+    return dict(device=str(d), device_name=name, cpu_threads=torch.get_num_threads(), torch=torch.__version__,
+                python=platform.python_version(), platform=platform.platform())
+
+# %% ../nbs/10_report.ipynb #58f958b1
+def _plain(v):
+    "`v` as JSON data: NumPy and torch scalars as Python numbers, paths as strings, tuples as lists."
+    if isinstance(v, dict): return {str(k): _plain(u) for k, u in v.items()}
+    if isinstance(v, (list, tuple)): return [_plain(u) for u in v]
+    if isinstance(v, (np.generic, torch.Tensor)): return v.item()
+    if isinstance(v, Path): return str(v)
+    return v
+
+# %% ../nbs/10_report.ipynb #47523461
+def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` (accuracy columns, n, eps, seed, maybe worst)
+                   model:nn.Module, # the evaluated model
+                   weights, # its weights file (sha256 recorded)
+                   config:dict, # the configuration of the run that trained it
+                   tool:str='arat-eval', # 'arat-train' or 'arat-eval'
+                   autoattack:dict|None=None, # AutoAttack settings (mode, n_iter, ...), `None` if not run
+                   seeds:dict|None=None, # more seeds, e.g. `{'training': 0}`
+                   wall_time:float=0., # seconds it took
+                   device=None): # the device it ran on (default: the model's)
+    "The `results.json` record of an evaluation (see `RESULTS_SCHEMA`)."
+    if isinstance(row, pd.DataFrame): row = row.iloc[0]
+    acc = {k: float(v) for k, v in row.items() if _is_acc(k) and k != 'worst'}
+    aa = None if autoattack is None else dict(package=_autoattack_cls()[1], version='standard', **autoattack)
+    if aa is not None and aa['mode'] == 'cheap': aa['version'] = 'custom (apgd-ce, apgd-t)'
+    return _plain(dict(format='arat-results/1', tool=tool, threat_model=dict(norm='Linf', eps=float(row['eps'])), accuracy=acc,
+        worst_case=float(row['worst']) if 'worst' in row else min(acc.values()), n=int(row['n']),
+        seeds=dict(attack=int(row['seed'])) | (seeds or {}), autoattack=aa,
+        model=dict(arch=config.get('arch'), width=config.get('width'), n_out=model_n_out(model),
+                   params=sum(p.numel() for p in model.parameters()), weights=Path(weights).name, weights_sha256=file_sha256(weights)),
+        config=config, arat_version=_version(), git_commit=_git_commit(), hardware=_hardware(ifnone(device, _device(model))),
+        wall_time_s=round(float(wall_time), 3), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')))
+
+# %% ../nbs/10_report.ipynb #01da36f4
+def _nonfinite(v, at=''):
+    "The path of the first NaN or infinite number in `v`, or `None`."
+    if isinstance(v, float) and not math.isfinite(v): return at or 'top level'
+    items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+    return next((p for k, u in items if (p := _nonfinite(u, f"{at}/{k}" if at else str(k)))), None)
+
+def check_results(rec:dict): # a `results.json` record
+    "Raise a `ValueError` naming the first way `rec` departs from `RESULTS_SCHEMA`."
+    if (p := _nonfinite(rec)): raise ValueError(f"results record: {p} is not a finite number (JSON has no NaN or infinity)")
+    try: import jsonschema
+    except ImportError:
+        miss = [k for k in RESULTS_SCHEMA['required'] if k not in rec]
+        if miss: raise ValueError(f"results record: missing {miss}") from None
+        return rec
+    try: jsonschema.validate(rec, RESULTS_SCHEMA)
+    except jsonschema.ValidationError as e:
+        raise ValueError(f"results record: {'/'.join(map(str, e.absolute_path)) or 'top level'}: {e.message}") from None
+    return rec
+
+# %% ../nbs/10_report.ipynb #10c8adaf
+def _card_acc(rec):
+    rows = [f"| {k} | {100*v:.2f} |" for k, v in rec['accuracy'].items()] + [f"| **worst case** | **{100*rec['worst_case']:.2f}** |"]
+    return '\n'.join(['| attack | accuracy (%) |', '|:---|---:|'] + rows)
+
+def _card_aa(aa):
+    if aa is None: return "AutoAttack was not run: PGD is an upper bound; run `arat-eval` for AutoAttack."
+    if aa['mode'] == 'cheap': return (f"AutoAttack: the cheap version ({aa['version']}, {aa['package']}), weaker than standard "
+                                      "AutoAttack: not comparable to RobustBench entries.")
+    return f"AutoAttack: standard ({aa['package']}), as RobustBench reports."
+
+# %% ../nbs/10_report.ipynb #80a5f58c
+def model_card(rec:dict): # a `results.json` record
+    "A Markdown model card of `rec`, in the spirit of RobustBench's entries."
+    c, m, tm, hw = rec['config'], rec['model'], rec['threat_model'], rec['hardware']
+    train = ', '.join(f"{k} {c[k]}" for k in ('method', 'epochs', 'bs', 'lr', 'eps', 'steps', 'seed') if c.get(k) is not None)
+    return '\n'.join([f"# Model card: {c.get('method', 'model')} {m['arch']}", '',
+        f"{m['arch']}" + (f" (width {m['width']})" if m.get('width') else '') + f", {m['n_out']} classes, {m['params']:,} parameters, "
+        f"trained adversarially on {c.get('dataset', '?')} with arat {rec['arat_version']}" + (f" ({rec['git_commit'][:10]})" if rec['git_commit'] else '') + '.',
+        '', f"## Robustness (L∞, ε = {tm['eps']*255:.3g}/255, {rec['n']} test images, attack seed {rec['seeds']['attack']})", '',
+        _card_acc(rec), '', _card_aa(rec['autoattack']), '', '## Model', '',
+        f"- weights: `{m['weights']}`, sha256 `{m['weights_sha256']}`",
+        "- input: RGB images with pixels in [0, 1]; the normalisation is inside the model", '',
+        '## Training', '', f"- {train}" if train else '- (no configuration recorded)', '',
+        '## Evaluation', '', f"- `{rec['tool']}` on {hw['device']} ({hw['device_name']}), torch {hw['torch']}, {rec['wall_time_s']:.0f} s, {rec['created']}",
+        '', '## Limitations', '',
+        "- Robust accuracy under these attacks is an upper bound on the true robustness; stronger or adaptive attacks may do better.",
+        "- Only the L∞ threat model at this ε was evaluated; a small test subset gives a noisy estimate.", ''])
+
+# %% ../nbs/10_report.ipynb #8bcbd98c
+def write_results(rec:dict, # a `results.json` record (see `results_record`)
+                  folder): # where `results.json` and `model_card.md` go
+    "Write `results.json` and `model_card.md` of `rec` into `folder`; returns their paths."
+    folder = Path(folder); check_results(rec)
+    js = atomic_write(folder/'results.json', json.dumps(rec, indent=2, allow_nan=False) + '\n')
+    return js, atomic_write(folder/'model_card.md', model_card(rec))

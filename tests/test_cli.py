@@ -20,7 +20,8 @@ def run(script, *args, timeout=120):
 
 
 def weights(folder):
-    return torch.load(Path(folder)/'train_state.pth', weights_only=False)['model']
+    "The training state's weights (dual BNs, predictors) in a run's checkpoint."
+    return torch.load(Path(folder)/'resume.pth', weights_only=False)['model']
 
 
 @pytest.fixture(scope='module')
@@ -34,8 +35,8 @@ def trained(tmp_path_factory):
 def test_train_writes_every_file(trained):
     out, p = trained
     names = {f.name for f in out.iterdir()}
-    assert {'config.json', 'model.pth', 'train_state.pth', 'resume.pth', 'log.csv', 'loss.png', 'metrics.png',
-            'grad_sim.csv', 'grad_sim.png', 'eval.csv'} <= names
+    assert {'config.json', 'model.pth', 'resume.pth', 'log.csv', 'loss.png', 'metrics.png', 'grad_sim.csv', 'grad_sim.png',
+            'eval.csv', 'results.json', 'model_card.md'} == names
     cfg = json.loads((out/'config.json').read_text())
     assert (cfg['method'], cfg['arch'], cfg['width'], cfg['epochs'], cfg['n_train'], cfg['steps']) == ('arat', 'resnet18', 4, 1, 32, 1)
     log = pd.read_csv(out/'log.csv')
@@ -43,9 +44,11 @@ def test_train_writes_every_file(trained):
     # model.pth: merged to single BNs, no predictors: loads into the plain architecture
     m = cifar_resnet18(10, width=4)
     m.load_state_dict(torch.load(out/'model.pth'))
-    st = torch.load(out/'train_state.pth', weights_only=False)
-    assert set(st) == {'model', 'opt'} and any('.aux.' in k for k in st['model'])
+    st = torch.load(out/'resume.pth', weights_only=False)
+    assert {'model', 'opt', 'epoch', 'rng'} <= set(st) and st['epoch'] == 1 and any('.aux.' in k for k in st['model'])
     ev = pd.read_csv(out/'eval.csv', index_col=0)
+    res = json.loads((out/'results.json').read_text())
+    assert res['tool'] == 'arat-train' and res['accuracy']['clean'] == ev.clean.item() and res['n'] == 16
     assert ev.n.item() == 16 and 0 <= ev.pgd20.item() <= ev.clean.item() <= 1
     assert 'clean accuracy' in p.stdout and 'PGD-20 accuracy' in p.stdout
     assert f"{100*ev.clean.item():.2f}%" in p.stdout
@@ -61,6 +64,9 @@ def test_eval_reads_the_run(trained):
     text = md.read_text()
     assert 'Sanity checks' in text and 'autoattack' in text
     assert 'sanity checks:' in p.stdout and 'report:' in p.stdout
+    res = json.loads((out/'report'/'results.json').read_text())
+    assert res['tool'] == 'arat-eval' and res['autoattack']['mode'] == 'cheap' and 'autoattack' in res['accuracy']
+    assert (out/'report'/'model_card.md').exists()
 
 
 DRIVER = """
@@ -98,25 +104,39 @@ BAD = [(['--method', 'fgsm'], "--method 'fgsm' is not a training method; choose 
        (['--attack-mode', 'test'], "--attack-mode 'test' is not a model mode; choose one of: train, eval"),
        (['--recipe', 'fast'], "--recipe 'fast' is not a recipe; choose one of: paper, imagenet"),
        (['--resume'], 'holds no run'),
-       (['--epochs', 'two'], "argument --epochs: invalid int value: 'two'")]   # argparse: usage, exit 2
+       (['--method-args', '{"gamma": -5}'], "--method-args 'gamma': ARATCallback: gamma must be a finite number >= 0"),
+       (['--method', 'trades', '--method-args', '{"beta": -100}'], "--method-args 'beta': TRADESCallback: beta must be a finite number >= 0"),
+       (['--method', 'trades', '--beta', '-100'], '--beta -100.0 must be a non-negative number'),
+       (['--method-args', '{"nope": 1}'], "--method-args: 'nope' is not an option of --method arat (ARATCallback takes: gamma"),
+       (['--layers', ','], "--layers ',': ARATCallback: layers must be a tap spec"),
+       (['--n-train', '20', '--bs', '32'], '--bs 32 is more than the 20 training images: no full batch to train on'),
+       (['--epochs', 'two'], "argument --epochs: invalid int value: 'two'"),   # argparse: usage, exit 2
+       (['--resume', '--overwrite'], "--resume continues the run in --out, --overwrite replaces it: pass one of them")]   # exit 2
+
+
+def _lines(err): return [l for l in err.splitlines() if l.strip()]
 
 
 def test_bad_flags_are_clear_errors(tmp_path):
-    res = run_many([('arat-train', [*a, '--out', tmp_path/'bad']) for a, _ in BAD] + [('arat-eval', [tmp_path])])
-    for (args, msg), r in zip(BAD, res):
-        assert r['code'] != 0, args
+    (tmp_path/'afile').write_text('not a folder')
+    out_bad = [(['--out', tmp_path/'afile'], 'afile is a file, not a folder; pass a folder (it is made if missing)'),
+               (['--out', tmp_path/'afile'/'run'], 'afile is a file, so no folder can be made under it; pass another --out')]
+    if Path('/sys').is_dir() and os.name == 'posix':    # a folder nobody may write, even root
+        out_bad.append((['--out', '/sys/arat-run', '--epochs', '1'], '/sys/arat-run'))
+    cases = [([*a, '--out', tmp_path/'bad'], m) for a, m in BAD] + out_bad
+    debug = ['--method-args', '{"gamma": -5}', '--debug', '--out', tmp_path/'bad']
+    *res, dbg = run_many([('arat-train', a) for a, _ in cases] + [('arat-eval', [tmp_path]), ('arat-train', debug)])
+    # --debug shows the traceback, and the message last
+    assert dbg['code'] == 1 and 'Traceback' in dbg['stderr'] and _lines(dbg['stderr'])[-1].startswith("--method-args 'gamma': ARATCallback")
+    for (args, msg), r in zip(cases, res):
+        argparse = 'two' in args                     # argparse's own error: the usage, then the message
+        assert r['code'] == (2 if argparse or '--overwrite' in args else 1), (args, r)
         assert msg in r['stderr'], (args, r['stderr'])
-        assert 'Traceback' not in r['stderr'], args
-    assert res[-2]['code'] == 2
+        assert 'Traceback' not in r['stderr'], (args, r['stderr'])
+        if not argparse: assert len(_lines(r['stderr'])) == 1, (args, r['stderr'])
     assert res[-1]['code'] == 1 and 'not a run folder' in res[-1]['stderr']
-    assert not (tmp_path/'bad').exists()
-
-
-def test_bad_flag_exit_status_from_the_shell(tmp_path):
-    p = run('arat-train', '--method', 'fgsm', '--out', tmp_path/'bad', timeout=60)
-    assert p.returncode == 1
-    assert p.stderr.strip().endswith("--method 'fgsm' is not a training method; choose one of: " + ', '.join(METHODS))
-    assert 'Traceback' not in p.stderr
+    assert not (tmp_path/'bad').exists() and (tmp_path/'afile').read_text() == 'not a folder'
+    if len(out_bad) == 3: assert 'pass a folder you can write to' in res[-2]['stderr'] and not Path('/sys/arat-run').exists()
 
 
 def test_help_explains_every_flag():
