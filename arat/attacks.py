@@ -1,4 +1,4 @@
-"""L∞ PGD and FGSM in pixel space, with an explicit model mode, that never modify their inputs nor the model's gradients.
+"""L∞ and L2 PGD and FGSM in pixel space, with an explicit model mode, that never modify their inputs nor the model's gradients.
 
 Docs: https://arat-dev.github.io/arat/attacks.html.md"""
 
@@ -81,16 +81,28 @@ def _check_inputs(x, y, loss_fn):
     return ys[1] if ys else None
 
 # %% ../nbs/03_attacks.ipynb #44e57f18
-_STARTS = (True, False, 'uniform', 'normal')
+_STARTS = (True, False, 'uniform', 'normal', 'inplace')
+_NORMS = ('Linf', 'L2')
 
-def _check_start(random_start, start_std):
+def _check_start(random_start, start_std, norm='Linf'):
     if not any(random_start is s or (isinstance(s, str) and random_start == s) for s in _STARTS):
-        raise ValueError(f"random_start must be True/'uniform', 'normal' or False, got {random_start!r}")
+        raise ValueError(f"random_start must be True/'uniform', 'normal', 'inplace' or False, got {random_start!r}")
     if _bad_number(start_std, 0): raise ValueError(f"start_std must be a finite number >= 0, got {start_std!r}")
+    if not (isinstance(norm, str) and norm in _NORMS): raise ValueError(f"norm must be 'Linf' or 'L2', got {norm!r}")
+    if random_start == 'inplace' and norm != 'Linf': raise ValueError("random_start='inplace' is the public code's L∞ start; use norm='Linf'")
 
-def _start(x, eps, random_start, start_std):
+def _per_example(v, x): return v.view(-1, *[1] * (x.ndim - 1))
+
+def _l2(t): return t.flatten(1).norm(p=2, dim=1)
+
+def _start(x, eps, random_start, start_std, norm='Linf'):
     "The attack's starting point (see the list above)."
-    if random_start is True or random_start == 'uniform': return (x + torch.empty_like(x).uniform_(-eps, eps)).clamp_(0, 1)
+    if random_start is True or random_start == 'uniform':
+        if norm == 'L2':
+            d = torch.empty_like(x).normal_()
+            r = torch.zeros(len(x), device=x.device, dtype=x.dtype).uniform_(0, 1)
+            return (x + d * _per_example(r * eps / _l2(d), x)).clamp_(0, 1)
+        return (x + torch.empty_like(x).uniform_(-eps, eps)).clamp_(0, 1)
     if random_start == 'normal' and start_std > 0: return x + start_std * torch.randn_like(x)
     return x.clone()
 
@@ -126,9 +138,14 @@ def _loss_scale(x):
     dev = x.device.type
     return 2.**12 if torch.is_autocast_enabled(dev) and torch.get_autocast_dtype(dev) == torch.float16 else None
 
-def _pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn, scale=None):
+def _project_l2(xa, x, eps):
+    "`xa` moved onto the L2 ball of radius `eps` around `x` (per example), then into [0,1]."
+    d = xa - x
+    return (x + d * _per_example(torch.clamp(eps / _l2(d).clamp(min=1e-12), max=1.), x)).clamp(0, 1)
+
+def _pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn, scale=None, norm='Linf'):
     lo, hi = (x - eps).clamp(min=0), (x + eps).clamp(max=1)
-    xa = _start(x, eps, random_start, start_std)
+    xa = _start(x, eps, random_start, start_std, norm)
     for _ in range(steps):
         xa.requires_grad_(True)
         loss = loss_fn(model(xa), y).sum()
@@ -136,8 +153,9 @@ def _pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_
         g = torch.autograd.grad(loss, xa, allow_unused=True)[0] if loss.requires_grad else None
         if g is None: g = torch.zeros_like(xa)
         elif scale: g = g.nan_to_num(nan=0.)          # an overflowing pixel makes no step
-        xa = torch.max(torch.min(xa.detach() + step_size * g.sign(), hi), lo)
-    return torch.max(torch.min(xa.detach(), hi), lo)
+        if norm == 'L2': xa = _project_l2(xa.detach() + step_size * g / _per_example(_l2(g) + 1e-10, g), x, eps)
+        else: xa = torch.max(torch.min(xa.detach() + step_size * g.sign(), hi), lo)
+    return _project_l2(xa.detach(), x, eps) if norm == 'L2' else torch.max(torch.min(xa.detach(), hi), lo)
 
 # %% ../nbs/03_attacks.ipynb #55c56399
 def _score(model, loss_fn, xa, y):
@@ -161,25 +179,33 @@ def _worst_case(model, loss_fn, y, runs):
 
 # %% ../nbs/03_attacks.ipynb #c681339d
 def pgd(model:nn.Module, # the model to attack; it takes [0,1] pixels
-        x:torch.Tensor, # clean images in [0,1]; never modified
+        x:torch.Tensor, # clean images in [0,1]; never modified (except by the opt-in `random_start='inplace'`)
         y:torch.Tensor, # labels (or any target `loss_fn` takes; unused by 'kl')
-        eps:float=8/255, # L∞ radius
-        step_size:float=2/255, # size of each signed-gradient step
+        eps:float=8/255, # radius: L∞ (default), or L2 with `norm='L2'` (e.g. 0.5)
+        step_size:float=2/255, # size of each step (L∞: signed gradient; L2: gradient of unit L2 norm, e.g. ε/4)
         steps:int=10, # number of steps (10 for training, 20 for PGD-20)
-        random_start=True, # True/'uniform' (ε-ball), 'normal' (`x + start_std·N(0,1)`, TRADES) or False
+        random_start=True, # True/'uniform' (ε-ball), 'normal' (`x + start_std·N(0,1)`, TRADES), 'inplace' (public AR-AT code) or False
         loss_fn=None, # `loss_fn(output, y)` -> per-example losses to maximise, or 'ce' (default) or 'kl' (TRADES)
         attack_mode:str|None='eval', # model mode during the attack: 'eval' (nothing changes), 'train' (public AR-AT code), None
         restarts:int=1, # random restarts; each example keeps its worst case
-        start_std:float=0.001): # std of the 'normal' start
-    "L∞ PGD adversarial examples for `x` (detached, in the ε-ball and in [0,1]); `x` and the parameters' `.grad` are untouched."
-    _check_numbers(eps, step_size, steps, restarts); _check_start(random_start, start_std)
+        start_std:float=0.001, # std of the 'normal' start
+        norm:str='Linf'): # the threat model: 'Linf' or 'L2'
+    "PGD adversarial examples for `x` (detached, in the L∞ or L2 ε-ball and in [0,1]); `x` and the parameters' `.grad` are untouched."
+    _check_numbers(eps, step_size, steps, restarts); _check_start(random_start, start_std, norm)
     x, y = plain_tensor(x), plain_tensor(y)
     y_max = _check_inputs(x, y, loss_fn)
+    if random_start == 'inplace': x, random_start = _noise_in_place(x, eps), False
     x, scale, steps, restarts = x.detach(), _loss_scale(x), int(steps), int(restarts)
     with torch.enable_grad(), model_mode(model, attack_mode):
         loss_fn = _attack_loss(loss_fn, model, x, y, y_max)
-        runs = (_pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn, scale) for _ in range(restarts))
+        runs = (_pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn, scale, norm) for _ in range(restarts))
         return next(runs) if restarts == 1 else _worst_case(model, loss_fn, y, runs)
+
+# %% ../nbs/03_attacks.ipynb #f163de98
+def _noise_in_place(x, eps):
+    "The public AR-AT code's start: `x += U(−ε, ε)` in the caller's storage (not clipped); returns `x`."
+    with torch.no_grad(): x.add_(torch.empty_like(x).uniform_(-eps, eps))
+    return x
 
 # %% ../nbs/03_attacks.ipynb #6fcbf58f
 def fgsm(model:nn.Module, # the model to attack; it takes [0,1] pixels
@@ -187,6 +213,7 @@ def fgsm(model:nn.Module, # the model to attack; it takes [0,1] pixels
          y:torch.Tensor, # labels
          eps:float=8/255, # L∞ radius (and step size)
          loss_fn=None, # per-example loss to maximise (a callable, 'ce' or 'kl'); default cross-entropy
-         attack_mode:str|None='eval'): # model mode during the attack
-    "FGSM adversarial examples: `x + eps·sign(∇x loss)`, clipped to [0,1]."
-    return pgd(model, x, y, eps=eps, step_size=eps, steps=1, random_start=False, loss_fn=loss_fn, attack_mode=attack_mode)
+         attack_mode:str|None='eval', # model mode during the attack
+         norm:str='Linf'): # 'Linf' (FGSM) or 'L2' (the fast gradient method: one step of length ε along the normalized gradient)
+    "FGSM adversarial examples: `x + eps·sign(∇x loss)` (L2: `x + eps·∇/‖∇‖₂`), clipped to [0,1]."
+    return pgd(model, x, y, eps=eps, step_size=eps, steps=1, random_start=False, loss_fn=loss_fn, attack_mode=attack_mode, norm=norm)

@@ -1,4 +1,4 @@
-"""The defenses AR-AT is compared with (PGD-AT, TRADES, MART, LBGAT, Asym-TRADES, shared-vs-separate branches), as fastai callbacks on the same data, model, schedule and evaluation.
+"""The defenses AR-AT is compared with (PGD-AT, TRADES, MART, LBGAT, Asym-TRADES, shared-vs-separate branches, standard training, ARREST), as fastai callbacks on the same data, model, schedule and evaluation.
 
 Docs: https://arat-dev.github.io/arat/baselines.html.md"""
 
@@ -20,7 +20,8 @@ from .callbacks import *
 
 # %% auto #0
 __all__ = ['trades_loss', 'TRADESCallback', 'mart_loss', 'MARTCallback', 'default_teacher', 'lbgat_loss', 'LBGATCallback',
-           'asym_trades_loss', 'AsymTRADESCallback', 'SeparateBranchCallback']
+           'asym_trades_loss', 'AsymTRADESCallback', 'SeparateBranchCallback', 'StandardCallback', 'arrest_loss',
+           'ARRESTCallback']
 
 # %% ../nbs/07_baselines.ipynb #331ddcb0
 def _kl(logp, logq):
@@ -63,7 +64,8 @@ class TRADESCallback(AdvTrainCallback):
 @patch
 def attack(self:TRADESCallback, x, y):
     return pgd(self.learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps, loss_fn=self.attack_loss,
-               random_start='normal' if self.random_start else False, start_std=self.start_std, attack_mode=self.attack_mode)
+               random_start='normal' if self.random_start else False, start_std=self.start_std, attack_mode=self.attack_mode,
+               norm=getattr(self, 'norm', 'Linf'))   # the threat model, when the base class has one
 
 @patch
 def compute_loss(self:TRADESCallback):
@@ -288,3 +290,85 @@ def cleanup(self:SeparateBranchCallback):
     ARATCallback.cleanup(self)
     if self.clean_taps is not None: self.clean_taps.remove()
     self.clean_taps = None
+
+# %% ../nbs/07_baselines.ipynb #0d245482
+class StandardCallback(AdvTrainCallback):
+    "Standard (non-adversarial) training: `CE(f(x), y)` on the clean batch, no attack (e.g. ARREST's teacher)."
+    parts = ('clean_ce',)
+
+@patch
+def before_batch(self:StandardCallback): self.learn.x_clean = plain_tensor(self.learn.xb[0])
+
+@patch
+def compute_loss(self:StandardCallback): return self.learn.loss_grad, dict(clean_ce=self.learn.loss_grad)
+
+# %% ../nbs/07_baselines.ipynb #a036c456
+def arrest_loss(out_adv:torch.Tensor, # student logits on the adversarial batch, f_θ(x')
+                y:torch.Tensor, # labels
+                z_adv:list, # the student's features of x', one [B, d] tensor per tap
+                z_teacher:list, # the frozen teacher's features of the clean x, same shapes
+                gamma:float=1.): # weight of the representation term
+    "ARREST (Table 9): `CE(f_θ(x'), y) + γ·mean_taps(1 − cos(z'_θ, z_φ))`; returns `(total, parts)` with `adv_ce`, `rep`."
+    adv_ce = F.cross_entropy(plain_tensor(out_adv), plain_tensor(y))
+    rep = invariance_loss(z_adv, z_teacher, None, stop_grad=True).mean()
+    return adv_ce + gamma * rep, dict(adv_ce=adv_ce, rep=rep)
+
+# %% ../nbs/07_baselines.ipynb #0900df35
+register_training_module('arrest_teacher')
+
+class ARRESTCallback(AdvTrainCallback):
+    "ARREST (Suzuki et al., 2023): adversarial fine-tuning + γ·(1 − cos) between the student's `z'` and a frozen standard model's `z`."
+    parts = ('adv_ce', 'rep')
+    @delegates(AdvTrainCallback.__init__)
+    def __init__(self,
+                 gamma:float=1., # weight of the representation term
+                 layers:str='penultimate', # the representations (a `tap_points` spec)
+                 teacher:nn.Module|None=None, # the standard model φ; default: a frozen copy of the model when the learner is built
+                 **kwargs):
+        check_number('ARRESTCallback', 'gamma', gamma, hint='the weight of the representation term, e.g. 1')
+        if not (isinstance(layers, str) and layers.strip(' ,:')): raise ValueError(f"ARRESTCallback: layers must be a tap spec such as 'penultimate', got {layers!r}")
+        if not (teacher is None or isinstance(teacher, nn.Module)):
+            raise ValueError(f"ARRESTCallback: teacher must be an nn.Module, or None for a frozen copy of the model, got {teacher!r}")
+        super().__init__(**kwargs)
+        store_attr('gamma,layers,teacher'); self.taps = self.t_taps = None
+
+# %% ../nbs/07_baselines.ipynb #b20eff03
+@patch
+def setup(self:ARRESTCallback):
+    m = self.learn.model
+    t = getattr(m, 'arrest_teacher', None)
+    if t is None or (self.teacher is not None and t is not self.teacher):
+        if self.teacher is not None: t = self.teacher
+        else:
+            with without_training_modules(m): t = copy.deepcopy(m)
+        p = next(iter(m.parameters()), None)
+        attach_training_module(m, 'arrest_teacher', (t.to(p.device) if p is not None else t).requires_grad_(False))
+    tap_points(m, self.layers); tap_points(t, self.layers)   # fail early on a spec that matches nothing
+
+@patch
+def before_fit(self:ARRESTCallback):
+    AdvTrainCallback.before_fit(self); self.cleanup_taps()
+    self.taps = FeatureTaps(self.learn.model, self.layers, attach=False)
+    self.t_taps = FeatureTaps(self.learn.model.arrest_teacher, self.layers)
+
+@patch
+def before_batch(self:ARRESTCallback):
+    AdvTrainCallback.before_batch(self)   # the attack runs without the hooks
+    self.taps.attach()                    # fastai's forward on x' fills z'
+
+# %% ../nbs/07_baselines.ipynb #08d6df09
+@patch
+def compute_loss(self:ARRESTCallback):
+    z_adv = self.taps.take(); self.taps.remove()
+    t = self.learn.model.arrest_teacher
+    with torch.no_grad(), model_mode(t, 'eval'): t(self.learn.x_clean)
+    return arrest_loss(self.learn.pred, self.learn.yb[0], z_adv, self.t_taps.take(), self.gamma)
+
+@patch
+def cleanup_taps(self:ARRESTCallback):
+    for ft in (self.taps, self.t_taps):
+        if ft is not None: ft.remove()
+    self.taps = self.t_taps = None
+
+@patch
+def cleanup(self:ARRESTCallback): AdvTrainCallback.cleanup(self); self.cleanup_taps()

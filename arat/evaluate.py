@@ -17,8 +17,8 @@ from .attacks import *
 from .features import *
 
 # %% auto #0
-__all__ = ['EPS_SWEEP', 'eval_tensors', 'evaluation_mode', 'run_autoattack', 'evaluate_robustness', 'accuracy_vs_eps',
-           'sanity_checks', 'feature_cosine', 'bn_comparison', 'embed_features']
+__all__ = ['EPS_SWEEP', 'EPS_SWEEP_L2', 'eval_tensors', 'evaluation_mode', 'run_autoattack', 'evaluate_robustness',
+           'accuracy_vs_eps', 'sanity_checks', 'feature_cosine', 'bn_comparison', 'embed_features']
 
 # %% ../nbs/09_evaluate.ipynb #e70ce4eb
 def _gather(dl, n):
@@ -134,10 +134,10 @@ def _aa_attacks(version, attacks, n_cls):
     return [a for a in attacks if a not in dlr]
 
 # %% ../nbs/09_evaluate.ipynb #764854fd
-def _make_aa(model, eps, version, attacks, n_cls, seed, device, n_iter, n_restarts, n_target_classes):
+def _make_aa(model, eps, version, attacks, n_cls, seed, device, n_iter, n_restarts, n_target_classes, norm='Linf'):
     "A configured `AutoAttack` object, and which package it comes from."
     AA, pkg = _autoattack_cls()
-    kw = dict(norm='Linf', eps=eps, version='custom' if version == 'cheap' else version, device=device, seed=seed)
+    kw = dict(norm=norm, eps=eps, version='custom' if version == 'cheap' else version, device=device, seed=seed)
     if attacks and version in ('cheap', 'custom'): kw['attacks_to_run' if pkg == 'autoattack' else 'attacks'] = list(attacks)
     if pkg == 'autoattack': kw['verbose'] = False
     aa = AA(model, **kw)
@@ -168,7 +168,7 @@ def _run_aa(aa, pkg, x, y, bs):
 def run_autoattack(model:nn.Module, # the model; run in eval mode (route dual BNs yourself, or use `evaluate_robustness`)
                    x:torch.Tensor, # clean images in [0,1]
                    y:torch.Tensor, # labels
-                   eps:float=8/255, # L∞ radius
+                   eps:float=8/255, # radius (L∞, or L2 with `norm='L2'`, e.g. 0.5)
                    version:str='standard', # 'standard' (report this), 'cheap' (APGD-CE + APGD-T), 'plus', 'rand', 'custom'
                    attacks:list|None=None, # with version='custom': AutoAttack's attack names, e.g. ['apgd-ce', 'square']
                    n_iter:int|None=None, # APGD iterations (AutoAttack: 100)
@@ -176,32 +176,34 @@ def run_autoattack(model:nn.Module, # the model; run in eval mode (route dual BN
                    n_target_classes:int|None=None, # APGD-T / FAB-T targets (standard: 9)
                    seed:int=0, # AutoAttack's seed
                    bs:int=256, # batch size
-                   device=None): # default: the model's device
-    "Adversarial examples from the reference AutoAttack (L∞), on the same device and in the same order as `x`."
+                   device=None, # default: the model's device
+                   norm:str='Linf'): # the threat model: 'Linf' or 'L2'
+    "Adversarial examples from the reference AutoAttack (L∞ or L2), on the same device and in the same order as `x`."
     _check_aa_args(version, attacks)
+    if norm not in ('Linf', 'L2'): raise ValueError(f"norm must be 'Linf' or 'L2', got {norm!r}")
     device = ifnone(device, _device(model))
     with model_mode(model, 'eval'):
         n_cls = _logits(model, x[:2].to(device), type(model).__name__, 'clean').shape[1]
         attacks = _aa_attacks(version, attacks, n_cls)
-        aa, pkg = _make_aa(model, eps, version, attacks, n_cls, seed, device, n_iter, n_restarts, n_target_classes)
+        aa, pkg = _make_aa(model, eps, version, attacks, n_cls, seed, device, n_iter, n_restarts, n_target_classes, norm)
         return _run_aa(aa, pkg, x.to(device), y.to(device), bs).detach()
 
 # %% ../nbs/09_evaluate.ipynb #08f54a07
 _PGD_RE = re.compile(r'^pgd(\d+)(?:r(\d+))?$')
 
-def _attack(name, eps, pgd_step, aa_version, aa_kwargs, seed, bs):
+def _attack(name, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm='Linf'):
     "A function `(model, x, y) -> x_adv` (None for 'clean') for attack `name`."
     if callable(name): return lambda m, x, y: name(m, x, y, eps)
     if name == 'clean': return None
-    if name == 'fgsm': return lambda m, x, y: fgsm(m, x, y, eps=eps, attack_mode='eval')
+    if name == 'fgsm': return lambda m, x, y: fgsm(m, x, y, eps=eps, attack_mode='eval', norm=norm)
     if (mt := _PGD_RE.match(name)):
         steps, restarts, step = int(mt[1]), int(mt[2] or 1), ifnone(pgd_step, eps/4)
-        return lambda m, x, y: pgd(m, x, y, eps=eps, step_size=step, steps=steps, restarts=restarts, attack_mode='eval')
+        return lambda m, x, y: pgd(m, x, y, eps=eps, step_size=step, steps=steps, restarts=restarts, attack_mode='eval', norm=norm)
     if name == 'autoattack':
-        return lambda m, x, y: run_autoattack(m, x, y, eps=eps, version=aa_version, seed=seed, bs=bs, **(aa_kwargs or {}))
+        return lambda m, x, y: run_autoattack(m, x, y, eps=eps, version=aa_version, seed=seed, bs=bs, norm=norm, **(aa_kwargs or {}))
     if name in _AA_PARTS:
         kw = {k:v for k,v in (aa_kwargs or {}).items() if k != 'attacks'}
-        return lambda m, x, y: run_autoattack(m, x, y, eps=eps, version='custom', attacks=[name], seed=seed, bs=bs, **kw)
+        return lambda m, x, y: run_autoattack(m, x, y, eps=eps, version='custom', attacks=[name], seed=seed, bs=bs, norm=norm, **kw)
     raise ValueError(f"unknown attack {name!r}: use 'clean', 'fgsm', 'pgd<steps>' (e.g. 'pgd20', 'pgd100r5'), "
                      f"'autoattack', one of {_AA_PARTS}, or a pair (name, fn) with fn(model, x, y, eps) -> x_adv")
 
@@ -246,7 +248,7 @@ def evaluate_robustness(model:nn.Module, # plain or dual-BN model taking [0,1] p
                         data, # fastai DataLoaders (valid set), a DataLoader, or `(x, y)` tensors
                         attacks=('clean', 'pgd20', 'autoattack'), # names (see the table above) or `(name, fn)` pairs
                         n:int|None=None, # evaluate the first `n` examples (`None`: all)
-                        eps:float=8/255, # L∞ radius
+                        eps:float=8/255, # radius (L∞; with `norm='L2'` an L2 radius, e.g. 0.5)
                         bs:int=256, # batch size
                         seed:int=0, # seed of the attacks' randomness
                         bn:str='main', # BNs of a dual-BN model: 'main' (report this) or 'aux' (Table 7)
@@ -256,10 +258,11 @@ def evaluate_robustness(model:nn.Module, # plain or dual-BN model taking [0,1] p
                         name:str|None=None, # row label (default: the model's class name)
                         device=None, # default: the model's device
                         progress:bool=True, # show a progress bar over batches
-                        return_correct:bool=False): # also return `{attack: per-example bool tensor}`
+                        return_correct:bool=False, # also return `{attack: per-example bool tensor}`
+                        norm:str='Linf'): # the threat model of every attack: 'Linf' or 'L2' (then a `norm` column)
     "One-row table: accuracy under each attack and the per-example worst case, with n, eps, seed."
     named, (x, y), label = _named(attacks), eval_tensors(data, n), ifnone(name, type(model).__name__)
-    fns, y_max = [(nm, _attack(a, eps, pgd_step, aa_version, aa_kwargs, seed, bs)) for nm, a in named], int(y.max())
+    fns, y_max = [(nm, _attack(a, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm)) for nm, a in named], int(y.max())
     correct, t0 = {nm: [] for nm, _ in fns}, time.perf_counter()
     with _eval_batches(model, x, y, bs, seed, bn, device, progress) as batches:
         for xb, yb in batches:
@@ -270,10 +273,12 @@ def evaluate_robustness(model:nn.Module, # plain or dual-BN model taking [0,1] p
     correct = {k: torch.cat(v) for k, v in correct.items()}
     df = _robustness_row(correct, len(x), eps, seed, bn, aa_version if any(a == 'autoattack' for _, a in named) else None,
                          time.perf_counter() - t0, label)
+    if norm != 'Linf': df['norm'] = norm
     return (df, {**correct, 'worst': torch.stack(list(correct.values())).all(0)}) if return_correct else df
 
 # %% ../nbs/09_evaluate.ipynb #5cdf5d92
 EPS_SWEEP = (0., 2/255, 4/255, 8/255, 16/255, 32/255)
+EPS_SWEEP_L2 = (0., 0.125, 0.25, 0.5, 1., 2.)   # L2 radii (0.5: the usual CIFAR-10 L2 ε)
 
 def accuracy_vs_eps(model:nn.Module, # plain or dual-BN model
                     data, # DataLoaders, DataLoader or `(x, y)`
@@ -356,9 +361,9 @@ def _check_model(model, x, y, bn, device, bs):
 def sanity_checks(model:nn.Module, # plain or dual-BN model
                   data, # DataLoaders, DataLoader or `(x, y)`
                   n:int|None=256, # number of examples
-                  eps:float=8/255, # the ε of the headline number
-                  eps_sweep=EPS_SWEEP, # radii for `eps_monotone`
-                  large_eps:float=1., # radius for `large_eps` (1 = unbounded in [0,1])
+                  eps:float|None=None, # the ε of the headline number (default 8/255; L2: 0.5)
+                  eps_sweep=None, # radii for `eps_monotone` (default `EPS_SWEEP`; L2: `EPS_SWEEP_L2`)
+                  large_eps:float|None=None, # radius for `large_eps` (default 1, unbounded in [0,1]; L2: 64, more than any 3×32×32 image's diameter)
                   more:str='pgd100r5', # the stronger PGD for `more_steps`
                   aa:bool=True, # include AutoAttack in `attack_order`
                   tol:float=0.01, # tolerated rise in accuracy (at least one example: 1/n)
@@ -368,11 +373,15 @@ def sanity_checks(model:nn.Module, # plain or dual-BN model
                   aa_version:str='standard', # AutoAttack version ('cheap' for CPU runs)
                   aa_kwargs:dict|None=None, # more `run_autoattack` arguments
                   device=None, # default: the model's device
-                  progress:bool=True): # progress bars
+                  progress:bool=True, # progress bars
+                  norm:str='Linf'): # the threat model: 'Linf' or 'L2' (every ε-ball and attack in it)
     "Table of named checks against gradient masking: `passed` (bool), the `figures` behind it and what a flag means."
     x, y = eval_tensors(data, n)
+    l2 = norm == 'L2'
+    eps, large_eps = ifnone(eps, 0.5 if l2 else 8/255), ifnone(large_eps, 64. if l2 else 1.)
+    eps_sweep = ifnone(eps_sweep, EPS_SWEEP_L2 if l2 else EPS_SWEEP)
     tol, device = max(tol, 1/len(x)), ifnone(device, _device(model))
-    kw = dict(bs=bs, seed=seed, bn=bn, device=device, progress=progress)
+    kw = dict(bs=bs, seed=seed, bn=bn, device=device, progress=progress, norm=norm)
     rows = [_check_sweep(model, x, y, eps_sweep, tol, kw), _check_large_eps(model, x, y, large_eps, tol, kw),
             *_check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw), *_check_model(model, x, y, bn, device, bs)]
     return pd.DataFrame(rows).set_index('check')

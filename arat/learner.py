@@ -6,58 +6,66 @@ Docs: https://arat-dev.github.io/arat/learner.html.md"""
 
 # %% ../nbs/08_learner.ipynb #4a7063da
 from __future__ import annotations
-import inspect, math, pickle
+import inspect, math, pickle, warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 import torch, torch.nn as nn
-from fastcore.basics import store_attr, patch
+from torch.optim.swa_utils import AveragedModel
+from fastcore.basics import store_attr, patch, ifnone
 from fastcore.foundation import L
+from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
+from fastai.callback.channelslast import ChannelsLast
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.optimizer import OptimWrapper
-from .dualbn import deployable_model
+from .dualbn import *
+from .attacks import pgd, model_mode
 from .callbacks import *
 from .baselines import *
 
 # %% auto #0
 __all__ = ['METHODS', 'sched_milestones', 'MilestoneLR', 'Method', 'register_method', 'method_options', 'method_callbacks',
-           'OptimWrapperNoNone', 'arat_learner']
+           'OptimWrapperNoNone', 'arat_learner', 'main_bns', 'update_bn_adv', 'SWACallback', 'DeviceChannelsLast']
 
 # %% ../nbs/08_learner.ipynb #540616b0
 def sched_milestones(lr:float, # the initial learning rate
                      n_epoch:int, # the length of the run, in epochs
                      milestones=(0.75, 0.9), # fractions of the run where the lr is divided by `div`
                      div:float=10., # the divisor at each milestone
-                     warmup:bool=False): # run the first epoch at lr/5 (public AR-AT code)
+                     warmup:bool=False, # run the first epoch at lr/5 (public AR-AT code)
+                     delay:int=0): # apply each division this many epochs late (public AR-AT code: 1)
     "The step schedule as a function of fastai's training position `pos` ∈ [0, 1)."
-    bounds = [math.ceil(m * n_epoch) / n_epoch for m in milestones]
+    bounds = [(math.ceil(m * n_epoch) + delay) / n_epoch for m in milestones]
     def _f(pos):
         if warmup and pos < 1 / n_epoch: return lr / 5
         return lr / div ** sum(pos >= b for b in bounds)
     return _f
 
 # %% ../nbs/08_learner.ipynb #3a3e077a
-def _check_schedule(lr, milestones, div, warmup):
+def _check_schedule(lr, milestones, div, warmup, delay=0):
     check_number('MilestoneLR', 'lr', lr, hint='a single learning rate, e.g. 0.1')
     ms = milestones
     if not (isinstance(ms, (tuple, list)) and all(isinstance(m, (int, float)) and 0 <= m <= 1 for m in ms) and list(ms) == sorted(ms)):
         raise ValueError(f"MilestoneLR: milestones must be increasing fractions of the run in [0, 1], e.g. (0.75, 0.9), got {ms!r}")
     check_number('MilestoneLR', 'div', div, lo=1, hint='the divisor at each milestone, e.g. 10')
     check_choice('MilestoneLR', 'warmup', warmup, (True, False))
+    check_number('MilestoneLR', 'delay', delay, integer=True, hint='epochs by which each division comes late (the public code: 1)')
 
 # %% ../nbs/08_learner.ipynb #6e8cf210
 class MilestoneLR(ParamScheduler):
-    "Step schedule: `lr`, ÷`div` from epoch `ceil(m·n_epoch)` for each milestone `m`; optional warm-up epoch at lr/5."
-    def __init__(self, lr:float=0.1, milestones=(0.75, 0.9), div:float=10., warmup:bool=False):
-        _check_schedule(lr, milestones, div, warmup)
+    "Step schedule: `lr`, ÷`div` from epoch `ceil(m·n_epoch) + delay` for each milestone `m`; optional warm-up epoch at lr/5."
+    def __init__(self, lr:float=0.1, milestones=(0.75, 0.9), div:float=10., warmup:bool=False, delay:int=0):
+        _check_schedule(lr, milestones, div, warmup, delay)
         store_attr(); super().__init__({})
     def lr_at(self, epoch:int, n_epoch:int):
         "The learning rate of epoch `epoch` (0-based) out of `n_epoch`."
-        return sched_milestones(self.lr, n_epoch, self.milestones, self.div, self.warmup)(epoch / n_epoch)
+        return self._sched(n_epoch)(epoch / n_epoch)
+    def _sched(self, n_epoch): return sched_milestones(self.lr, n_epoch, self.milestones, self.div, self.warmup, self.delay)
     def before_fit(self):
         self._only_lr_schedule()
-        self.scheds = {'lr': sched_milestones(self.lr, self.n_epoch, self.milestones, self.div, self.warmup)}
+        self.scheds = {'lr': self._sched(self.n_epoch)}
         super().before_fit()
 
 # %% ../nbs/08_learner.ipynb #91d2d4a9
@@ -92,6 +100,8 @@ register_method('mart', MARTCallback)
 register_method('lbgat', LBGATCallback)
 register_method('asym-trades', AsymTRADESCallback, auto_balance=True)
 register_method('arat-separate', SeparateBranchCallback, auto_balance=True)
+register_method('standard', StandardCallback)
+register_method('arrest', ARRESTCallback)
 
 # %% ../nbs/08_learner.ipynb #5596c7c5
 def method_options(method:str): # a name in `METHODS`
@@ -137,16 +147,23 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
                  auto_balance:bool=True, # α, β from the aux branch's accuracy (methods with α and β)
                  precision:str|None=None, # None (fp32), 'bf16' or 'fp16': mixed precision, the attack included
                  guard:bool=True, # add `NonFiniteGuard` (stop when weights, BN statistics or logits become non-finite)
+                 channels_last:bool=False, # add `DeviceChannelsLast` (NHWC convolutions on CUDA; a GPU speed-up, with `precision`)
+                 swa=False, # True: `SWACallback()` (public code: from epoch 76 of 100, every 500 steps), or an `SWACallback`
                  metrics=None, # extra metrics
                  cbs=None, # extra callbacks
                  **kwargs): # method options, see `method_options` (e.g. `eps`, `steps`, `attack_mode`, `gamma`, `beta`)
     "A `Learner` with the paper's recipe (SGD 0.9, wd 5e-4) training `model` with `method`; `fit_paper` adds the step schedule."
     if 'warmup' in kwargs: raise ValueError("arat_learner: warmup is an option of the schedule now: learn.fit_paper(n_epoch, warmup=True)")
     _check_learner_args(lr, wd, mom, robust_n, precision, guard)
+    check_choice('arat_learner', 'channels_last', channels_last, (True, False))
+    if not (swa is True or swa is False or isinstance(swa, Callback)):
+        raise ValueError(f"arat_learner: swa must be True, False or an SWACallback, got {swa!r}")
     mcbs = method_callbacks(method, auto_balance, **kwargs)
     atk = mcbs[0]
     mets = [clean_acc] + ([RobustAccuracy(n=robust_n, eps=atk.eps, step_size=atk.step_size)] if robust_n else []) + L(metrics)
-    xcbs = ([NonFiniteGuard()] if guard else []) + ([DeviceMixedPrecision(amp_mode=precision)] if precision else [])
+    xcbs = ([NonFiniteGuard()] if guard else []) + ([DeviceMixedPrecision(amp_mode=precision)] if precision else []) + \
+            ([DeviceChannelsLast()] if channels_last else []) + \
+            ([SWACallback() if swa is True else swa] if swa is not False else [])
     opt_func = partial(OptimWrapperNoNone, opt=torch.optim.SGD, momentum=mom, weight_decay=wd)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=opt_func, lr=lr, wd=wd, wd_bn_bias=True,
                     metrics=mets, cbs=mcbs + xcbs + L(cbs))
@@ -161,12 +178,144 @@ def fit_paper(self:Learner,
               milestones=(0.75, 0.9), # fractions of the run where the rate is divided by `div`
               div:float=10., # the divisor at each milestone
               warmup:bool=False, # the first epoch at lr/5 (public AR-AT code)
+              delay:int=0, # each division this many epochs late (public AR-AT code: 1)
               wd:float|None=None, cbs=None, reset_opt:bool=False, # as in `Learner.fit`
               start_epoch:int=0): # resume at this epoch, as in `Learner.fit`
     "Fit `n_epoch` epochs with the paper's step schedule (`MilestoneLR`) on `lr`."
     lr = self.lr if lr is None else lr
-    sched = MilestoneLR(lr, milestones, div, warmup)
+    sched = MilestoneLR(lr, milestones, div, warmup, delay)
     self.fit(n_epoch, lr=lr, wd=wd, cbs=L(cbs) + [sched], reset_opt=reset_opt, start_epoch=start_epoch)
+
+# %% ../nbs/08_learner.ipynb #4ee0714b
+register_training_module('swa_model')
+
+def main_bns(model:nn.Module): # a plain or dual-BN model
+    "The BN layers a main-branch forward uses: every BN outside the aux branches and outside the training-only modules."
+    skip = set(training_module_names())
+    return [m for n, m in model.named_modules() if is_bn(m) and n.split('.')[0] not in skip and 'aux' not in n.split('.')]
+
+# %% ../nbs/08_learner.ipynb #6e5f2870
+def _bn_state(bns): return [(b.running_mean.clone(), b.running_var.clone(), b.num_batches_tracked.clone()) for b in bns]
+
+def _set_bn_state(bns, st):
+    for b, (m, v, n) in zip(bns, st): b.running_mean.copy_(m); b.running_var.copy_(v); b.num_batches_tracked.copy_(n)
+
+# %% ../nbs/08_learner.ipynb #adcec661
+@torch.no_grad()
+def update_bn_adv(model:nn.Module, # the model whose main BN statistics to re-estimate
+                  batches, # `(x, y)` batches, e.g. `dls.train`
+                  attack): # `attack(model, x, y)` -> adversarial `x'`, run with the model in train mode on the main branch
+    "Set the main BNs' running statistics of `model` to the equal-weight average over `batches` of those of `attack`'s x'."
+    bns = main_bns(model)
+    moms = [b.momentum for b in bns]
+    for b in bns: b.reset_running_stats(); b.momentum = None   # None: cumulative average
+    with (use_bn(model, 'main') if has_dual_bn(model) else nullcontext()), model_mode(model, 'train'):
+        for xb, yb in batches:
+            st = _bn_state(bns); xa = attack(model, xb, yb); _set_bn_state(bns, st)   # the attack's passes count for nothing
+            model(xa)
+    for b, m in zip(bns, moms): b.momentum = m
+    return model
+
+# %% ../nbs/08_learner.ipynb #44f5b4f0
+class SWACallback(Callback):
+    "SWA (public AR-AT code): equal-weight average of the weights every `freq` steps from epoch `start`; BN re-estimated on adversarial batches."
+    order = 60   # after the method's callbacks (which shape the model), NonFiniteGuard (55); before ResumeCheckpoint (90)
+    def __init__(self,
+                 start:float|int=0.75, # first averaging epoch: 0-based index, or a fraction of the run (0.75: epoch 76 of 100)
+                 freq:int=500, # average after every `freq`-th training step (global, 0-based)
+                 bn_update:bool=True, # at the end, re-estimate the average's main BN statistics on adversarial training batches
+                 swap:bool=True): # at the end, put the average into `learn.model` (the raw weights into `raw_state`)
+        _check_swa(start, freq, bn_update, swap)
+        store_attr(); self.raw_state, self.swapped, self._cancelled, self._trained = None, False, False, False
+
+# %% ../nbs/08_learner.ipynb #1738a0a2
+def _check_swa(start, freq, bn_update, swap):
+    o = 'SWACallback'
+    if not (isinstance(start, float) and 0 <= start < 1 or isinstance(start, int) and not isinstance(start, bool) and start >= 0):
+        raise ValueError(f"{o}: start must be a fraction of the run in [0, 1) (e.g. 0.75) or a whole 0-based epoch index, got {start!r}")
+    check_number(o, 'freq', freq, lo=1, integer=True, hint='average every this many training steps, e.g. 500')
+    check_choice(o, 'bn_update', bn_update, (True, False)); check_choice(o, 'swap', swap, (True, False))
+
+# %% ../nbs/08_learner.ipynb #040d85bc
+def _body_keys(m):
+    with without_training_modules(m): return list(m.state_dict())
+
+@patch
+def setup(self:SWACallback):
+    "Attach `learn.model.swa_model`, a frozen `AveragedModel` of the model without its training-only modules (kept if it fits)."
+    m = self.learn.model
+    swa = getattr(m, 'swa_model', None)
+    if swa is not None and list(swa.module.state_dict()) == _body_keys(m): return swa
+    if swa is not None and int(swa.n_averaged): raise ValueError("SWACallback: the model changed its layers after averaging began; "
+                                                              "the average no longer fits it")
+    with without_training_modules(m): swa = AveragedModel(m).requires_grad_(False)
+    return attach_training_module(m, 'swa_model', swa)
+
+@patch
+def after_create(self:SWACallback): self.setup()
+
+@patch(as_prop=True)
+def n_averaged(self:SWACallback): return int(self.learn.model.swa_model.n_averaged)
+
+# %% ../nbs/08_learner.ipynb #3d32cec9
+@patch
+def before_fit(self:SWACallback):
+    self.setup(); self._cancelled = self._trained = False
+    self.start_epoch = math.ceil(self.start * self.n_epoch) if isinstance(self.start, float) else self.start
+
+@patch
+def before_train(self:SWACallback): self._trained = True   # a fit, not `validate`/`get_preds` (which call before/after_fit too)
+
+@patch
+def after_batch(self:SWACallback):
+    if not self.training or self.epoch < self.start_epoch or (self.epoch * self.n_iter + self.iter) % self.freq: return
+    m = self.learn.model
+    with without_training_modules(m) as saved: saved['swa_model'].update_parameters(m)
+
+# %% ../nbs/08_learner.ipynb #e36d8c64
+@patch
+def update_bn(self:SWACallback, dl=None): # batches to estimate on; default the training set
+    "Re-estimate the average's main BN statistics on adversarial batches (the method's ε, step size, steps; train mode)."
+    c = next((c for c in self.learn.cbs if isinstance(c, AdvTrainCallback)), None)
+    opts = dict(eps=getattr(c, 'eps', 8/255), step_size=getattr(c, 'step_size', 2/255), steps=getattr(c, 'steps', 10))
+    update_bn_adv(self.learn.model.swa_model.module, ifnone(dl, self.learn.dls.train),
+                  lambda model, x, y: pgd(model, x, y, attack_mode='train', **opts))
+
+# %% ../nbs/08_learner.ipynb #9eb3ba02
+@patch
+def use_average(self:SWACallback):
+    "Copy the average (weights, main BN statistics) into `learn.model`; the raw weights go to `raw_state`."
+    m, avg = self.learn.model, self.learn.model.swa_model.module
+    aux = {n for n, _ in avg.named_buffers() if 'aux' in n.split('.')}   # the aux BNs keep the model's own statistics
+    with without_training_modules(m):
+        self.raw_state = {k: v.detach().clone() for k, v in m.state_dict().items()}
+        m.load_state_dict({k: (self.raw_state[k] if k in aux else v) for k, v in avg.state_dict().items()})
+    self.swapped = True
+
+@patch
+def use_raw(self:SWACallback):
+    "Put the raw (last trained) weights back into `learn.model`."
+    if self.raw_state is None: return
+    with without_training_modules(self.learn.model): self.learn.model.load_state_dict(self.raw_state)
+    self.swapped = False
+
+# %% ../nbs/08_learner.ipynb #a95325a5
+@patch
+def after_cancel_fit(self:SWACallback): self._cancelled = True
+
+@patch
+def after_fit(self:SWACallback):
+    if self._cancelled or not self._trained or self.n_averaged == 0: return
+    if self.bn_update: self.update_bn()
+    if self.swap: self.use_average()
+
+# %% ../nbs/08_learner.ipynb #d6e38462
+class DeviceChannelsLast(ChannelsLast):
+    "fastai's `ChannelsLast` when the model is on CUDA; on another device the model is left as it is, with a warning."
+    def before_fit(self):
+        if next(self.learn.model.parameters()).device.type == 'cuda': return super().before_fit()
+        warnings.warn("channels_last: left off on the CPU (torch's CPU backward with channels-last weights is unreliable); "
+                      "it is a GPU speed-up")
 
 # %% ../nbs/08_learner.ipynb #9879467b
 @patch

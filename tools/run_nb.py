@@ -41,7 +41,7 @@ def clean_text(t):
     for ln in t.split('\n'):
         ln = ln.split('\r')[-1] if '\r' in ln.rstrip('\r') else ln.rstrip('\r')
         if ln.strip() in ('█',) or re.fullmatch(r'\s*[█\s]*\|?[ -]*\d*\.?\d*%?.*\[\d+:\d+<\d+:\d+.*\]\s*', ln): continue
-        if re.match(r'\s*(Epoch \d+/\d+ : )?\|[-█ ]*\|', ln): continue   # a (cancelled) progress bar
+        if re.match(r'\s*(Epoch \d+/\d+ : )?\|[-█ ]*\|\s*\d+(\.\d+)?%', ln): continue   # a (cancelled) progress bar
         lines.append(ln)
     t = '\n'.join(lines)
     t = re.sub(r'/tmp/tmp[\w]+', '<tmp>', t)
