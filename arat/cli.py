@@ -20,15 +20,15 @@ from .data import *
 from .models import *
 from .dualbn import deployable_model, model_n_out
 from .callbacks import GradSimCallback
-from .learner import METHODS, method_options, method_callbacks, arat_learner
+from .learner import METHODS, method_options, method_callbacks, arat_learner, SWACallback
 from .evaluate import evaluate_robustness
 from .report import robustness_report, plot_log, save_grad_sim, atomic_write, results_record, write_results
 from .runs import ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, atomic_save
 
 # %% auto #0
-__all__ = ['ARCHS', 'DATASETS', 'RECIPES', 'METHOD_FLAGS', 'ATTACK_FLAGS', 'SAMPLE_DEFAULTS', 'PAPER_DEFAULTS', 'build_model',
-           'build_dls', 'method_kwargs', 'check_method_options', 'check_train_args', 'data_fingerprint', 'train_config',
-           'build_learner', 'build_run', 'final_eval', 'arat_train', 'load_run', 'arat_eval']
+__all__ = ['ARCHS', 'DATASETS', 'RECIPES', 'METHOD_FLAGS', 'ATTACK_FLAGS', 'DEVICE_DATA', 'SAMPLE_DEFAULTS', 'PAPER_DEFAULTS',
+           'build_model', 'build_dls', 'method_kwargs', 'check_method_options', 'check_train_args', 'data_fingerprint',
+           'train_config', 'build_learner', 'build_run', 'final_eval', 'arat_train', 'load_run', 'arat_eval']
 
 # %% ../nbs/12_cli.ipynb #64ace6fa
 ARCHS = ('resnet18', 'preact18', 'wrn34-10', 'imagenette-resnet18')
@@ -123,9 +123,12 @@ def method_kwargs(cfg:dict): # the resolved arguments of `arat_train`
     takes = f"({METHODS[m].cb.__name__} takes: {', '.join(opts)})"
     for k in kw:
         if k not in opts: raise CliError(f"{_flag(cfg, k)} is not an option of --method {m} {takes}; drop it")
+    if cfg.get('two_pass'):
+        if 'single_forward' not in opts: raise CliError(f"{_flag(cfg, 'two_pass')} is not an option of --method {m} {takes}; drop it")
+        kw['single_forward'] = False
     for k in extra:
         if k not in opts: raise CliError(f"{ma}: {k!r} is not an option of --method {m} {takes}")
-        if k in kw or k in ATTACK_FLAGS: raise CliError(f"{ma}: {k!r} has its own flag, --{ATTACK_FLAGS.get(k, k).replace('_', '-')}: give it once, as the flag")
+        if k in kw or k in ATTACK_FLAGS or k == 'single_forward': raise CliError(f"{ma}: {k!r} has its own flag, --{ATTACK_FLAGS.get(k, 'two-pass' if k == 'single_forward' else k).replace('_', '-')}: give it once, as the flag")
     return kw | extra
 
 # %% ../nbs/12_cli.ipynb #3143b5ae
@@ -136,12 +139,14 @@ def _check_train_args(cfg):
     _choice(f('dataset'), cfg['dataset'], DATASETS, 'a dataset')
     _choice(f('recipe'), cfg['recipe'], RECIPES, 'a recipe')
     for k in ('epochs', 'bs', 'width', 'n_train', 'n_valid', 'eval_n', 'stop_after'): _positive(f(k), cfg[k])
-    for k in ('steps', 'robust_n', 'grad_sim', 'num_workers', 'seed'): _positive(f(k), cfg[k], allow_zero=True)
+    for k in ('steps', 'robust_n', 'grad_sim', 'num_workers', 'seed', 'lr_delay'): _positive(f(k), cfg[k], allow_zero=True)
     for k in ('lr', 'step'): _positive(f(k), cfg[k], integer=False)
     for k in ('eps', 'gamma', 'alpha', 'beta'): _positive(f(k), cfg[k], allow_zero=True, integer=False)
-    for k in ('warmup', 'auto_balance'):
+    for k in ('warmup', 'auto_balance', 'channels_last', 'swa', 'two_pass'):
         if not isinstance(cfg[k], bool): raise CliError(f"{f(k)} {cfg[k]!r} must be true or false")
     if cfg['attack_mode'] is not None: _choice(f('attack_mode'), cfg['attack_mode'], ('train', 'eval'), 'a model mode')
+    if cfg['precision'] is not None: _choice(f('precision'), cfg['precision'], ('bf16', 'fp16'), 'a precision')
+    _choice(f('device_data'), cfg['device_data'], DEVICE_DATA, 'a data placement')
     _check_run_args(cfg)
     check_method_options(cfg)
 
@@ -155,9 +160,40 @@ def _check_run_args(cfg):
         if f('path') != '--path': raise CliError(f"the run's data folder {cfg['path']!r} ({f('path')}) is not there any more; put the data back there to continue the run")
         raise CliError(f"--path {cfg['path']}: no such folder; pass a folder in fastai's layout (train/ and test/ or val/ "
                        "class folders), or drop --path to use the embedded sample")
+    _check_swa_args(cfg)
+    if cfg['init'] is not None and not cfg.get('_src') and (not isinstance(cfg['init'], str) or not Path(cfg['init']).expanduser().is_file()):
+        raise CliError(f"--init {cfg['init']}: no such file; pass a state-dict file, e.g. the model.pth of an arat-train run")
+    if cfg['device_data'] == 'on' and cfg['dataset'] == 'imagenette':
+        raise CliError(f"{f('device_data')} on: Imagenette's item transforms are random, so its images cannot be kept "
+                       "on the device ready-made; use --device-data auto or off")
     if not cfg['auto_balance'] and not METHODS[cfg['method']].auto_balance:
         raise CliError(f"--no-auto-balance: --method {cfg['method']} has no auto-balance (methods with one: "
                        f"{', '.join(k for k, m in METHODS.items() if m.auto_balance)}); drop the flag")
+
+# %% ../nbs/12_cli.ipynb #f93d4ee9
+DEVICE_DATA = ('auto', 'on', 'off')
+
+def _swa_start(v):
+    "`--swa-start` as `SWACallback` takes it: a whole number (the parser gives floats) is a 0-based epoch index."
+    return int(v) if isinstance(v, float) and v >= 1 and v.is_integer() else v
+
+def _swa_cb(cfg):
+    "The `SWACallback` of `cfg` (`False`: no SWA)."
+    if not cfg['swa']: return False
+    return SWACallback(**{k: v for k, v in dict(start=_swa_start(cfg['swa_start']), freq=cfg['swa_freq']).items() if v is not None})
+
+def _check_swa_args(cfg):
+    "A `CliError` naming the SWA flag whose value `SWACallback` refuses (or that is given without `--swa`)."
+    f = partial(_flag, cfg)
+    for k in ('swa_start', 'swa_freq'):
+        if cfg[k] is None: continue
+        if not cfg['swa']: raise CliError(f"{f(k)} {_show(cfg[k])} sets up SWA, which is off: add --swa, or drop {f(k)}")
+        try: _swa_cb(dict(swa=True, swa_start=cfg['swa_start'] if k == 'swa_start' else None, swa_freq=cfg[k] if k == 'swa_freq' else None))
+        except (ValueError, TypeError) as e: raise CliError(f"{f(k)} {_show(cfg[k])}: {e}") from None
+    st = _swa_start(cfg['swa_start'])
+    if cfg['swa'] and isinstance(st, int) and st >= cfg['epochs']:
+        raise CliError(f"{f('swa_start')} {st} is not an epoch of the run (0-based, {f('epochs')} {cfg['epochs']}): nothing would be averaged; "
+                       "pass a smaller epoch or a fraction, e.g. 0.75")
 
 # %% ../nbs/12_cli.ipynb #db53c0db
 def check_method_options(cfg:dict): # the resolved arguments of `arat_train`
@@ -200,6 +236,11 @@ _RESUME_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers',
 _NOT_SAVED = ('resume', 'stop_after', 'overwrite', 'debug')
 _SETTINGS_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers', 'overwrite', 'debug')
 
+# settings added by later versions: a saved configuration without one ran with its default
+_ADDED = ('lr_delay', 'precision', 'channels_last', 'swa', 'swa_start', 'swa_freq', 'device_data', 'two_pass', 'init')
+
+def _with_added(saved): return {**{k: _default(k) for k in _ADDED}, **saved} if isinstance(saved, dict) else saved
+
 def _default(k):
     "The default of `arat_train`'s parameter `k`."
     return inspect.signature(arat_train).parameters[k].default
@@ -222,9 +263,10 @@ def _read_config(f, keys, fix):
 def _resumed_config(args, out):
     "The saved configuration of the run in `out`, with the flags that may change on resuming."
     src = out/'config.json'
-    saved = _read_config(src, _settings() + ['n_out'], "restore it, or train again with --overwrite (without --resume)")
+    saved = _with_added(_read_config(src, [k for k in _settings() if k not in _ADDED] + ['n_out'],
+                                     "restore it, or train again with --overwrite (without --resume)"))
     for k in _given(args):
-        v = _abs(args[k]) if k == 'path' else args[k]
+        v = _abs(args[k]) if k in ('path', 'init') else args[k]
         if k not in _RESUME_FREE and k in saved and v != saved[k]:
             raise CliError(f"--resume continues the run in {out} with its saved configuration: --{k.replace('_', '-')} was "
                            f"{saved[k]!r} there, {args[k]!r} now; drop the flag, or start a new run in another --out")
@@ -275,6 +317,7 @@ def _existing_run(cfg, out):
     if not old or cfg['overwrite']: return None
     try: saved = json.loads((out/'config.json').read_text())
     except (OSError, ValueError): saved = None
+    saved = _with_added(saved)
     diff = (f"its files ({', '.join(old[:3])}) without a readable config.json" if not isinstance(saved, dict)
             else _setting_diff(saved, cfg))
     if diff: raise CliError(f"--out {out} holds another run ({diff}); pass another --out, or --overwrite to replace that run (all its files, report/ included)")
@@ -323,7 +366,7 @@ def train_config(args:dict): # `arat_train`'s arguments
         cfg = _resumed_config({**args, 'out': cfg['out']}, out)
     check_train_args(cfg)
     cfg['device'] = _parse_device(cfg['device'])
-    if not args['resume']: cfg |= dict(path=_abs(cfg['path']), data=data_fingerprint(cfg['path']))
+    if not args['resume']: cfg |= dict(path=_abs(cfg['path']), data=data_fingerprint(cfg['path']), init=_abs(cfg['init']))
     return cfg, out, (_resume_state(cfg, out) if args['resume'] else _existing_run(cfg, out))
 
 # %% ../nbs/12_cli.ipynb #06414daa
@@ -341,16 +384,36 @@ def _check_batches(cfg, dls):
         raise CliError(f"{_flag(cfg, 'bs')} {cfg['bs']} is more than the {n} training images: no full batch to train on "
                        f"(fastai drops the last incomplete batch); pass --bs {n} or less" + (" or a larger --n-train" if cfg['n_train'] else ''))
 
+def _device_data(cfg):
+    "Whether the run keeps its images on the device (`arat.data.device_dls`): `--device-data on`, or `auto` on CUDA for CIFAR-style data."
+    if cfg['device_data'] != 'auto': return cfg['device_data'] == 'on'
+    return torch.device(cfg['device']).type == 'cuda' and cfg['dataset'] != 'imagenette'
+
+def _load_init(model, cfg):
+    "Load `--init`'s weights into `model`; a `CliError` if they cannot be read or do not fit."
+    fn = cfg['init']
+    try: sd = load_file(fn)
+    except CheckpointError as e: raise CliError(f"--init: {e}; pass a state-dict file, e.g. the model.pth of an arat-train run") from None
+    if (why := state_mismatch(sd, model) if isinstance(sd, dict) else 'it holds no state dict'):
+        raise CliError(f"--init {fn} does not fit the model ({cfg['arch']}, width {cfg['width']}, {cfg['n_out']} classes): {why}; "
+                       "pass the model.pth of a run with the same --arch, --width and data")
+    model.load_state_dict(sd)
+
 def build_learner(cfg:dict, # a configuration from `train_config`
-                  cbs=None): # more callbacks
+                  cbs=None, # more callbacks
+                  init:bool=True): # load `cfg['init']` (a resumed run gets its weights from the checkpoint instead)
     "The `Learner` of run configuration `cfg`, built from its seed."
     set_seed(cfg['seed'], reproducible=True)
     dls = build_dls(cfg['dataset'], cfg['path'], cfg['bs'], cfg['n_train'], cfg['n_valid'], cfg['seed'], cfg['num_workers'],
                     cfg['device'], cfg['recipe'])
     _check_batches(cfg, dls); cfg['n_out'] = dls.c
-    model = build_model(cfg['arch'], dls.c, cfg['width'], cfg['recipe']).to(cfg['device'])
+    if _device_data(cfg): dls = device_dls(dls, cfg['device'])
+    model = build_model(cfg['arch'], cfg['n_out'], cfg['width'], cfg['recipe'])
+    if init and cfg['init'] is not None: _load_init(model, cfg)
+    model = model.to(cfg['device'])
     try: return arat_learner(dls, model, method=cfg['method'], lr=cfg['lr'], eps=cfg['eps']/255, step_size=cfg['step']/255,
-                             steps=cfg['steps'], robust_n=cfg['robust_n'], auto_balance=cfg['auto_balance'], cbs=cbs, **method_kwargs(cfg))
+                             steps=cfg['steps'], robust_n=cfg['robust_n'], auto_balance=cfg['auto_balance'], precision=cfg['precision'],
+                             channels_last=cfg['channels_last'], swa=_swa_cb(cfg), cbs=cbs, **method_kwargs(cfg))
     except (ValueError, TypeError) as e: raise CliError(f"--method {cfg['method']}: {e}") from None
 
 # %% ../nbs/12_cli.ipynb #db9de734
@@ -360,7 +423,7 @@ def build_run(cfg:dict, # a configuration from `train_config`
     "The learner of the run in `out`, its `ResumeCheckpoint` and `GradSimCallback`; with `state`, at its saved epoch. Writes nothing."
     gs = _grad_sim_cb(cfg)
     ck = ResumeCheckpoint(resume=state, stop_after=cfg['stop_after'], grad_sim=gs)
-    learn = build_learner(cfg, cbs=[ck] + ([gs] if gs else []))
+    learn = build_learner(cfg, cbs=[ck] + ([gs] if gs else []), init=state is None)
     learn.path, learn.model_dir = out, '.'
     if cfg['quiet']: learn.remove_cb(ProgressCallback)
     if state is not None:
@@ -421,7 +484,8 @@ def _say(*a): print(*a, flush=True)
 def _result(**kw): return 0 if is_cli(arat_train) else kw
 
 def _banner(cfg, learn, out):
-    return (f"arat-train: {cfg['method']} on {cfg['dataset']} ({len(learn.dls.train_ds)} train / {len(learn.dls.valid_ds)} valid "
+    dls = getattr(learn.dls, 'source', learn.dls)   # device-resident data keeps the fastai DataLoaders as `source`
+    return (f"arat-train: {cfg['method']} on {cfg['dataset']} ({len(dls.train_ds)} train / {len(dls.valid_ds)} valid "
             f"images), {cfg['arch']} width {ifnone(cfg['width'], 'default')}, {cfg['epochs']} epochs, bs {cfg['bs']}, "
             f"PGD-{cfg['steps']} ε={cfg['eps']:g}/255, device {cfg['device']}, output {out}")
 
@@ -480,6 +544,7 @@ def arat_train(
     bs:int=None, # batch size (default: 64 on the sample, else 128)
     lr:float=0.1, # learning rate; divided by 10 at 75% and 90% of the epochs
     warmup:bool=False, # run the first epoch at lr/5 (as the public AR-AT code)
+    lr_delay:int=0, # apply each lr division this many epochs late (the public AR-AT code: 1, so 0.1 until epoch 76 of 100)
     gamma:float=None, # arat, asym-trades, arat-separate: invariance weight γ (default: the method's, e.g. arat 30, or 100 for wrn34-10)
     layers:str=None, # arat, arat-separate: tap spec, e.g. 'relus:layer4', 'penultimate', 'blocks:layer4' (default: the ReLUs of the last stage)
     auto_balance:bool=True, # arat, asym-trades, arat-separate: set α/β from the aux-BN clean accuracy each epoch (--no-auto-balance: use --alpha/--beta)
@@ -490,6 +555,14 @@ def arat_train(
     step:float=2., # PGD step size, in pixel levels
     steps:int=10, # PGD steps of the training attack
     attack_mode:str=None, # model mode during the training attack: train | eval (default: the method's, train for arat/at, eval for trades/mart/lbgat)
+    precision:str=None, # mixed precision of training and the training attack: bf16 | fp16 (default: fp32); evaluation stays fp32
+    channels_last:bool=False, # channels_last (NHWC) convolutions on CUDA, a GPU speed-up (left off on the CPU, with a warning)
+    swa:bool=False, # average the weights (SWA, as the public ARAT+SWA scripts); model.pth and the evaluation get the average
+    swa_start:float=None, # with --swa: first averaged epoch, a fraction of the run (default 0.75: epoch 76 of 100) or a 0-based epoch index
+    swa_freq:int=None, # with --swa: average every this many training steps (default 500)
+    two_pass:bool=False, # arat, arat-separate: clean and adversarial batches in two forwards, as before issue 12 (default: one forward)
+    device_data:str='auto', # keep the CIFAR images on the device, augmented there (same batches): auto (on for CUDA, not imagenette) | on | off
+    init:str=None, # start from these weights (a state-dict file, e.g. model.pth of an `arat-train --method standard` run); arrest: its teacher
     n_train:int=None, # train on a class-balanced subset of this many images
     n_valid:int=None, # validate on a class-balanced subset of this many images
     robust_n:int=None, # validation images for the per-epoch PGD-20 metric robust_acc, 0 for none (default: 100 on the sample, else 500)
@@ -516,8 +589,10 @@ def arat_train(
     with _errors(debug, out):
         start = 0 if state is None else state['epoch']
         if start: _say(f"resuming {out} at epoch {start+1} of {cfg['epochs']}")
+        if cfg['method'] == 'arrest' and cfg['init'] is None:
+            _say("note: arrest fine-tunes a standard model; without --init the teacher is the random initial model")
         _say(_banner(cfg, learn, out))
-        try: learn.fit_paper(cfg['epochs'], warmup=cfg['warmup'], start_epoch=start, cbs=RunLogger('log.csv', start))
+        try: learn.fit_paper(cfg['epochs'], warmup=cfg['warmup'], delay=cfg['lr_delay'], start_epoch=start, cbs=RunLogger('log.csv', start))
         except KeyboardInterrupt: return _interrupted(out)
         if ck.stopped:
             _say(f"stopped after epoch {cfg['stop_after']} of {cfg['epochs']} (--stop-after); continue with `arat-train --resume --out {out}`")

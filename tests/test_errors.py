@@ -75,6 +75,58 @@ def test_the_same_run_again_is_finished_and_an_unfinished_one_points_to_resume(r
     assert (tmp_path/'other'/'log.csv').read_text() == 'my own file'
 
 
+# the flags of issues 12 and 16: checked before any file is touched, and new settings of a run like the others
+NEW_FLAG_BAD = [
+    (dict(precision='fp8'), "--precision 'fp8' is not a precision; choose one of: bf16, fp16"),
+    (dict(device_data='gpu'), "--device-data 'gpu' is not a data placement; choose one of: auto, on, off"),
+    (dict(dataset='imagenette', device_data='on'), "--device-data on: Imagenette's item transforms are random"),
+    (dict(lr_delay=-1), '--lr-delay -1 must be a non-negative integer'),
+    (dict(swa_start=0.5), '--swa-start 0.5 sets up SWA, which is off: add --swa, or drop --swa-start'),
+    (dict(swa=True, swa_freq=0), '--swa-freq 0: SWACallback: freq must be a whole number >= 1'),
+    (dict(swa=True, swa_start=-0.5), '--swa-start -0.5: SWACallback: start must be a fraction of the run in [0, 1)'),
+    (dict(swa=True, swa_start=5.), '--swa-start 5 is not an epoch of the run (0-based, --epochs 1)'),
+    (dict(two_pass=True), '--two-pass is not an option of --method at (ATCallback takes:'),
+    (dict(method='arat', method_args='{"single_forward": false}'), "--method-args: 'single_forward' has its own flag, --two-pass"),
+    (dict(channels_last='yes'), "--channels-last 'yes' must be true or false"),
+]
+
+@pytest.mark.parametrize('kw,msg', NEW_FLAG_BAD, ids=[str(i) for i in range(len(NEW_FLAG_BAD))])
+def test_new_flags_are_checked_before_any_file(runs, tmp_path, kw, msg):
+    out = copy(runs, 'fin', tmp_path); before = snapshot(out)
+    refused(lambda: arat_train(out=out, epochs=1, **{**TINY, **kw}), msg)
+    assert snapshot(out) == before
+    refused(lambda: arat_train(out=tmp_path/'new', epochs=1, **{**TINY, **kw}), msg)
+    assert not (tmp_path/'new').exists()
+
+
+def test_a_new_setting_is_a_different_run_and_old_configs_still_work(runs, tmp_path):
+    out = copy(runs, 'fin', tmp_path); before = snapshot(out)
+    refused(lambda: arat_train(out=out, epochs=1, swa=True, **TINY), "holds another run (--swa was False there, True now)")
+    refused(lambda: arat_train(out=out, epochs=1, precision='bf16', **TINY), "holds another run (--precision was None there, 'bf16' now)")
+    # a config.json written before these flags existed: the run used their defaults
+    keys = ('lr_delay', 'precision', 'channels_last', 'swa', 'swa_start', 'swa_freq', 'device_data', 'two_pass')
+    _cfg(out/'config.json', **{k: '<drop>' for k in keys}); before = snapshot(out)
+    assert arat_train(out=out, epochs=1, **TINY) == dict(out=out, finished=True)
+    half = copy(runs, 'half', tmp_path); _cfg(half/'config.json', **{k: '<drop>' for k in keys})
+    refused(lambda: arat_train(resume=True, out=half, swa=True), "--resume continues the run in", "--swa was False there, True now")
+    assert snapshot(out) == before
+
+
+def test_init_starts_arrest_from_a_saved_model(runs, tmp_path):
+    "--init loads a run's model.pth before the learner is built: ARREST's frozen teacher is that model; a bad file is refused first."
+    init = runs/'fin'/'model.pth'
+    sd = torch.load(init)
+    res = arat_train(out=tmp_path/'arrest', epochs=1, init=str(init), **{**TINY, 'method': 'arrest'})
+    teacher = res['learn'].model.arrest_teacher.state_dict()
+    for k in sd: assert torch.equal(teacher[k].cpu(), sd[k]), k
+    assert json.loads((tmp_path/'arrest'/'config.json').read_text())['init'] == str(init.resolve())
+    (tmp_path/'junk.pth').write_text('not torch')
+    refused(lambda: arat_train(out=tmp_path/'bad', epochs=1, init=str(tmp_path/'junk.pth'), **TINY), '--init:', 'cannot be read', 'pass a state-dict file')
+    refused(lambda: arat_train(out=tmp_path/'bad', epochs=1, init=str(init), **{**TINY, 'width': 4}),
+            f'--init {init.resolve()} does not fit the model (resnet18, width 4, 10 classes): conv1.weight has shape (2, 3, 3, 3) there')
+    assert not (tmp_path/'bad').exists()
+
+
 def test_batch_size_above_the_training_set(tmp_path):
     refused(lambda: arat_train(out=tmp_path/'bs', epochs=1, **{**TINY, 'bs': 64}),
             "--bs 64 is more than the 20 training images: no full batch to train on (fastai drops the last incomplete batch); pass --bs 20 or less or a larger --n-train")
