@@ -247,11 +247,13 @@ class ARATCallback(AdvTrainCallback):
                  split_bn:bool=True, # separate BNs for clean (aux) and adversarial (main) inputs
                  alpha:float=1., # weight of the adversarial CE (set per epoch by `AutoBalance`)
                  beta:float=1., # weight of the clean CE
+                 single_forward:bool=True, # with split-BN: clean and adversarial rows in one forward (False: two passes)
                  **kwargs):
         super().__init__(**kwargs)
         _check_arat(type(self).__name__, gamma, layers, stop_grad, predictor, split_bn, alpha, beta)
-        store_attr('gamma,layers,stop_grad,predictor,split_bn,alpha,beta')
-        self.taps = None
+        check_choice(type(self).__name__, 'single_forward', single_forward, (True, False))
+        store_attr('gamma,layers,stop_grad,predictor,split_bn,alpha,beta,single_forward')
+        self.taps, self._rows, self._route = None, False, None
 
 # %% ../nbs/06_callbacks.ipynb #ace215f3
 @patch
@@ -281,8 +283,36 @@ def before_fit(self:ARATCallback):
 @patch
 def before_batch(self:ARATCallback):
     AdvTrainCallback.before_batch(self)   # the attack runs without the hooks
-    self.taps.attach()                    # fastai's forward on x' fills z'
+    self.taps.attach()                    # fastai's forward fills z' (and z, in the one-forward route)
     self.taps.enabled = True
+    self._rows = self.uses_single_forward()
+    if self._rows: self._join_views()
+
+# %% ../nbs/06_callbacks.ipynb #77b11bf1
+@patch
+def uses_single_forward(self:ARATCallback):
+    "Whether a training batch runs clean and adversarial rows in one forward (`single_forward`, split-BN, own clean pass)."
+    return self.single_forward and self.split_bn and type(self).clean_pass is ARATCallback.clean_pass
+
+@patch
+def _join_views(self:ARATCallback):
+    x = self.learn.x_clean
+    self.learn.xb = (torch.cat([x, self.learn.xb[0]]),)
+    self._route = route_rows(self.learn.model, len(x)); self._route.__enter__()
+
+@patch
+def _end_route(self:ARATCallback):
+    if self._route is not None: r, self._route = self._route, None; r.__exit__(None, None, None)
+
+# %% ../nbs/06_callbacks.ipynb #35f08b70
+@patch
+def after_pred(self:ARATCallback):
+    if not self._rows: return
+    self._end_route()
+    n, pred, feats = len(self.learn.x_clean), self.learn.pred, self.taps.take()
+    self.taps.remove()
+    self._clean, self._z_adv = (pred[:n], [f[:n] for f in feats]), [f[n:] for f in feats]
+    self.learn.pred, self.learn.xb = pred[n:], (self.learn.xb[0][n:],)
 
 # %% ../nbs/06_callbacks.ipynb #6a7b3454
 @patch
@@ -296,9 +326,9 @@ def clean_pass(self:ARATCallback):
 @patch
 def compute_loss(self:ARATCallback):
     m, y = self.learn.model, self.learn.yb[0]
-    z_adv = self.taps.take()
-    out_clean, z_clean = self.clean_pass()
-    self.taps.remove()
+    if self._rows: (out_clean, z_clean), z_adv = self._clean, self._z_adv
+    else: z_adv = self.taps.take(); out_clean, z_clean = self.clean_pass()
+    self.taps.remove(); self._clean = self._z_adv = None
     preds = m.arat_predictors if self.predictor else None
     total, parts = arat_loss(self.learn.pred, out_clean, y, z_adv, z_clean, preds, self.alpha, self.beta,
                              self.gamma_, self.stop_grad)
@@ -309,8 +339,12 @@ def compute_loss(self:ARATCallback):
 @patch
 def cleanup(self:ARATCallback):
     AdvTrainCallback.cleanup(self)
+    self._end_route(); self._rows, self._clean, self._z_adv = False, None, None
     if self.taps is not None: self.taps.remove()
     self.taps = None
+
+@patch
+def after_cancel_batch(self:ARATCallback): self._end_route()
 
 # %% ../nbs/06_callbacks.ipynb #fc1dcac5
 class AutoBalance(Callback):

@@ -6,23 +6,27 @@ Docs: https://arat-dev.github.io/arat/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #3d2c6dc4
 from __future__ import annotations
-import os, random, shutil, socket, tarfile, tempfile, threading, hashlib
+import copy, os, random, shutil, socket, tarfile, tempfile, threading, hashlib
 from pathlib import Path
 from urllib.parse import urlparse
 import PIL.Image
 import torch, torch.nn.functional as F
 from fastcore.basics import store_attr, ifnone, patch
 from fastcore.meta import delegates
+from fastai.data.core import Pipeline
+from fastai.data.load import DataLoader
 from fastai.data.core import Datasets, DataLoaders
 from fastai.data.transforms import Categorize, IntToFloatTensor, ToTensor, get_image_files, parent_label
 from fastai.data.external import URLs, untar_data, fastai_cfg
+from fastai.torch_core import TensorCategory
 from fastai.vision.core import PILImage, TensorImage
 from fastai.vision.augment import RandTransform, RandomResizedCrop, Resize, FlipItem
 
 # %% auto #0
 __all__ = ['IMAGENETTE_RECIPES', 'folder_items', 'balanced_subset', 'BadImageError', 'image_problem', 'image_problems',
            'check_images', 'PadCropFlip', 'folder_dls', 'fastai_dataset', 'cifar_tfms', 'cifar10_dls', 'cifar100_dls',
-           'PadCropFlipItem', 'imagenette_tfms', 'imagenette_dls', 'arat_home', 'sample_path', 'cifar10_sample_dls']
+           'PadCropFlipItem', 'imagenette_tfms', 'imagenette_dls', 'arat_home', 'sample_path', 'cifar10_sample_dls',
+           'DeviceImageDL', 'DeviceDataLoaders', 'device_dls']
 
 # %% ../nbs/00_data.ipynb #416e7502
 def _split_files(path, split, classes):
@@ -346,3 +350,84 @@ def cifar10_sample_dls(bs:int=128, # training batch size
                        **kwargs):
     "`cifar10_dls` on the embedded sample of 932 training and 932 test images of CIFAR-10 (no download)."
     return cifar10_dls(sample_path(), bs=bs, **kwargs)
+
+# %% ../nbs/00_data.ipynb #518b7aae
+class DeviceImageDL(DataLoader):
+    "A fastai `DataLoader` over images held as one `uint8` tensor on the device: each batch is an index, then `after_batch`."
+    def __init__(self,
+                 x:torch.Tensor, # `uint8` images, [n, c, h, w]
+                 y:torch.Tensor, # integer labels, [n]
+                 bs:int=64, # batch size
+                 shuffle:bool=False, # a new order each epoch, drawn from `self.rng` as fastai does
+                 drop_last:bool=False, # drop the last incomplete batch
+                 after_batch=None, # batch transforms (a `Pipeline`, or a list of transforms for the training split)
+                 split_idx:int=0, # 0: training split (augmented), 1: validation, as fastai's transforms read it
+                 vocab=None, # class names
+                 device=None): # where the images live; `None`: `x`'s device
+        if x.dtype != torch.uint8 or x.ndim != 4 or len(x) != len(y):
+            raise ValueError(f"DeviceImageDL: x must be uint8 images [n, c, h, w] with one label each, got {x.dtype} {tuple(x.shape)} and {len(y)} labels")
+        super().__init__(dataset=None, bs=bs, shuffle=shuffle, drop_last=drop_last, indexed=True, n=len(y))
+        self.x, self.y, self.vocab, self.n_inp = x, y, vocab, 1
+        ab = ifnone(after_batch, [IntToFloatTensor()])
+        self.after_batch = ab if isinstance(ab, Pipeline) else Pipeline(ab)
+        self.after_batch.split_idx = split_idx
+        self.device = ifnone(device, x.device)
+
+# %% ../nbs/00_data.ipynb #4a7d2205
+@patch
+def __iter__(self:DeviceImageDL):
+    self.randomize(); self.before_iter()
+    idxs = torch.as_tensor(self.get_idxs(), dtype=torch.long).to(self.x.device)
+    for i in range(len(self)):
+        b = idxs[i*self.bs:(i+1)*self.bs]
+        yield self.after_batch((TensorImage(self.x[b]), TensorCategory(self.y[b])))
+    self.after_iter()
+
+@patch
+def to(self:DeviceImageDL, device):
+    self.device = device; self.x, self.y = self.x.to(self.device), self.y.to(self.device)
+    return self
+
+@patch
+def new(self:DeviceImageDL, dataset=None, cls=None, **kwargs):
+    "A copy (same images, same transforms) with `bs`, `shuffle` or `drop_last` changed."
+    if dataset is not None or cls is not None: raise ValueError("DeviceImageDL.new: only bs, shuffle and drop_last can change; build another DeviceImageDL for other data")
+    res = copy.copy(self)
+    for k, v in kwargs.items():
+        if k in ('bs', 'shuffle', 'drop_last'): setattr(res, k, v)
+    return res
+
+# %% ../nbs/00_data.ipynb #b4dcdd37
+def _stack_split(dl, device):
+    "Every item of `dl`'s dataset through its item transforms, stacked: (uint8 images, labels) on `device`."
+    if any(isinstance(t, RandTransform) for t in getattr(dl.after_item, 'fs', [])):
+        raise ValueError("device_dls: the item transforms are random (e.g. Imagenette's crops); device batches need fixed-size images "
+                         "and batch-level augmentation, as CIFAR's PadCropFlip")
+    items = [dl.do_item(i) for i in range(len(dl.dataset))]
+    x = torch.stack([o[0] for o in items]).as_subclass(torch.Tensor)
+    if x.dtype != torch.uint8: raise ValueError(f"device_dls: the items must be uint8 images (before IntToFloatTensor), got {x.dtype}")
+    return x.to(device), torch.stack([o[1] for o in items]).as_subclass(torch.Tensor).to(device)
+
+# %% ../nbs/00_data.ipynb #9e781af4
+class DeviceDataLoaders(DataLoaders):
+    "`DataLoaders` of `DeviceImageDL`s; prediction, decoding and export go through the fastai loaders it was made from."
+    def __init__(self, *loaders, source=None, path='.', device=None):
+        super().__init__(*loaders, path=path, device=device); self.source = source
+    def test_dl(self, *args, **kwargs): return self.source.test_dl(*args, **kwargs)
+    def decode(self, b): return self.source.decode(b)
+    def decode_batch(self, b, max_n=9, full=True): return self.source.decode_batch(b, max_n=max_n, full=full)
+    def new_empty(self): return self.source.new_empty()
+
+def device_dls(dls:DataLoaders, # fastai `DataLoaders` of fixed-size images with batch-level augmentation (CIFAR)
+               device=None): # where the images and batches live; `None`: `dls.device`
+    "The same data, shuffle and augmentation as `dls`, from one `uint8` tensor per split in `device` memory."
+    device = ifnone(device, dls.device) or 'cpu'
+    dls.device = device   # predictions through `test_dl` land where the model is
+    loaders, abs_ = [], copy.deepcopy((dls.train.after_batch, dls.valid.after_batch))   # one copy: shared transforms stay shared
+    for split, (dl, ab) in enumerate(zip((dls.train, dls.valid), abs_)):
+        x, y = _stack_split(dl, device)
+        new = DeviceImageDL(x, y, bs=dl.bs, shuffle=dl.shuffle, drop_last=dl.drop_last, after_batch=ab,
+                            split_idx=split, vocab=getattr(dls, 'vocab', None), device=device)
+        new.rng.setstate(dl.rng.getstate())
+        loaders.append(new)
+    return DeviceDataLoaders(*loaders, source=dls, path=dls.path, device=device)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import copy
 from contextlib import contextmanager
 import torch, torch.nn as nn
+from fastcore.basics import patch
 from .models import CifarResNet, PreActResNet, WideResNet
 
 # %% auto #0
-__all__ = ['DualBatchNorm', 'is_bn', 'dual_bns', 'has_dual_bn', 'convert_dual_bn', 'use_bn', 'merge_dual_bn',
+__all__ = ['DualBatchNorm', 'is_bn', 'dual_bns', 'has_dual_bn', 'convert_dual_bn', 'use_bn', 'route_rows', 'merge_dual_bn',
            'register_training_module', 'training_module_names', 'attach_training_module', 'detach_training_modules',
            'without_training_modules', 'deployable_model', 'model_stages', 'model_n_out']
 
@@ -25,10 +26,12 @@ class DualBatchNorm(nn.Module):
                  main:nn.Module, # the BN layer that becomes the main branch
                  aux:nn.Module=None): # the auxiliary branch; default: a deep copy of `main`
         super().__init__()
-        self.main, self.aux, self.route = main, (copy.deepcopy(main) if aux is None else aux), 'main'
+        self.main, self.aux, self.route, self.n_aux = main, (copy.deepcopy(main) if aux is None else aux), 'main', 0
 
-    def forward(self, x): return (self.aux if self.route == 'aux' else self.main)(x)
-    def extra_repr(self): return f"route={self.route!r}"
+    def forward(self, x):
+        if self.route == 'rows': return self.forward_rows(x)
+        return (self.aux if self.route == 'aux' else self.main)(x)
+    def extra_repr(self): return f"route={self.route!r}" + (f", n_aux={self.n_aux}" if self.route == 'rows' else '')
 
 # %% ../nbs/02_dualbn.ipynb #d583bad2
 def is_bn(m:nn.Module):
@@ -82,6 +85,29 @@ def use_bn(model:nn.Module, # a model converted with `convert_dual_bn`
     try: yield model
     finally:
         for d,r in zip(dbns, prev): d.route = r
+
+# %% ../nbs/02_dualbn.ipynb #9ef5f7e8
+@patch
+def forward_rows(self:DualBatchNorm, x):
+    "The first `n_aux` rows of `x` through `aux`, the others through `main` (each with its own batch statistics)."
+    k = self.n_aux
+    if not 0 < k < len(x): raise ValueError(f"DualBatchNorm: route 'rows' needs 0 < n_aux < batch size, got n_aux={k} for {len(x)} rows")
+    xa, xm = x.split([k, len(x) - k])   # one gradient copy back (a cat), where slices would zero-fill two
+    return torch.cat([self.aux(xa), self.main(xm)])
+
+# %% ../nbs/02_dualbn.ipynb #721eb497
+@contextmanager
+def route_rows(model:nn.Module, # a model converted with `convert_dual_bn`
+               n_aux:int): # how many leading rows of each batch go through the aux branch
+    "Context manager: every `DualBatchNorm` of `model` sends the first `n_aux` rows through `aux`, the rest through `main`."
+    if not (isinstance(n_aux, int) and not isinstance(n_aux, bool) and n_aux > 0): raise ValueError(f"route_rows: n_aux must be a whole number > 0, got {n_aux!r}")
+    dbns = dual_bns(model)
+    if not dbns: raise ValueError(f"route_rows: {type(model).__name__} has no DualBatchNorm layers; convert it first with `convert_dual_bn(model)`")
+    prev = [(d.route, d.n_aux) for d in dbns]
+    for d in dbns: d.route, d.n_aux = 'rows', n_aux
+    try: yield model
+    finally:
+        for d, (r, k) in zip(dbns, prev): d.route, d.n_aux = r, k
 
 # %% ../nbs/02_dualbn.ipynb #8486ec20
 def _merge(module, keep):

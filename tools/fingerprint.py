@@ -10,7 +10,9 @@ import torch
 from fastai.vision.all import set_seed
 from arat.all import *
 
-METHODS = ('arat', 'at', 'trades', 'mart', 'lbgat', 'asym-trades', 'arat-separate')
+METHODS = ('arat', 'at', 'trades', 'mart', 'lbgat', 'asym-trades', 'arat-separate', 'arat-two-pass')
+
+VARIANTS = {'arat-two-pass': ('arat', dict(single_forward=False))}   # AR-AT's route before the single forward (issue 12)
 
 def fingerprint(method, steps=3, bs=16, seed=0):
     "sha256 of every tensor of the model's state_dict after `steps` training batches of `method` (CPU, seeded)."
@@ -18,7 +20,8 @@ def fingerprint(method, steps=3, bs=16, seed=0):
     set_seed(seed, reproducible=True)
     dls = cifar10_sample_dls(bs=bs, n_train=bs*steps, n_valid=bs, seed=seed)
     model = cifar_resnet18(10, width=8)
-    learn = arat_learner(dls, model, method=method, robust_n=0)
+    method, kw = VARIANTS.get(method, (method, {}))
+    learn = arat_learner(dls, model, method=method, robust_n=0, **kw)
     with learn.no_bar(), learn.no_logging(): learn.fit(1)
     h = hashlib.sha256()
     for k, v in sorted(learn.model.state_dict().items()):
