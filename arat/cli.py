@@ -23,7 +23,7 @@ from .callbacks import GradSimCallback
 from .learner import METHODS, method_options, method_callbacks, arat_learner, SWACallback
 from .evaluate import evaluate_robustness
 from .report import robustness_report, plot_log, save_grad_sim, atomic_write, results_record, write_results
-from .runs import ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, atomic_save
+from .runs import ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, save_atomically
 
 # %% auto #0
 __all__ = ['ARCHS', 'DATASETS', 'RECIPES', 'METHOD_FLAGS', 'ATTACK_FLAGS', 'DEVICE_DATA', 'SAMPLE_DEFAULTS', 'PAPER_DEFAULTS',
@@ -464,7 +464,7 @@ def final_eval(model:nn.Module, # plain or dual-BN model (evaluated on its main 
 def _write_results(learn, cfg, out, gs, secs):
     "Write `model.pth`, the plots, `eval.csv`, `results.json` and `model_card.md` of a finished run; return the table and the files."
     dep = deployable_model(learn.model).eval()
-    atomic_save(dep.state_dict(), out/'model.pth')
+    save_atomically(dep.state_dict(), out/'model.pth')
     files = dict(config=out/'config.json', model=out/'model.pth', checkpoint=out/'resume.pth', log=out/'log.csv')
     files['loss_plot'], files['metrics_plot'] = plot_log(out/'log.csv', out)
     if gs is not None and gs.records:

@@ -18,7 +18,7 @@ from fastai.torch_core import get_model
 from .report import atomic_write
 
 # %% auto #0
-__all__ = ['rng_states', 'set_rng_states', 'atomic_save', 'ResumeCheckpoint', 'CheckpointError', 'load_file', 'load_resume',
+__all__ = ['rng_states', 'set_rng_states', 'save_atomically', 'ResumeCheckpoint', 'CheckpointError', 'load_file', 'load_resume',
            'state_mismatch', 'restore_learner', 'RunLogger']
 
 # %% ../nbs/11_runs.ipynb #5731550c
@@ -54,7 +54,7 @@ def set_rng_states(st:dict, # what `rng_states` returned
         for k, s in st['gens'].items(): gens[k].set_state(s)
 
 # %% ../nbs/11_runs.ipynb #6389421d
-def atomic_save(obj, # anything `torch.save` takes
+def save_atomically(obj, # anything `torch.save` takes
                 fn): # the file to write
     "`torch.save` `obj` to a temporary file beside `fn`, fsync it and rename it to `fn`: a kill leaves the old `fn` whole."
     return atomic_write(fn, write=partial(torch.save, obj))
@@ -95,7 +95,7 @@ def before_epoch(self:ResumeCheckpoint):
 def after_epoch(self:ResumeCheckpoint):
     if self.epoch < self.start: return   # an epoch fastai skipped while resuming
     sl = self.learn.recorder.smooth_loss
-    atomic_save(dict(epoch=self.epoch + 1, n_epoch=self.n_epoch, rng=rng_states(self.dls), train_iter=self.learn.train_iter,
+    save_atomically(dict(epoch=self.epoch + 1, n_epoch=self.n_epoch, rng=rng_states(self.dls), train_iter=self.learn.train_iter,
                      smooth_loss=(sl.count, sl.val), extra=self.extra, model=get_model(self.learn.model).state_dict(),
                      opt=self.learn.opt.state_dict(), grad_sim=[] if self.grad_sim is None else list(self.grad_sim.records)),
                 self.file)
