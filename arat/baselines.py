@@ -40,8 +40,10 @@ def trades_loss(out_clean:torch.Tensor, # logits on the clean batch, f(x)
     return clean_ce + beta * kl, dict(clean_ce=clean_ce, kl=kl)
 
 # %% ../nbs/07_baselines.ipynb #52215881
-def _check_kl_attack(o, beta, start_std):
+def _check_kl_attack(o, beta, start_std, random_start=True):
     "One-line `ValueError`s for the options TRADES, MART and LBGAT share."
+    if isinstance(random_start, str) and random_start == 'inplace':
+        raise ValueError(f"{o}: random_start='inplace' is the public AR-AT code's uniform start; this method's start is Gaussian (True) or none (False)")
     check_number(o, 'beta', beta, hint="the weight of the KL term, e.g. 6 (TRADES, MART) or 0 (LBGAT0)")
     check_number(o, 'start_std', start_std, hint="the std of the attack's Gaussian start, e.g. 0.001")
 
@@ -56,7 +58,7 @@ class TRADESCallback(AdvTrainCallback):
                  start_std:float=0.001, # std of the attack's Gaussian start
                  attack_mode:str='eval', # the model's mode during the attack (TRADES: eval)
                  **kwargs):
-        _check_kl_attack(type(self).__name__, beta, start_std)
+        _check_kl_attack(type(self).__name__, beta, start_std, kwargs.get('random_start', True))
         super().__init__(attack_mode=attack_mode, **kwargs)
         store_attr('beta,start_std')
 
@@ -133,7 +135,7 @@ class LBGATCallback(AdvTrainCallback):
                  start_std:float=0.001, # std of the attack's Gaussian start
                  attack_mode:str='eval', # the model's mode during the attack (LBGAT: eval)
                  **kwargs):
-        _check_kl_attack(type(self).__name__, beta, start_std)
+        _check_kl_attack(type(self).__name__, beta, start_std, kwargs.get('random_start', True))
         if not (teacher is None or isinstance(teacher, nn.Module)):
             raise ValueError(f"LBGATCallback: teacher must be an nn.Module, or None for default_teacher(model), got {teacher!r}")
         self.parts = ('teacher_ce', 'mse') + (('kl',) if beta else ())

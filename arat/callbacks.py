@@ -54,9 +54,11 @@ def check_choice(owner:str, # who checks (a class name), for the message
     raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}, got {v!r}" + (f"; {hint}" if hint else ''))
 
 # %% ../nbs/06_callbacks.ipynb #f2a371a0
-def _check_attack(owner, eps, step_size, steps):
-    check_number(owner, 'eps', eps, hint='the L∞ radius in [0,1] pixel units, e.g. 8/255')
-    check_number(owner, 'step_size', step_size, hint='in [0,1] pixel units, e.g. 2/255')
+def _check_attack(owner, eps, step_size, steps, norm='Linf'):
+    check_choice(owner, 'norm', norm, ('Linf', 'L2'))
+    l2 = norm == 'L2'
+    check_number(owner, 'eps', eps, hint='the L2 radius of [0,1] images, e.g. 0.5' if l2 else 'the L∞ radius in [0,1] pixel units, e.g. 8/255')
+    check_number(owner, 'step_size', step_size, hint='the L2 length of a step, e.g. eps/4' if l2 else 'in [0,1] pixel units, e.g. 2/255')
     check_number(owner, 'steps', steps, integer=True, hint='the number of PGD steps, e.g. 10')
 
 # %% ../nbs/06_callbacks.ipynb #6614b815
@@ -66,16 +68,17 @@ def clean_acc(inp, targ):
 
 # %% ../nbs/06_callbacks.ipynb #4194ee83
 class RobustAccuracy(Metric):
-    "Accuracy under L∞ PGD on the first `n` validation images (fastai metric, main BNs, eval mode)."
+    "Accuracy under PGD (L∞, or L2 with `norm='L2'`) on the first `n` validation images (fastai metric, main BNs, eval mode)."
     def __init__(self,
                  n:int=500, # how many validation images to attack (the first `n`)
-                 eps:float=8/255, # L∞ radius
-                 step_size:float=2/255, # PGD step size
+                 eps:float=8/255, # radius: L∞, or L2 with `norm='L2'` (e.g. 0.5)
+                 step_size:float=2/255, # PGD step size (L2: e.g. eps/4)
                  steps:int=20, # PGD steps (PGD-20 by default)
                  seed:int=0, # seed of the random starts
-                 metric_name:str='robust_acc'): # the name the Recorder shows
+                 metric_name:str='robust_acc', # the name the Recorder shows
+                 norm:str='Linf'): # the threat model: 'Linf' or 'L2'
         check_number('RobustAccuracy', 'n', n, lo=1, integer=True, hint='the number of validation images to attack')
-        _check_attack('RobustAccuracy', eps, step_size, steps); check_number('RobustAccuracy', 'seed', seed, integer=True)
+        _check_attack('RobustAccuracy', eps, step_size, steps, norm); check_number('RobustAccuracy', 'seed', seed, integer=True)
         store_attr()
 
 # %% ../nbs/06_callbacks.ipynb #8262f0a7
@@ -89,7 +92,7 @@ def accumulate(self:RobustAccuracy, learn):
     x, y = learn.xb[0][:k], learn.yb[0][:k]
     with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
         torch.manual_seed(self.seed + self.count)
-        xa = pgd(learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps, attack_mode='eval')
+        xa = pgd(learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps, attack_mode='eval', norm=self.norm)
     with torch.no_grad(): self.correct += (learn.model(xa).argmax(-1) == y).sum().item()
     self.count += k
 
@@ -106,15 +109,19 @@ class AdvTrainCallback(Callback):
     order, run_valid = 0, False
     parts = ('adv_ce',)
     def __init__(self,
-                 eps:float=8/255, # L∞ radius of the training attack
-                 step_size:float=2/255, # PGD step size
+                 eps:float=8/255, # radius of the training attack: L∞, or L2 with `norm='L2'` (e.g. 0.5)
+                 step_size:float=2/255, # PGD step size (L2: e.g. eps/4)
                  steps:int=10, # PGD steps
                  attack_mode:str='train', # the model's mode during the attack: 'train' (public code) or 'eval'
-                 random_start:bool=True): # uniform random start in the ε-ball
+                 random_start=True, # True: uniform in the ε-ball; False: none; 'inplace': the public AR-AT code's (see below)
+                 norm:str='Linf'): # the threat model: 'Linf' or 'L2'
         o = type(self).__name__
-        _check_attack(o, eps, step_size, steps)
-        check_choice(o, 'attack_mode', attack_mode, ('train', 'eval')); check_choice(o, 'random_start', random_start, (True, False))
-        store_attr('eps,step_size,steps,attack_mode,random_start')
+        _check_attack(o, eps, step_size, steps, norm)
+        check_choice(o, 'attack_mode', attack_mode, ('train', 'eval'))
+        check_choice(o, 'random_start', random_start, (True, False, 'inplace'))
+        if random_start == 'inplace' and norm != 'Linf':
+            raise ValueError(f"{o}: random_start='inplace' is the public AR-AT code's L∞ start; use it with norm='Linf'")
+        store_attr('eps,step_size,steps,attack_mode,random_start,norm')
         self._sums, self._n = {}, 0
         self.part_metrics = [ValueMetric(partial(self._part_mean, p), p) for p in self.parts]
 
@@ -152,11 +159,12 @@ def attack_autocast(self:AdvTrainCallback):
 def attack(self:AdvTrainCallback, x, y):
     "Adversarial examples for the clean batch `x` (on the main BNs)."
     return pgd(self.learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps,
-               random_start=self.random_start, attack_mode=self.attack_mode)
+               random_start=self.random_start, attack_mode=self.attack_mode, norm=self.norm)
 
 @patch
 def before_batch(self:AdvTrainCallback):
     x, y = plain_tensor(self.learn.xb[0]), self.learn.yb[0]
+    if self.random_start == 'inplace': x = x.clone()   # the attack adds its start to x: a copy, never the loader's tensor
     self.learn.x_clean = x
     with self.attack_autocast(): self.learn.xb = (self.attack(x, y),)
 

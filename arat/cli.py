@@ -22,13 +22,14 @@ from .dualbn import deployable_model, model_n_out
 from .callbacks import GradSimCallback
 from .learner import METHODS, method_options, method_callbacks, arat_learner, SWACallback
 from .evaluate import evaluate_robustness
-from .report import robustness_report, plot_log, save_grad_sim, atomic_write, results_record, write_results
+from .report import robustness_report, plot_log, save_grad_sim, atomic_write, results_record, write_results, eps_text
 from .runs import ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, save_atomically
 
 # %% auto #0
 __all__ = ['ARCHS', 'DATASETS', 'RECIPES', 'METHOD_FLAGS', 'ATTACK_FLAGS', 'DEVICE_DATA', 'SAMPLE_DEFAULTS', 'PAPER_DEFAULTS',
-           'build_model', 'build_dls', 'method_kwargs', 'check_method_options', 'check_train_args', 'data_fingerprint',
-           'train_config', 'build_learner', 'build_run', 'final_eval', 'arat_train', 'load_run', 'arat_eval']
+           'build_model', 'build_dls', 'method_kwargs', 'attack_kwargs', 'check_method_options', 'check_train_args',
+           'data_fingerprint', 'train_config', 'build_learner', 'build_run', 'final_eval', 'arat_train', 'load_run',
+           'arat_eval']
 
 # %% ../nbs/12_cli.ipynb #64ace6fa
 ARCHS = ('resnet18', 'preact18', 'wrn34-10', 'imagenette-resnet18')
@@ -146,6 +147,8 @@ def _check_train_args(cfg):
         if not isinstance(cfg[k], bool): raise CliError(f"{f(k)} {cfg[k]!r} must be true or false")
     if cfg['attack_mode'] is not None: _choice(f('attack_mode'), cfg['attack_mode'], ('train', 'eval'), 'a model mode')
     if cfg['precision'] is not None: _choice(f('precision'), cfg['precision'], ('bf16', 'fp16'), 'a precision')
+    _choice(f('norm'), cfg['norm'], ('Linf', 'L2'), 'a threat model')
+    _choice(f('random_start'), cfg['random_start'], ('uniform', 'inplace'), 'a random start')
     _choice(f('device_data'), cfg['device_data'], DEVICE_DATA, 'a data placement')
     _check_run_args(cfg)
     check_method_options(cfg)
@@ -196,12 +199,23 @@ def _check_swa_args(cfg):
                        "pass a smaller epoch or a fraction, e.g. 0.75")
 
 # %% ../nbs/12_cli.ipynb #db53c0db
+def attack_kwargs(cfg:dict): # the resolved arguments of `arat_train`
+    "The attack options of `cfg` as the callbacks take them: radius and step in [0,1]-pixel units (L∞ flags are in 1/255), norm, start."
+    k, l2 = (1., True) if cfg.get('norm', 'Linf') == 'L2' else (255., False)
+    kw = dict(eps=cfg['eps']/k, step_size=cfg['step']/k, steps=cfg['steps'])
+    if l2: kw['norm'] = 'L2'
+    if cfg.get('random_start', 'uniform') == 'inplace': kw['random_start'] = 'inplace'
+    return kw
+
 def check_method_options(cfg:dict): # the resolved arguments of `arat_train`
     "Build the callbacks of `cfg`'s method once, so that a bad option is a `CliError` naming its flag before any work."
-    kw, base = method_kwargs(cfg), dict(eps=cfg['eps']/255, step_size=cfg['step']/255, steps=cfg['steps'])
+    kw, base = method_kwargs(cfg), attack_kwargs(cfg)
     mk = lambda **o: method_callbacks(cfg['method'], cfg['auto_balance'], **base, **o)
     try: mk(**kw); return kw
     except (ValueError, TypeError) as e: err = e
+    if 'random_start' in base:
+        try: mk()
+        except (ValueError, TypeError) as e: raise CliError(f"{_flag(cfg, 'random_start')} inplace: {e}") from None
     extra = _method_args(cfg.get('method_args'))
     for k, v in kw.items():
         try: mk(**{k: v})
@@ -228,6 +242,9 @@ def _resolve(cfg):
     for k, v in (SAMPLE_DEFAULTS if cfg['dataset'] == 'sample' else PAPER_DEFAULTS).items():
         if cfg[k] is None: cfg[k] = v
     if cfg['arch'] is None: cfg['arch'] = 'imagenette-resnet18' if cfg['dataset'] == 'imagenette' else 'resnet18'
+    l2 = cfg.get('norm') == 'L2'
+    if cfg['eps'] is None: cfg['eps'] = 0.5 if l2 else 8.
+    if cfg['step'] is None: cfg['step'] = cfg['eps'] / 4 if l2 and isinstance(cfg['eps'], (int, float)) else 2.
     if cfg['out'] is None: cfg['out'] = f"runs/{cfg['method']}-{cfg['dataset']}"
     return cfg
 
@@ -237,7 +254,7 @@ _NOT_SAVED = ('resume', 'stop_after', 'overwrite', 'debug')
 _SETTINGS_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers', 'overwrite', 'debug')
 
 # settings added by later versions: a saved configuration without one ran with its default
-_ADDED = ('lr_delay', 'precision', 'channels_last', 'swa', 'swa_start', 'swa_freq', 'device_data', 'two_pass', 'init')
+_ADDED = ('lr_delay', 'precision', 'channels_last', 'swa', 'swa_start', 'swa_freq', 'device_data', 'two_pass', 'init', 'norm', 'random_start')
 
 def _with_added(saved): return {**{k: _default(k) for k in _ADDED}, **saved} if isinstance(saved, dict) else saved
 
@@ -411,8 +428,7 @@ def build_learner(cfg:dict, # a configuration from `train_config`
     model = build_model(cfg['arch'], cfg['n_out'], cfg['width'], cfg['recipe'])
     if init and cfg['init'] is not None: _load_init(model, cfg)
     model = model.to(cfg['device'])
-    try: return arat_learner(dls, model, method=cfg['method'], lr=cfg['lr'], eps=cfg['eps']/255, step_size=cfg['step']/255,
-                             steps=cfg['steps'], robust_n=cfg['robust_n'], auto_balance=cfg['auto_balance'], precision=cfg['precision'],
+    try: return arat_learner(dls, model, method=cfg['method'], lr=cfg['lr'], **attack_kwargs(cfg), robust_n=cfg['robust_n'], auto_balance=cfg['auto_balance'], precision=cfg['precision'],
                              channels_last=cfg['channels_last'], swa=_swa_cb(cfg), cbs=cbs, **method_kwargs(cfg))
     except (ValueError, TypeError) as e: raise CliError(f"--method {cfg['method']}: {e}") from None
 
@@ -453,12 +469,13 @@ def _prepare_out(cfg, out, state):
 def final_eval(model:nn.Module, # plain or dual-BN model (evaluated on its main BNs)
                dls, # DataLoaders: the validation set is used
                n:int|None=None, # the first `n` validation images (`None`: all)
-               eps:float=8/255, # L∞ radius
+               eps:float=8/255, # radius: L∞, or L2 with `norm='L2'`
                seed:int=0, # seed of the PGD random start
-               progress:bool=True): # progress bar
+               progress:bool=True, # progress bar
+               norm:str='Linf'): # the threat model: 'Linf' or 'L2' (then a `norm` column)
     "One-row table: clean and PGD-20 accuracy (and their per-example worst case) on the first `n` validation images."
-    df = evaluate_robustness(model, dls, attacks=('clean', 'pgd20'), n=n, eps=eps, seed=seed, bs=256, progress=progress)
-    return df[['clean', 'pgd20', 'worst', 'n', 'eps', 'seed']].rename(index={df.index[0]: type(model).__name__})
+    df = evaluate_robustness(model, dls, attacks=('clean', 'pgd20'), n=n, eps=eps, seed=seed, bs=256, progress=progress, norm=norm)
+    return df[['clean', 'pgd20', 'worst', 'n', 'eps', 'seed'] + (['norm'] if norm == 'L2' else [])].rename(index={df.index[0]: type(model).__name__})
 
 # %% ../nbs/12_cli.ipynb #236ddd22
 def _write_results(learn, cfg, out, gs, secs):
@@ -470,7 +487,8 @@ def _write_results(learn, cfg, out, gs, secs):
     if gs is not None and gs.records:
         title = f"gradient similarity, classification vs invariance ({cfg['method']})"
         files['grad_sim'], files['grad_sim_plot'] = save_grad_sim(gs, out, title=title)
-    table = final_eval(dep, learn.dls, n=cfg['eval_n'], eps=8/255, seed=cfg['seed'], progress=not cfg['quiet'])
+    atk = attack_kwargs(cfg)
+    table = final_eval(dep, learn.dls, n=cfg['eval_n'], eps=atk['eps'], seed=cfg['seed'], progress=not cfg['quiet'], norm=cfg['norm'])
     table.index = [cfg['method']]
     files['eval'] = atomic_write(out/'eval.csv', table.to_csv(index_label='method'))
     rec = results_record(table, dep, out/'model.pth', _saved(cfg), tool='arat-train', seeds=dict(training=cfg['seed']),
@@ -487,12 +505,13 @@ def _banner(cfg, learn, out):
     dls = getattr(learn.dls, 'source', learn.dls)   # device-resident data keeps the fastai DataLoaders as `source`
     return (f"arat-train: {cfg['method']} on {cfg['dataset']} ({len(dls.train_ds)} train / {len(dls.valid_ds)} valid "
             f"images), {cfg['arch']} width {ifnone(cfg['width'], 'default')}, {cfg['epochs']} epochs, bs {cfg['bs']}, "
-            f"PGD-{cfg['steps']} ε={cfg['eps']:g}/255, device {cfg['device']}, output {out}")
+            f"PGD-{cfg['steps']} {eps_text(attack_kwargs(cfg)['eps'], cfg['norm'])}" + (", in-place start" if cfg['random_start'] == 'inplace' else '')
+            + f", device {cfg['device']}, output {out}")
 
 def _summary(cfg, table, files, secs, out):
     r = table.iloc[0]
     return (f"\n{cfg['method']} after {cfg['epochs']} epochs ({secs:.0f} s of training): clean accuracy {100*r.clean:.2f}%, "
-            f"PGD-20 accuracy {100*r.pgd20:.2f}% (ε=8/255, {int(r.n)} test images)\nwritten to {out}: "
+            f"PGD-20 accuracy {100*r.pgd20:.2f}% ({eps_text(r.eps, cfg['norm'])}, {int(r.n)} test images)\nwritten to {out}: "
             + ', '.join(sorted(f.name for f in files.values())))
 
 # %% ../nbs/12_cli.ipynb #f5c1ffbb
@@ -551,9 +570,11 @@ def arat_train(
     alpha:float=None, # weight of the adversarial CE when auto-balance is off (default: 1)
     beta:float=None, # arat: weight of the clean (aux-BN) CE when auto-balance is off (default: 1); trades, mart: the TRADES/MART β
     method_args:str=None, # more options of the method's callback as a JSON object, e.g. '{"stop_grad": false}' for arat
-    eps:float=8., # L∞ radius of the training attack, in pixel levels (8 means 8/255)
-    step:float=2., # PGD step size, in pixel levels
+    norm:str='Linf', # threat model of the training attack and the final table: Linf | L2
+    eps:float=None, # radius of the training attack and the final table: L∞ in pixel levels (default 8, meaning 8/255); L2 as it is (default 0.5)
+    step:float=None, # PGD step size: L∞ in pixel levels (default 2); L2 as it is (default eps/4)
     steps:int=10, # PGD steps of the training attack
+    random_start:str='uniform', # start of the training attack: uniform (in the ε-ball) | inplace (the public AR-AT code: the noise is added to the clean batch, which the clean branch then trains on)
     attack_mode:str=None, # model mode during the training attack: train | eval (default: the method's, train for arat/at, eval for trades/mart/lbgat)
     precision:str=None, # mixed precision of training and the training attack: bf16 | fp16 (default: fp32); evaluation stays fp32
     channels_last:bool=False, # channels_last (NHWC) convolutions on CUDA, a GPU speed-up (left off on the CPU, with a warning)
@@ -647,6 +668,17 @@ def _eval_dls(cfg, model, dataset, path, bs, device, folder):
         raise CliError(f"the model has {model_n_out(model)} classes, the data ({ds}) {dls.c}; pass the run's dataset")
     return dls
 
+def _eval_threat(cfg, norm, eps, folder):
+    "`arat-eval`'s threat model: `--norm`/`--eps` or the run's (config.json), as `robustness_report`'s `norm` and `eps`."
+    run_norm = cfg.get('norm', 'Linf')
+    if run_norm not in ('Linf', 'L2'): raise CliError(f"{folder/'config.json'}: norm {run_norm!r} is not Linf or L2; restore the file")
+    nm = ifnone(norm, run_norm)
+    _choice('--norm', nm, ('Linf', 'L2'), 'a threat model')
+    if eps is not None: _positive('--eps', eps, allow_zero=True, integer=False)
+    e = ifnone(eps, cfg.get('eps') if nm == run_norm else None)
+    if not isinstance(e, (int, float)) or isinstance(e, bool): e = 0.5 if nm == 'L2' else 8.
+    return dict(norm=nm, eps=e if nm == 'L2' else e / 255)
+
 def _say_report(res):
     _say(res['table'].to_string(float_format=lambda v: f"{v:.4f}"))
     if 'sanity' in res:
@@ -665,6 +697,8 @@ def arat_eval(
     out:str=None, # the report's Markdown file (default: <run>/report/robustness_report.md; HTML, figures, results.json and model_card.md beside it)
     dataset:str=None, # evaluate on this dataset instead of the run's
     path:str=None, # ... or on this folder (fastai layout)
+    norm:str=None, # threat model: Linf | L2 (default: the run's --norm)
+    eps:float=None, # radius, as arat-train's --eps: L∞ in pixel levels, L2 as it is (default: the run's --eps)
     sanity:bool=True, # run the gradient-masking sanity checks (--no-sanity: skip them)
     analysis:bool=True, # ε sweep, feature cosine and embedding plots (--no-analysis: skip them)
     bs:int=256, # evaluation batch size
@@ -681,11 +715,12 @@ def arat_eval(
         fname = Path(ifnone(out, folder/'report'/'robustness_report.md')).expanduser()
         _check_out(fname.parent, '--out' if out else 'the report folder')
         model, cfg = load_run(run, dev)
+        atk = _eval_threat(cfg, norm, eps, folder)
         dls, gs = _eval_dls(cfg, model, dataset, path, bs, dev, folder), folder/'grad_sim.csv'
         name = f"{cfg['method']} {cfg['arch']}" + (f" w{cfg['width']}" if cfg['width'] else '')
         res = robustness_report({name: model}, dls, fname=fname, n=n, aa_version=aa, aa_kwargs=dict(n_iter=aa_iters) if aa_iters else None,
                                 sanity=sanity, sanity_n=min(n, 256), embed_n=min(n, 2000), grad_sim=pd.read_csv(gs) if gs.exists() else None,
-                                bs=bs, seed=seed, progress=not quiet, title=f"Robustness report: {folder.name}",
+                                bs=bs, seed=seed, progress=not quiet, title=f"Robustness report: {folder.name}", **atk,
                                 **({} if analysis else dict(sweep=None, features=None)))
         rec = results_record(res['table'], model, fn, cfg, tool='arat-eval', autoattack=dict(mode=aa, n_iter=ifnone(aa_iters, 100)),
                              seeds={'training': cfg['seed']} if isinstance(cfg.get('seed'), int) else {}, wall_time=time.time() - t0, device=dev)

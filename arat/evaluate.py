@@ -401,15 +401,16 @@ def feature_cosine(model:nn.Module, # plain or dual-BN model
                    spec:str='penultimate', # taps, see `arat.features.tap_points`
                    attack:str='pgd20', # the attack producing the adversarial images
                    n:int|None=None, # number of examples
-                   eps:float=8/255, # L∞ radius
+                   eps:float=8/255, # radius (L∞; an L2 radius with `norm='L2'`)
                    bs:int=256, # batch size
                    seed:int=0, # attack seed
                    bn:str='main', # BNs of a dual-BN model
                    device=None, # default: the model's device
-                   progress:bool=True): # progress bar
+                   progress:bool=True, # progress bar
+                   norm:str='Linf'): # the attack's threat model: 'Linf' or 'L2'
     "Per tap: mean (and std) over examples of cos(clean features, adversarial features)."
     x, y = eval_tensors(data, n)
-    fn = _attack(attack, eps, None, 'standard', None, seed, bs)
+    fn = _attack(attack, eps, None, 'standard', None, seed, bs, norm)
     if fn is None: raise ValueError("feature_cosine needs an attack, not 'clean'")
     with _eval_batches(model, x, y, bs, seed, bn, device, progress) as batches:
         names, coss = zip(*[_cosines(model, spec, xb, fn(model, xb, yb)) for xb, yb in batches])

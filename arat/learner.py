@@ -160,7 +160,7 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
         raise ValueError(f"arat_learner: swa must be True, False or an SWACallback, got {swa!r}")
     mcbs = method_callbacks(method, auto_balance, **kwargs)
     atk = mcbs[0]
-    mets = [clean_acc] + ([RobustAccuracy(n=robust_n, eps=atk.eps, step_size=atk.step_size)] if robust_n else []) + L(metrics)
+    mets = [clean_acc] + ([RobustAccuracy(n=robust_n, eps=atk.eps, step_size=atk.step_size, norm=atk.norm)] if robust_n else []) + L(metrics)
     xcbs = ([NonFiniteGuard()] if guard else []) + ([DeviceMixedPrecision(amp_mode=precision)] if precision else []) + \
             ([DeviceChannelsLast()] if channels_last else []) + \
             ([SWACallback() if swa is True else swa] if swa is not False else [])

@@ -17,17 +17,24 @@ from .evaluate import *
 from .evaluate import _device, _autoattack_cls
 
 # %% auto #0
-__all__ = ['RESULTS_SCHEMA', 'plot_acc_vs_eps', 'plot_clean_vs_robust', 'plot_grad_sim', 'atomic_write', 'plot_log',
+__all__ = ['RESULTS_SCHEMA', 'eps_text', 'plot_acc_vs_eps', 'plot_clean_vs_robust', 'plot_grad_sim', 'atomic_write', 'plot_log',
            'save_grad_sim', 'plot_embedding', 'robustness_report', 'file_sha256', 'results_record', 'check_results',
            'model_card', 'write_results']
 
 # %% ../nbs/10_report.ipynb #1e8f93d4
 def _pct(v): return 100 * np.asarray(v, dtype=float)
 
+def eps_text(eps:float, # a radius in [0,1]-pixel units
+             norm:str='Linf'): # 'Linf' or 'L2'
+    "How a report writes the threat model: 'L∞ ε = 8/255', 'L2 ε = 0.5'."
+    return f"L2 ε = {eps:.3g}" if norm == 'L2' else f"L∞ ε = {eps*255:.3g}/255"
+
 def plot_acc_vs_eps(sweep:pd.DataFrame, # `accuracy_vs_eps` table(s): columns model, eps, accuracy (and attack)
                     ax=None, # matplotlib axes (default: a new figure)
-                    mark_eps:float|None=8/255): # draw a vertical line at this ε (None: none)
-    "Accuracy (%) against ε (in 1/255) for each model of `sweep`."
+                    mark_eps:float|None=8/255, # draw a vertical line at this ε (None: none)
+                    norm:str='Linf'): # the sweep's threat model: L∞ radii are drawn in 1/255, L2 radii as they are
+    "Accuracy (%) against ε (L∞: in 1/255) for each model of `sweep`."
+    k = 1. if norm == 'L2' else 255.
     miss = {'eps', 'accuracy'} - set(sweep.columns)
     if miss: raise ValueError(f"plot_acc_vs_eps needs the columns eps and accuracy (from `accuracy_vs_eps`), missing {sorted(miss)}")
     if ax is None: _, ax = plt.subplots(figsize=(5, 3.5))
@@ -35,9 +42,9 @@ def plot_acc_vs_eps(sweep:pd.DataFrame, # `accuracy_vs_eps` table(s): columns mo
     for name, g in groups:
         g = g.sort_values('eps')
         lab = name if 'attack' not in g or g.attack.nunique() != 1 else f"{name} ({g.attack.iloc[0]})"
-        ax.plot(g.eps * 255, _pct(g.accuracy), marker='o', label=lab)
-    if mark_eps is not None: ax.axvline(mark_eps * 255, color='gray', lw=0.8, ls='--')
-    ax.set_xlabel('ε (×1/255)'); ax.set_ylabel('accuracy (%)'); ax.set_ylim(-2, 102)
+        ax.plot(g.eps * k, _pct(g.accuracy), marker='o', label=lab)
+    if mark_eps is not None: ax.axvline(mark_eps * k, color='gray', lw=0.8, ls='--')
+    ax.set_xlabel('L2 ε' if norm == 'L2' else 'ε (×1/255)'); ax.set_ylabel('accuracy (%)'); ax.set_ylim(-2, 102)
     if 'model' in sweep: ax.legend(fontsize=8)
     return ax
 
@@ -254,10 +261,10 @@ def _models(models):
         raise TypeError(f"models must be an nn.Module or a non-empty dict {{name: nn.Module}}, got {type(models).__name__}")
     return models
 
-def _header(doc, models, title, n, eps, seed, attacks, aa_version, aa_kwargs):
+def _header(doc, models, title, n, eps, seed, attacks, aa_version, aa_kwargs, norm='Linf'):
     doc.h(1, title)
     devs = ', '.join(sorted({str(_device(m)) for m in models.values()}))
-    doc.p(f"{datetime.date.today().isoformat()}: {len(models)} model(s), {n} evaluation examples, L∞ ε = {eps*255:.3g}/255, "
+    doc.p(f"{datetime.date.today().isoformat()}: {len(models)} model(s), {n} evaluation examples, {eps_text(eps, norm)}, "
           f"seed {seed}, device {devs}. Models evaluated in eval mode on their main BNs, in fp32. Accuracies in %.")
     if 'autoattack' in attacks and aa_version != 'standard':
         doc.p(f"Warning: AutoAttack version '{aa_version}' {aa_kwargs or ''} is not the standard AutoAttack; "
@@ -285,7 +292,7 @@ def _sanity(doc, models, x, y, skw):
 
 def _sweep(doc, models, x, y, sweep, n, eps, ev):
     sw = pd.concat([accuracy_vs_eps(m, (x, y), eps=sweep, n=n, name=k, **ev) for k, m in models.items()])
-    doc.h(2, 'Accuracy against ε'); doc.fig(plot_acc_vs_eps(sw, mark_eps=eps).figure, 'acc_vs_eps', 'accuracy against epsilon')
+    doc.h(2, 'Accuracy against ε'); doc.fig(plot_acc_vs_eps(sw, mark_eps=eps, norm=ev['norm']).figure, 'acc_vs_eps', 'accuracy against epsilon')
     return sw
 
 # %% ../nbs/10_report.ipynb #d8ae899c
@@ -326,13 +333,13 @@ def robustness_report(models, # a model, or a dict `{name: model}`
                       fname='robustness_report.md', # the Markdown file; the HTML file and a `<stem>_files/` folder go beside it
                       attacks=('clean', 'fgsm', 'pgd20', 'autoattack'), # attacks of the main table
                       n:int|None=1000, # examples for the main table
-                      eps:float=8/255, # L∞ radius
+                      eps:float=8/255, # radius: L∞, or L2 with `norm='L2'` (e.g. 0.5)
                       aa_version:str='standard', # AutoAttack version ('cheap': APGD-CE + APGD-T, for CPU runs)
                       aa_kwargs:dict|None=None, # more `run_autoattack` arguments
                       sanity:bool=True, # run `sanity_checks`
                       sanity_n:int=256, # examples for the sanity checks
                       sanity_kwargs:dict|None=None, # more `sanity_checks` arguments
-                      sweep=EPS_SWEEP, # ε of the accuracy-vs-ε plot (None: no sweep)
+                      sweep=EPS_SWEEP, # ε of the accuracy-vs-ε plot (None: no sweep; with `norm='L2'` the default is `EPS_SWEEP_L2`)
                       features:str|None='penultimate', # tap for the feature cosine and the embedding (None: skip both)
                       embed_n:int=2000, # examples for the embedding
                       embed_method:str='auto', # 'auto' (UMAP if installed), 'umap', 'pca'
@@ -342,14 +349,16 @@ def robustness_report(models, # a model, or a dict `{name: model}`
                       title:str='Robustness report', # the report's title
                       bs:int=256, # batch size
                       seed:int=0, # attack seed
-                      progress:bool=True): # progress bars
+                      progress:bool=True, # progress bars
+                      norm:str='Linf'): # the threat model of every attack, check and plot: 'Linf' or 'L2'
     "Evaluate `models` and write a Markdown + HTML report with tables, sanity verdicts and plots; returns tables and paths."
     models, fname = _models(models), Path(fname)
     if fname.suffix != '.md': raise ValueError(f"fname must end in .md (the HTML file is written beside it), got {str(fname)!r}")
     fname.parent.mkdir(parents=True, exist_ok=True)
-    doc, (x, y), ev = _Doc(fname), eval_tensors(data, n), dict(bs=bs, seed=seed, progress=progress)
+    doc, (x, y), ev = _Doc(fname), eval_tensors(data, n), dict(bs=bs, seed=seed, progress=progress, norm=norm)
+    if norm == 'L2' and sweep is EPS_SWEEP: sweep = EPS_SWEEP_L2
     out = dict(md=fname, html=fname.with_suffix('.html'))
-    _header(doc, models, title, len(x), eps, seed, attacks, aa_version, aa_kwargs)
+    _header(doc, models, title, len(x), eps, seed, attacks, aa_version, aa_kwargs, norm)
     out['table'] = _accuracy(doc, models, x, y, attacks, eps, aa_version, aa_kwargs, runs, ev)
     if sanity:
         skw = dict(n=sanity_n, eps=eps, aa_version=aa_version, aa_kwargs=aa_kwargs, **ev) | (sanity_kwargs or {})
@@ -370,7 +379,7 @@ RESULTS_SCHEMA = _OBJ(
     ['format', 'tool', 'threat_model', 'accuracy', 'worst_case', 'n', 'seeds', 'autoattack', 'model', 'config',
      'arat_version', 'git_commit', 'hardware', 'wall_time_s', 'created'],
     format={'const': 'arat-results/1'}, tool={'enum': ['arat-train', 'arat-eval']},
-    threat_model=_OBJ(['norm', 'eps'], norm={'const': 'Linf'}, eps=_FRAC),
+    threat_model=_OBJ(['norm', 'eps'], norm={'enum': ['Linf', 'L2']}, eps={'type': 'number', 'minimum': 0}),
     accuracy={'type': 'object', 'minProperties': 1, 'additionalProperties': _FRAC}, worst_case=_FRAC,
     n={'type': 'integer', 'minimum': 1}, seeds={'type': 'object', 'additionalProperties': {'type': 'integer'}},
     autoattack={'oneOf': [{'type': 'null'}, _OBJ(['mode', 'version', 'package'], mode={'enum': ['standard', 'cheap']})]},
@@ -433,7 +442,7 @@ def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` 
     acc = {k: float(v) for k, v in row.items() if _is_acc(k) and k != 'worst'}
     aa = None if autoattack is None else dict(package=_autoattack_cls()[1], version='standard', **autoattack)
     if aa is not None and aa['mode'] == 'cheap': aa['version'] = 'custom (apgd-ce, apgd-t)'
-    return _plain(dict(format='arat-results/1', tool=tool, threat_model=dict(norm='Linf', eps=float(row['eps'])), accuracy=acc,
+    return _plain(dict(format='arat-results/1', tool=tool, threat_model=dict(norm=str(row.get('norm', 'Linf')), eps=float(row['eps'])), accuracy=acc,
         worst_case=float(row['worst']) if 'worst' in row else min(acc.values()), n=int(row['n']),
         seeds=dict(attack=int(row['seed'])) | (seeds or {}), autoattack=aa,
         model=dict(arch=config.get('arch'), width=config.get('width'), n_out=model_n_out(model),
@@ -480,7 +489,7 @@ def model_card(rec:dict): # a `results.json` record
     return '\n'.join([f"# Model card: {c.get('method', 'model')} {m['arch']}", '',
         f"{m['arch']}" + (f" (width {m['width']})" if m.get('width') else '') + f", {m['n_out']} classes, {m['params']:,} parameters, "
         f"trained adversarially on {c.get('dataset', '?')} with arat {rec['arat_version']}" + (f" ({rec['git_commit'][:10]})" if rec['git_commit'] else '') + '.',
-        '', f"## Robustness (L∞, ε = {tm['eps']*255:.3g}/255, {rec['n']} test images, attack seed {rec['seeds']['attack']})", '',
+        '', f"## Robustness ({eps_text(tm['eps'], tm['norm'])}, {rec['n']} test images, attack seed {rec['seeds']['attack']})", '',
         _card_acc(rec), '', _card_aa(rec['autoattack']), '', '## Model', '',
         f"- weights: `{m['weights']}`, sha256 `{m['weights_sha256']}`",
         "- input: RGB images with pixels in [0, 1]; the normalisation is inside the model", '',
@@ -488,7 +497,7 @@ def model_card(rec:dict): # a `results.json` record
         '## Evaluation', '', f"- `{rec['tool']}` on {hw['device']} ({hw['device_name']}), torch {hw['torch']}, {rec['wall_time_s']:.0f} s, {rec['created']}",
         '', '## Limitations', '',
         "- Robust accuracy under these attacks is an upper bound on the true robustness; stronger or adaptive attacks may do better.",
-        "- Only the L∞ threat model at this ε was evaluated; a small test subset gives a noisy estimate.", ''])
+        f"- Only the {'L2' if tm['norm'] == 'L2' else 'L∞'} threat model at this ε was evaluated; a small test subset gives a noisy estimate.", ''])
 
 # %% ../nbs/10_report.ipynb #8bcbd98c
 def write_results(rec:dict, # a `results.json` record (see `results_record`)

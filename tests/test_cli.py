@@ -111,6 +111,10 @@ BAD = [(['--method', 'fgsm'], "--method 'fgsm' is not a training method; choose 
        (['--layers', ','], "--layers ',': ARATCallback: layers must be a tap spec"),
        (['--n-train', '20', '--bs', '32'], '--bs 32 is more than the 20 training images: no full batch to train on'),
        (['--epochs', 'two'], "argument --epochs: invalid int value: 'two'"),   # argparse: usage, exit 2
+       (['--norm', 'l2'], "--norm 'l2' is not a threat model; choose one of: Linf, L2"),
+       (['--random-start', 'gauss'], "--random-start 'gauss' is not a random start; choose one of: uniform, inplace"),
+       (['--method', 'trades', '--random-start', 'inplace'], "--random-start inplace: TRADESCallback: random_start='inplace' is the public AR-AT code's uniform start"),
+       (['--norm', 'L2', '--random-start', 'inplace'], "--random-start inplace: ARATCallback: random_start='inplace' is the public AR-AT code's L∞ start"),
        (['--resume', '--overwrite'], "--resume continues the run in --out, --overwrite replaces it: pass one of them")]   # exit 2
 
 
@@ -144,11 +148,11 @@ def test_help_explains_every_flag():
     assert tr['code'] == 0 and ev['code'] == 0
     for flag in ('--method', '--arch', '--width', '--dataset', '--path', '--epochs', '--bs', '--lr', '--gamma', '--layers',
                  '--no-auto-balance', '--eps', '--step ', '--steps', '--attack-mode', '--recipe', '--seed', '--out', '--resume', '--n-train',
-                 '--device', '--precision', '--channels-last', '--swa', '--swa-start', '--swa-freq', '--lr-delay', '--two-pass', '--device-data', '--init'):
+                 '--device', '--precision', '--channels-last', '--swa', '--swa-start', '--swa-freq', '--lr-delay', '--two-pass', '--device-data', '--init', '--norm', '--random-start'):
         assert flag in tr['stdout'], flag
     assert '--bn-mode' not in tr['stdout'] and 'imagenette-resnet18' in tr['stdout']
     for m in METHODS: assert m in tr['stdout'], m      # every registered method is named
-    assert '--aa' in ev['stdout'] and '--n ' in ev['stdout'] and 'cheap' in ev['stdout']
+    assert '--aa' in ev['stdout'] and '--n ' in ev['stdout'] and 'cheap' in ev['stdout'] and '--norm' in ev['stdout'] and '--eps' in ev['stdout']
 
 
 def test_every_method_trains_and_attack_mode_reaches_trades(tmp_path):
@@ -248,3 +252,31 @@ def test_lr_delay_makes_each_division_one_epoch_late(tmp_path):
     lrs = [arat_train(out=tmp_path/str(d), lr_delay=d, channels_last=bool(d), **tiny)['learn'].recorder.hps['lr'] for d in (0, 1)]
     assert json.loads((tmp_path/'1'/'config.json').read_text())['channels_last'] is True   # on the CPU: recorded, left off with a warning
     assert [round(v, 6) for v in lrs[0]] == [0.02, 0.1, 0.1, 0.01] and [round(v, 6) for v in lrs[1]] == [0.02, 0.1, 0.1, 0.1]
+
+
+def test_l2_and_the_inplace_start_reach_the_attack_and_the_results(tmp_path):
+    "--norm L2 trains and evaluates in the L2 ball (ε 0.5, step ε/4 by default); --random-start inplace reaches the callback; both saved."
+    from arat.cli import arat_train, arat_eval
+    from arat.callbacks import RobustAccuracy
+    tiny = dict(method='arat', n_train=20, n_valid=10, width=2, steps=1, bs=10, robust_n=4, eval_n=10, grad_sim=0, quiet=True, epochs=1)
+    learn = arat_train(out=tmp_path/'l2', norm='L2', **tiny)['learn']
+    assert (learn.arat.norm, learn.arat.eps, learn.arat.step_size, learn.arat.random_start) == ('L2', 0.5, 0.125, True)
+    rob = [m for m in learn.metrics if isinstance(m, RobustAccuracy)]
+    assert [(m.norm, m.eps) for m in rob] == [('L2', 0.5)]
+    cfg = json.loads((tmp_path/'l2'/'config.json').read_text())
+    assert (cfg['norm'], cfg['eps'], cfg['step'], cfg['random_start']) == ('L2', 0.5, 0.125, 'uniform')
+    rec = json.loads((tmp_path/'l2'/'results.json').read_text())
+    assert rec['threat_model'] == dict(norm='L2', eps=0.5)
+    assert '## Robustness (L2 ε = 0.5, 10 test images' in (tmp_path/'l2'/'model_card.md').read_text()
+    assert pd.read_csv(tmp_path/'l2'/'eval.csv').norm.tolist() == ['L2']
+    learn = arat_train(out=tmp_path/'inplace', random_start='inplace', **tiny)['learn']
+    assert (learn.arat.norm, learn.arat.eps, learn.arat.random_start) == ('Linf', 8/255, 'inplace')
+    assert json.loads((tmp_path/'inplace'/'config.json').read_text())['random_start'] == 'inplace'
+    # arat-eval: the run's threat model by default, --norm / --eps to choose another
+    ev = dict(n=10, aa='cheap', aa_iters=2, sanity=False, analysis=False, quiet=True, device='cpu')
+    arat_eval(tmp_path/'l2', **ev)
+    assert json.loads((tmp_path/'l2'/'report'/'results.json').read_text())['threat_model'] == dict(norm='L2', eps=0.5)
+    arat_eval(tmp_path/'inplace', norm='L2', eps=0.25, **ev)
+    assert json.loads((tmp_path/'inplace'/'report'/'results.json').read_text())['threat_model'] == dict(norm='L2', eps=0.25)
+    arat_eval(tmp_path/'inplace', **ev)
+    assert json.loads((tmp_path/'inplace'/'report'/'results.json').read_text())['threat_model'] == dict(norm='Linf', eps=8/255)
