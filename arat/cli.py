@@ -407,8 +407,10 @@ def build_learner(cfg:dict, # a configuration from `train_config`
                   init:bool=True): # load `cfg['init']` (a resumed run gets its weights from the checkpoint instead)
     "The `Learner` of run configuration `cfg`, built from its seed."
     set_seed(cfg['seed'], reproducible=True)
+    if rank_distrib(): distrib_barrier()   # under DDP process 0 downloads and extracts the data first (fastai's `rank0_first`)
     dls = build_dls(cfg['dataset'], cfg['path'], cfg['bs'], cfg['n_train'], cfg['n_valid'], cfg['seed'], cfg['num_workers'],
                     cfg['device'], cfg['recipe'])
+    if num_distrib() > 1 and not rank_distrib(): distrib_barrier()
     _check_batches(cfg, dls); cfg['n_out'] = dls.c
     if _device_data(cfg): dls = device_dls(dls, cfg['device'])
     model = build_model(cfg['arch'], cfg['n_out'], cfg['width'], cfg['recipe'])

@@ -20,6 +20,9 @@ from fastai.callback.channelslast import ChannelsLast
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.optimizer import OptimWrapper
+from fastai.torch_core import get_model, num_distrib
+from fastai.distributed import DistributedDL, DistributedTrainer
+import torch.distributed as dist
 from .dualbn import *
 from .attacks import pgd, model_mode
 from .callbacks import *
@@ -328,11 +331,6 @@ def export_deployable(self:Learner,
     dep = Learner(self.dls, deployable_model(self.model).eval(), loss_func=self.loss_func, metrics=clean_acc,
                   path=self.path, model_dir=self.model_dir)
     dep.export(fname, pickle_module=pickle_module, pickle_protocol=pickle_protocol)
-
-# %% ../nbs/08_learner.ipynb #89be89a8
-from fastai.torch_core import get_model, num_distrib
-from fastai.distributed import DistributedDL, DistributedTrainer
-import torch.distributed as dist
 
 # %% ../nbs/08_learner.ipynb #ee0e48f9
 @patch

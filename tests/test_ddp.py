@@ -39,7 +39,10 @@ def _learner(bs, f64=False, **kw):
         class ToDouble(Callback):
             order = -10
             def before_batch(self): self.learn.xb = (self.learn.xb[0].double(),)
-        learn.model.double(); learn.add_cb(ToDouble())
+        class FloatLoss(Callback):
+            order = 10   # after the method's loss, before the Recorder's float32 smoothing
+            def after_loss(self): self.learn.loss = self.learn.loss.float()
+        learn.model.double(); learn.add_cbs([ToDouble(), FloatLoss()])
     return learn
 
 EXACT = dict(method='arat', attack_mode='eval', random_start=False, steps=2, auto_balance=False, robust_n=0, f64=True)
@@ -49,28 +52,14 @@ def _fit_exact(rank, kw):
     with learn.distrib_ctx(cpu=True), learn.no_bar(), learn.no_logging(): learn.fit(1, 0.05)
     return {k: v.clone() for k, v in learn.model.state_dict().items()}
 
-def test_one_step_equals_one_process(tmp_path):
-    "2 processes × 16 images, SyncBN (both branches of every dual BN): the weights of one process on the 32 images."
-    res = _spawn(_fit_exact, tmp_path, EXACT)
-    ref = _learner(32, **EXACT)
-    with ref.no_bar(), ref.no_logging(): ref.fit(1, 0.05)
-    ref = ref.model.state_dict()
-    for sd in res:
-        assert list(sd) == list(ref)
-        for k in ref:
-            if not ref[k].is_floating_point(): assert torch.equal(sd[k], ref[k]), k; continue
-            d = (sd[k] - ref[k]).abs().max().item()
-            assert d <= 1e-5 * max(ref[k].abs().max().item(), 1e-3), f"{k}: max abs difference {d:.3g}"
-    assert all(torch.equal(res[0][k], res[1][k]) for k in ref)
-
 def _fit_counted(rank):
     "Two epochs of AR-AT (train-mode attack, random starts, AutoBalance, robust_acc); collectives counted in the attack."
     import arat.callbacks as C
     from fastai.callback.core import Callback
     from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
     counts, state = dict(attack=0, train=0, attack_grads=0, train_grads=0), dict(attack=False)
-    for nm in COLLECTIVES:
-        f = getattr(dist, nm)
+    saved = {nm: getattr(dist, nm) for nm in COLLECTIVES}
+    for nm, f in saved.items():
         def w(*a, _f=f, **k):
             counts['attack' if state['attack'] else 'train'] += 1
             return _f(*a, **k)
@@ -89,15 +78,62 @@ def _fit_counted(rank):
         def before_fit(self): self.learn.model.register_comm_hook(None, hook)
     learn = _learner(8, method='arat', attack_mode='train', steps=2, robust_n=8, cbs=CommHook())
     preds = {id(p) for p in learn.model.arat_predictors.parameters()}
-    with learn.distrib_ctx(cpu=True), learn.no_bar(), learn.no_logging():
-        learn.fit(2, 0.02)
-        ddp_params = {id(p) for p in learn.model.parameters()}
+    try:
+        with learn.distrib_ctx(cpu=True), learn.no_bar(), learn.no_logging():
+            learn.fit(2, 0.02)
+            ddp_params = {id(p) for p in learn.model.parameters()}
+    finally:
+        C.pgd = pgd
+        for nm, f in saved.items(): setattr(dist, nm, f)
     ab = next(c for c in learn.cbs if type(c).__name__ == 'AutoBalance')
     return dict(counts=counts, history=ab.history, values=[list(map(float, v[:4])) for v in learn.recorder.values],
                 preds_in_ddp=preds <= ddp_params, names=list(learn.recorder.metric_names))
 
-def test_balance_metrics_and_no_collective_in_attack(tmp_path):
-    a, b = _spawn(_fit_counted, tmp_path)
+CLI = dict(n_train=32, n_valid=16, bs=8, epochs=2, width=4, steps=2, robust_n=8, eval_n=16, grad_sim=0, device='cpu', quiet=True)
+
+def _all(rank, tmp):
+    "Everything the tests below need from one pair of processes (each start imports torch and fastai: seconds)."
+    from arat.cli import arat_train
+    res = dict(exact=_fit_exact(rank, EXACT), counted=_fit_counted(rank))
+    part = Path(tmp)/'part'
+    arat_train(**CLI, out=str(part), stop_after=1)
+    res['stopped'] = not (part/'model.pth').exists() and (part/'resume.pth').exists()
+    arat_train(out=str(part), resume=True, device='cpu', quiet=True)
+    return res
+
+@pytest.fixture(scope='module')
+def ddp(tmp_path_factory):
+    "The results of `_all` on two processes, and their folder."
+    tmp = tmp_path_factory.mktemp('ddp')
+    return _spawn(_all, tmp, str(tmp)), tmp
+
+@pytest.fixture(scope='module')
+def launched(tmp_path_factory):
+    "The uninterrupted run of `CLI`, started by `arat-train --nproc 2` (torchrun, `-m arat.cli`): its folder and output."
+    out = tmp_path_factory.mktemp('launched')/'whole'
+    flags = [f"--{k.replace('_', '-')}" + ('' if v is True else f'={v}') for k, v in CLI.items()]
+    r = subprocess.run([str(Path(sys.executable).parent/'arat-train'), '--nproc=2', *flags, f'--out={out}'],
+                       capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return out, r.stdout
+
+def test_one_step_equals_one_process(ddp):
+    "2 processes × 16 images, SyncBN (both branches of every dual BN): the weights of one process on the 32 images."
+    res = [r['exact'] for r in ddp[0]]
+    ref = _learner(32, **EXACT)
+    with ref.no_bar(), ref.no_logging(): ref.fit(1, 0.05)
+    ref = ref.model.state_dict()
+    for sd in res:
+        assert list(sd) == list(ref)
+        for k in ref:
+            if not ref[k].is_floating_point(): assert torch.equal(sd[k], ref[k]), k; continue
+            d = (sd[k] - ref[k]).abs().max().item()
+            assert d <= 1e-5 * max(ref[k].abs().max().item(), 1e-3), f"{k}: max abs difference {d:.3g}"
+    assert all(torch.equal(res[0][k], res[1][k]) for k in ref)
+
+def test_balance_metrics_and_no_collective_in_attack(ddp):
+    "α, β and robust_acc are the same on both processes; the attack (train mode, SyncBN) makes no collective call."
+    a, b = [r['counted'] for r in ddp[0]]
     assert a['preds_in_ddp'] and b['preds_in_ddp']
     for r in (a, b):
         assert r['counts']['attack'] == 0 and r['counts']['attack_grads'] == 0, r['counts']
@@ -110,36 +146,30 @@ def test_balance_metrics_and_no_collective_in_attack(tmp_path):
     ab = next(c for c in one.cbs if isinstance(c, AutoBalance))
     assert ab.measure() == a['history'][0]['alpha']   # before any step: the one process's figure (all 32 images measured)
 
-def _cli(*args, nproc=2, launcher='torchrun'):
-    base = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', '-m', 'arat.cli'] \
-        if launcher == 'torchrun' else [str(Path(sys.executable).parent/'arat-train'), f'--nproc={nproc}']
-    flags = ['--n-train', '32', '--n-valid', '16', '--bs', '8', '--epochs', '2', '--width', '4', '--steps', '2', '--robust-n', '8',
-             '--eval-n', '16', '--grad-sim', '0', '--device', 'cpu', '--quiet']
-    r = subprocess.run(base + flags + list(args), capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    return r
-
-def test_cli_resume_under_ddp(tmp_path):
-    "Stopped after an epoch and resumed under DDP: the weights, log and evaluation of the uninterrupted DDP run."
-    whole, part = tmp_path/'whole', tmp_path/'part'
-    r = _cli('--out', str(whole), launcher='arat-train')
-    assert r.stdout.count('arat-train: arat on sample') == 1   # process 0 alone speaks
-    _cli('--out', str(part), '--stop-after', '1')
-    assert not (part/'model.pth').exists()
-    _cli('--out', str(part), '--resume')
+def test_resume_under_ddp(ddp, launched):
+    "Stopped after an epoch and resumed under DDP: the weights and evaluation of the uninterrupted run (started by --nproc 2)."
+    whole, stdout = launched
+    part = ddp[1]/'part'
+    assert all(r['stopped'] for r in ddp[0])
+    assert stdout.count('arat-train: arat on sample') == 1   # process 0 alone speaks
     a, b = torch.load(whole/'model.pth'), torch.load(part/'model.pth')
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (whole/'eval.csv').read_text() == (part/'eval.csv').read_text()
     assert json.loads((whole/'config.json').read_text())['world_size'] == 2
-    ck = torch.load(whole/'resume.pth', weights_only=False)
-    assert len(ck['rng_ranks']) == 2
-    from arat.cli import load_run, final_eval, build_dls
-    model, cfg = load_run(whole)
-    dls = build_dls(cfg['dataset'], None, bs=8, n_train=32, n_valid=16, seed=0, device='cpu')
-    t = final_eval(model, dls, n=16, seed=0, progress=False)
+    assert len(torch.load(whole/'resume.pth', weights_only=False)['rng_ranks']) == 2
+
+def test_evaluation_is_the_one_process_one(launched):
+    "eval.csv of the 2-process run: the clean and PGD-20 accuracy one process measures on its model.pth."
     import pandas as pd
+    from arat.cli import load_run, final_eval, build_dls
+    whole, _ = launched
+    model, cfg = load_run(whole)
+    t = final_eval(model, build_dls('sample', None, bs=8, n_train=32, n_valid=16, seed=0, device='cpu'), n=16, seed=0, progress=False)
     e = pd.read_csv(whole/'eval.csv').iloc[0]
-    assert (t.iloc[0]['clean'], t.iloc[0]['pgd20']) == (e['clean'], e['pgd20'])   # the one-process evaluation of that model
-    r = subprocess.run(base_resume := [sys.executable, '-m', 'arat.cli', '--out', str(part), '--resume', '--device', 'cpu', '--quiet',
-                        '--epochs', '3'], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
-    assert r.returncode == 1 and 'written by 2 process(es), this run has 1' in r.stderr, r.stderr[-1500:]
+    assert (t.iloc[0]['clean'], t.iloc[0]['pgd20']) == (e['clean'], e['pgd20'])
+
+def test_resume_needs_the_same_number_of_processes(launched):
+    from fastcore.script import CliError
+    from arat.cli import _check_world
+    with pytest.raises(CliError, match=r'written by 2 process\(es\), this run has 1: resume it with 2'):
+        _check_world(dict(world_size=1), torch.load(launched[0]/'resume.pth', weights_only=False), launched[0])
