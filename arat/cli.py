@@ -627,6 +627,7 @@ def arat_train(
     debug:bool=False): # show the Python traceback of an error
     "Train a model adversarially (AR-AT by default) and write the model, log, plots, a clean/PGD-20 table and results.json to --out."
     args, t0 = dict(locals()), time.time()
+    _positive('--nproc', nproc)
     if nproc is not None and nproc > 1: return _launch(nproc, sys.argv[1:])
     with _errors(debug):
         cfg, out, state = train_config(args)

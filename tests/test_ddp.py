@@ -175,3 +175,5 @@ def test_nproc_starts_torchrun(monkeypatch):
     monkeypatch.setattr(cli.subprocess, 'call', lambda cmd: calls.append(cmd) or 0)
     assert cli._launch(2, ['--nproc', '2', '--epochs', '1', '--nproc=2', '--quiet']) == 0
     assert calls == [[sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '-m', 'arat.cli', '--epochs', '1', '--quiet']]
+    from fastcore.script import CliError
+    with pytest.raises(CliError, match='--nproc 0 must be a positive integer'): cli.arat_train(nproc=0)
