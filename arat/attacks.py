@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 import torch, torch.nn as nn, torch.nn.functional as F
+from fastai.torch_core import get_model
+from .dualbn import local_bn
 
 # %% auto #0
 __all__ = ['plain_tensor', 'model_mode', 'pgd', 'fgsm']
@@ -195,8 +197,8 @@ def pgd(model:nn.Module, # the model to attack; it takes [0,1] pixels
     x, y = plain_tensor(x), plain_tensor(y)
     y_max = _check_inputs(x, y, loss_fn)
     if random_start == 'inplace': x, random_start = _noise_in_place(x, eps), False
-    x, scale, steps, restarts = x.detach(), _loss_scale(x), int(steps), int(restarts)
-    with torch.enable_grad(), model_mode(model, attack_mode):
+    x, scale, steps, restarts, model = x.detach(), _loss_scale(x), int(steps), int(restarts), get_model(model)
+    with torch.enable_grad(), model_mode(model, attack_mode), local_bn(model):
         loss_fn = _attack_loss(loss_fn, model, x, y, y_max)
         runs = (_pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn, scale, norm) for _ in range(restarts))
         return next(runs) if restarts == 1 else _worst_case(model, loss_fn, y, runs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from contextlib import nullcontext
 import torch, torch.nn as nn, torch.nn.functional as F
+from fastai.torch_core import get_model
 from fastcore.basics import store_attr, patch
 from fastcore.meta import delegates
 from .models import *
@@ -158,7 +159,7 @@ def setup(self:LBGATCallback):
 @patch
 def compute_loss(self:LBGATCallback):
     m, x = self.learn.model, self.learn.x_clean
-    out_t = m.lbgat_teacher(x)
+    out_t = get_model(m).lbgat_teacher(x)   # under DDP `m` wraps the model
     out_clean = m(x) if self.beta else None
     return lbgat_loss(self.learn.pred, out_t, self.learn.yb[0], self.beta, out_clean)
 
@@ -282,7 +283,7 @@ def clean_pass(self:SeparateBranchCallback):
     m = self.learn.model
     self.taps.enabled, self.clean_taps.enabled = False, True   # shared stages must feed only the clean taps
     with (use_bn(m, 'aux') if self.split_bn else nullcontext()):
-        out_clean = m.arat_clean_branch(self.learn.x_clean)
+        out_clean = get_model(m).arat_clean_branch(self.learn.x_clean)
     z_clean = self.clean_taps.take()
     self.clean_taps.enabled = False
     return out_clean, z_clean
@@ -362,7 +363,7 @@ def before_batch(self:ARRESTCallback):
 @patch
 def compute_loss(self:ARRESTCallback):
     z_adv = self.taps.take(); self.taps.remove()
-    t = self.learn.model.arrest_teacher
+    t = get_model(self.learn.model).arrest_teacher
     with torch.no_grad(), model_mode(t, 'eval'): t(self.learn.x_clean)
     return arrest_loss(self.learn.pred, self.learn.yb[0], z_adv, self.t_taps.take(), self.gamma)
 

@@ -18,15 +18,17 @@ from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastai.learner import Learner, Metric, ValueMetric
 from fastai.optimizer import OptimWrapper
+from fastai.torch_core import get_model
+import torch.distributed as dist
 from .dualbn import *
 from .attacks import *
 from .features import *
 from .losses import *
 
 # %% auto #0
-__all__ = ['check_number', 'check_choice', 'clean_acc', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback', 'default_gamma',
-           'ensure_in_optimizer', 'ARATCallback', 'AutoBalance', 'GradSimCallback', 'DeviceMixedPrecision',
-           'NonFiniteGuard']
+__all__ = ['check_number', 'check_choice', 'clean_acc', 'sum_over_processes', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback',
+           'default_gamma', 'ensure_in_optimizer', 'ARATCallback', 'AutoBalance', 'GradSimCallback',
+           'DeviceMixedPrecision', 'NonFiniteGuard']
 
 # %% ../nbs/06_callbacks.ipynb #3d3089fe
 def check_number(owner:str, # who checks (a class name), for the message
@@ -66,6 +68,15 @@ def clean_acc(inp, targ):
     "Accuracy on clean inputs (fastai metric)."
     return (inp.argmax(dim=-1) == targ).float().mean()
 
+# %% ../nbs/06_callbacks.ipynb #5fd9c409
+def sum_over_processes(*vals): # numbers
+    "The sums of `vals` over all processes of the default process group (under DDP), or `vals` as they are in one process."
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1): return vals
+    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+    t = torch.tensor([float(v) for v in vals], dtype=torch.float64, device=dev)
+    dist.all_reduce(t)
+    return tuple(t.tolist())
+
 # %% ../nbs/06_callbacks.ipynb #4194ee83
 class RobustAccuracy(Metric):
     "Accuracy under PGD (L∞, or L2 with `norm='L2'`) on the first `n` validation images (fastai metric, main BNs, eval mode)."
@@ -88,13 +99,15 @@ def reset(self:RobustAccuracy): self.correct, self.count = 0, 0
 @patch
 def accumulate(self:RobustAccuracy, learn):
     if self.count >= self.n: return
-    k = min(len(learn.yb[0]), self.n - self.count)
+    w = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    k = min(len(learn.yb[0]), math.ceil((self.n - self.count) / w))   # under DDP: about n in all
     x, y = learn.xb[0][:k], learn.yb[0][:k]
     with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
         torch.manual_seed(self.seed + self.count)
         xa = pgd(learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps, attack_mode='eval', norm=self.norm)
-    with torch.no_grad(): self.correct += (learn.model(xa).argmax(-1) == y).sum().item()
-    self.count += k
+    with torch.no_grad(): c = (get_model(learn.model)(xa).argmax(-1) == y).sum().item()
+    c, k = sum_over_processes(c, k)
+    self.correct, self.count = self.correct + int(c), self.count + int(k)
 
 # %% ../nbs/06_callbacks.ipynb #c1ee9f24
 @patch(as_prop=True)
@@ -337,7 +350,7 @@ def compute_loss(self:ARATCallback):
     if self._rows: (out_clean, z_clean), z_adv = self._clean, self._z_adv
     else: z_adv = self.taps.take(); out_clean, z_clean = self.clean_pass()
     self.taps.remove(); self._clean = self._z_adv = None
-    preds = m.arat_predictors if self.predictor else None
+    preds = get_model(m).arat_predictors if self.predictor else None   # under DDP `m` wraps the model
     total, parts = arat_loss(self.learn.pred, out_clean, y, z_adv, z_clean, preds, self.alpha, self.beta,
                              self.gamma_, self.stop_grad)
     parts.update(alpha=self.alpha, beta=self.beta)
@@ -372,13 +385,15 @@ class AutoBalance(Callback):
 # %% ../nbs/06_callbacks.ipynb #75916807
 @patch
 def measure(self:AutoBalance):
-    "Clean accuracy of the aux-BN branch (eval mode) on about `n` training images."
-    m = self.learn.model
+    "Clean accuracy of the aux-BN branch (eval mode) on about `n` training images (under DDP: in all, summed over the processes)."
+    m = get_model(self.learn.model)
     correct = count = 0
+    per = math.ceil(self.n / (dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1))
     with model_mode(m, 'eval'), (use_bn(m, 'aux') if has_dual_bn(m) else nullcontext()), torch.no_grad():
         for xb, yb in self.learn.dls.train:
             correct += (m(xb).argmax(-1) == yb).sum().item(); count += len(yb)
-            if count >= self.n: break
+            if count >= per: break
+    correct, count = sum_over_processes(correct, count)
     return correct / max(count, 1)
 
 @patch

@@ -6,7 +6,9 @@ Docs: https://arat-dev.github.io/arat/cli.html.md"""
 
 # %% ../nbs/12_cli.ipynb #b8fec6ab
 from __future__ import annotations
-import os, sys, json, math, time, shutil, hashlib, inspect, traceback
+import os, sys, json, math, time, shutil, hashlib, inspect, traceback, subprocess
+import torch.distributed as dist
+from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -249,12 +251,12 @@ def _resolve(cfg):
     return cfg
 
 # %% ../nbs/12_cli.ipynb #0d9ce479
-_RESUME_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers', 'eval_n', 'epochs', 'overwrite', 'debug')
-_NOT_SAVED = ('resume', 'stop_after', 'overwrite', 'debug')
-_SETTINGS_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers', 'overwrite', 'debug')
+_RESUME_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers', 'eval_n', 'epochs', 'overwrite', 'debug', 'nproc')
+_NOT_SAVED = ('resume', 'stop_after', 'overwrite', 'debug', 'nproc')
+_SETTINGS_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers', 'overwrite', 'debug', 'nproc')
 
 # settings added by later versions: a saved configuration without one ran with its default
-_ADDED = ('lr_delay', 'precision', 'channels_last', 'swa', 'swa_start', 'swa_freq', 'device_data', 'two_pass', 'init', 'norm', 'random_start')
+_ADDED = ('lr_delay', 'precision', 'channels_last', 'swa', 'swa_start', 'swa_freq', 'device_data', 'two_pass', 'init', 'norm', 'random_start', 'sync_bn')
 
 def _with_added(saved): return {**{k: _default(k) for k in _ADDED}, **saved} if isinstance(saved, dict) else saved
 
@@ -404,6 +406,7 @@ def _check_batches(cfg, dls):
 def _device_data(cfg):
     "Whether the run keeps its images on the device (`arat.data.device_dls`): `--device-data on`, or `auto` on CUDA for CIFAR-style data."
     if cfg['device_data'] != 'auto': return cfg['device_data'] == 'on'
+    if cfg.get('world_size', 1) > 1: return False   # under DDP the batches come through fastai's DistributedDL
     return torch.device(cfg['device']).type == 'cuda' and cfg['dataset'] != 'imagenette'
 
 def _load_init(model, cfg):
@@ -421,8 +424,10 @@ def build_learner(cfg:dict, # a configuration from `train_config`
                   init:bool=True): # load `cfg['init']` (a resumed run gets its weights from the checkpoint instead)
     "The `Learner` of run configuration `cfg`, built from its seed."
     set_seed(cfg['seed'], reproducible=True)
+    if rank_distrib(): distrib_barrier()   # under DDP process 0 downloads and extracts the data first (fastai's `rank0_first`)
     dls = build_dls(cfg['dataset'], cfg['path'], cfg['bs'], cfg['n_train'], cfg['n_valid'], cfg['seed'], cfg['num_workers'],
                     cfg['device'], cfg['recipe'])
+    if num_distrib() > 1 and not rank_distrib(): distrib_barrier()
     _check_batches(cfg, dls); cfg['n_out'] = dls.c
     if _device_data(cfg): dls = device_dls(dls, cfg['device'])
     model = build_model(cfg['arch'], cfg['n_out'], cfg['width'], cfg['recipe'])
@@ -460,10 +465,12 @@ def _remove_run(out):
 def _prepare_out(cfg, out, state):
     "The first write of a run: the replaced run removed (`--overwrite`), the folder made, `config.json` written."
     try:
-        if state is None and cfg['overwrite']: _remove_run(out)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out/'config.json', json.dumps(_saved(cfg), indent=2))
+        if rank_distrib() == 0:   # under DDP: process 0 writes, the others wait
+            if state is None and cfg['overwrite']: _remove_run(out)
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write(out/'config.json', json.dumps(_saved(cfg), indent=2))
     except OSError as e: raise CliError(f"--out {out}: cannot write there ({e.strerror or e}); pass a folder you can write to") from None
+    finally: distrib_barrier()
 
 # %% ../nbs/12_cli.ipynb #59846558
 def final_eval(model:nn.Module, # plain or dual-BN model (evaluated on its main BNs)
@@ -497,7 +504,8 @@ def _write_results(learn, cfg, out, gs, secs):
     return table, files
 
 # %% ../nbs/12_cli.ipynb #ae6842cf
-def _say(*a): print(*a, flush=True)
+def _say(*a):
+    if rank_distrib() == 0: print(*a, flush=True)   # under DDP: process 0 speaks
 
 def _result(**kw): return 0 if is_cli(arat_train) else kw
 
@@ -550,6 +558,44 @@ def _errors(debug:bool=False, # also print the traceback
         fix = f"fix that, then continue with `arat-train --resume --out {out}`" if out else "check that path (--debug shows where it failed)"
         raise CliError(_diverged(e, out) if isinstance(e, FloatingPointError) else _os_error(e, fix)) from e
 
+# %% ../nbs/12_cli.ipynb #0f99033d
+def _launch(n, argv):
+    "Run `arat-train` with the arguments `argv` (less `--nproc`) in `n` processes on this machine, under torchrun; its exit status."
+    if not is_cli(arat_train): raise CliError("--nproc starts processes from the command line; from Python, start your script with "
+                                              "torchrun and fit inside `learn.distrib_ctx()`")
+    if num_distrib() > 1: raise CliError("--nproc: this is already one of several processes (torchrun set WORLD_SIZE); drop --nproc")
+    args = [a for i, a in enumerate(argv) if not (a.startswith('--nproc') or i and argv[i-1] == '--nproc')]
+    return subprocess.call([sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={n}', '-m', 'arat.cli', *args])
+
+# %% ../nbs/12_cli.ipynb #2a64f25f
+def _init_distributed(cfg):
+    "Join the process group the launcher described (`WORLD_SIZE` > 1), on this process's device; records `world_size` in `cfg`."
+    cfg['world_size'] = w = max(num_distrib(), 1)
+    if w == 1: return cfg
+    if cfg['swa']: raise CliError("--swa is not supported with several processes yet; train on one process, or drop --swa")
+    if cfg['device_data'] == 'on': raise CliError("--device-data on: under DDP the batches come through fastai's DistributedDL; use --device-data auto")
+    if torch.device(cfg['device']).type == 'cuda':
+        cfg['device'] = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"; torch.cuda.set_device(cfg['device'])
+    if not dist.is_initialized(): dist.init_process_group('nccl' if cfg['device'].startswith('cuda') else 'gloo')
+    if rank_distrib(): cfg['quiet'] = True
+    return cfg
+
+# %% ../nbs/12_cli.ipynb #1da3defa
+def _check_world(cfg, state, out):
+    "A `CliError` if the checkpoint of a resumed run was written by another number of processes."
+    if state is None: return
+    n = len(state.get('rng_ranks') or [None])
+    if n != cfg['world_size']:
+        raise CliError(f"{out/'resume.pth'} was written by {n} process(es), this run has {cfg['world_size']}: "
+                       f"resume it with {n} (torchrun --nproc_per_node {n}, or --nproc {n})")
+
+@contextmanager
+def _distributed(learn, cfg):
+    "fastai's `distrib_ctx` when the run has several processes (each with its own random numbers), else nothing."
+    if cfg['world_size'] == 1: yield learn; return
+    torch.manual_seed(cfg['seed'] + rank_distrib())   # the model and data are built from `seed` on every process; the attacks' starts differ
+    with learn.distrib_ctx(sync_bn=cfg['sync_bn'], cpu=not cfg['device'].startswith('cuda')): yield learn
+
 # %% ../nbs/12_cli.ipynb #d955a59d
 @call_parse
 def arat_train(
@@ -584,6 +630,8 @@ def arat_train(
     two_pass:bool=False, # arat, arat-separate: clean and adversarial batches in two forwards, as before issue 12 (default: one forward)
     device_data:str='auto', # keep the CIFAR images on the device, augmented there (same batches): auto (on for CUDA, not imagenette) | on | off
     init:str=None, # start from these weights (a state-dict file, e.g. model.pth of an `arat-train --method standard` run); arrest: its teacher
+    nproc:int=None, # start this many processes on this machine (torchrun, PyTorch DDP); or run under `torchrun -m arat.cli`
+    sync_bn:bool=True, # with several processes: BN statistics over the whole batch (--no-sync-bn: each process's own)
     n_train:int=None, # train on a class-balanced subset of this many images
     n_valid:int=None, # validate on a class-balanced subset of this many images
     robust_n:int=None, # validation images for the per-epoch PGD-20 metric robust_acc, 0 for none (default: 100 on the sample, else 500)
@@ -600,8 +648,11 @@ def arat_train(
     debug:bool=False): # show the Python traceback of an error
     "Train a model adversarially (AR-AT by default) and write the model, log, plots, a clean/PGD-20 table and results.json to --out."
     args, t0 = dict(locals()), time.time()
+    _positive('--nproc', nproc)
+    if nproc is not None and nproc > 1: return _launch(nproc, sys.argv[1:])
     with _errors(debug):
         cfg, out, state = train_config(args)
+        _init_distributed(cfg); _check_world(cfg, state, out); distrib_barrier()   # every process has read --out before process 0 writes
         if _finished(out, state, cfg['epochs']):
             _say(f"{out}: the run already finished its {state['epoch']} epochs; nothing to do (--resume --epochs N extends it, --overwrite trains it again)")
             return _result(out=out, finished=True)
@@ -613,14 +664,19 @@ def arat_train(
         if cfg['method'] == 'arrest' and cfg['init'] is None:
             _say("note: arrest fine-tunes a standard model; without --init the teacher is the random initial model")
         _say(_banner(cfg, learn, out))
-        try: learn.fit_paper(cfg['epochs'], warmup=cfg['warmup'], delay=cfg['lr_delay'], start_epoch=start, cbs=RunLogger('log.csv', start))
+        try:
+            with _distributed(learn, cfg): learn.fit_paper(cfg['epochs'], warmup=cfg['warmup'], delay=cfg['lr_delay'], start_epoch=start, cbs=RunLogger('log.csv', start))
         except KeyboardInterrupt: return _interrupted(out)
         if ck.stopped:
             _say(f"stopped after epoch {cfg['stop_after']} of {cfg['epochs']} (--stop-after); continue with `arat-train --resume --out {out}`")
             return _result(out=out, stopped=True)
-        table, files = _write_results(learn, cfg, out, gs, time.time() - t0)
-    _say(_summary(cfg, table, files, time.time() - t0, out))
+        table, files = _write_results(learn, cfg, out, gs, time.time() - t0) if rank_distrib() == 0 else (None, None)
+        distrib_barrier()
+    if table is not None: _say(_summary(cfg, table, files, time.time() - t0, out))
     return _result(out=out, table=table, files=files, learn=learn)
+
+# %% ../nbs/12_cli.ipynb #f4d04024
+if __name__ == '__main__' and not callable(arat_train): sys.exit(arat_train or 0)   # `python -m arat.cli` (torchrun) ran arat-train above
 
 # %% ../nbs/12_cli.ipynb #bfb28077
 _EVAL_KEYS = ('method', 'arch', 'width', 'n_out', 'dataset', 'path')

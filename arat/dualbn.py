@@ -15,7 +15,8 @@ from .models import CifarResNet, PreActResNet, WideResNet
 # %% auto #0
 __all__ = ['DualBatchNorm', 'is_bn', 'dual_bns', 'has_dual_bn', 'convert_dual_bn', 'use_bn', 'route_rows', 'merge_dual_bn',
            'register_training_module', 'training_module_names', 'attach_training_module', 'detach_training_modules',
-           'without_training_modules', 'deployable_model', 'model_stages', 'model_n_out']
+           'without_training_modules', 'deployable_model', 'model_stages', 'model_n_out', 'CPUSyncBatchNorm',
+           'convert_sync_bn', 'local_bn']
 
 # %% ../nbs/02_dualbn.ipynb #b2aa7e71
 _ROUTES = ('main', 'aux')
@@ -194,3 +195,76 @@ def model_n_out(model:nn.Module):
     lins = [m for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.split('.')[0] not in skip]
     if not lins: raise ValueError(f"model_n_out: {type(model).__name__} has no nn.Linear head, so its number of outputs is unknown")
     return lins[-1].out_features
+
+# %% ../nbs/02_dualbn.ipynb #aed12e91
+import types
+import torch.distributed as dist
+from torch.nn.modules.batchnorm import _BatchNorm
+
+# %% ../nbs/02_dualbn.ipynb #38213436
+def _world():
+    "The number of processes of the default process group (1 when `torch.distributed` is not initialised)."
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+class _SumAll(torch.autograd.Function):
+    "Sum a tensor over all processes; its gradient is summed over them too (each process's loss depends on all rows)."
+    @staticmethod
+    def forward(ctx, t): t = t.clone(); dist.all_reduce(t); return t
+    @staticmethod
+    def backward(ctx, g): g = g.contiguous().clone(); dist.all_reduce(g); return g
+
+# %% ../nbs/02_dualbn.ipynb #3ff2d12e
+class CPUSyncBatchNorm(_BatchNorm):
+    "BatchNorm with the statistics of the whole distributed batch in training, on any device (torch's `SyncBatchNorm` needs CUDA)."
+    def _check_input_dim(self, x):
+        if x.dim() < 2: raise ValueError(f"CPUSyncBatchNorm: expected a batch of at least 2 dimensions, got {x.dim()}")
+
+    def forward(self, x):
+        if not (self.training and _world() > 1): return super().forward(x)
+        self._check_input_dim(x)
+        dims, shape = [0] + list(range(2, x.ndim)), (1, -1) + (1,) * (x.ndim - 2)
+        xf = x if x.dtype == torch.float64 else x.float()
+        n = torch.tensor([x.numel() / x.shape[1]], dtype=xf.dtype, device=x.device)
+        s = _SumAll.apply(torch.cat([xf.sum(dims), n]))
+        N = s[-1].detach(); mean = s[:-1] / N
+        d = xf - mean.view(shape)
+        var = _SumAll.apply(d.pow(2).sum(dims)) / N
+        self._update_stats(mean.detach(), var.detach() * N / (N - 1))
+        y = d * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine: y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+# %% ../nbs/02_dualbn.ipynb #d29efbb6
+@patch
+def _update_stats(self:CPUSyncBatchNorm, mean, var):
+    "Update the running statistics as `F.batch_norm` does (`var`: the unbiased variance)."
+    if not (self.track_running_stats and self.running_mean is not None): return
+    with torch.no_grad():
+        self.num_batches_tracked.add_(1)
+        mom = 1. / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        self.running_mean.mul_(1 - mom).add_(mean.to(self.running_mean.dtype), alpha=mom)
+        self.running_var.mul_(1 - mom).add_(var.to(self.running_var.dtype), alpha=mom)
+
+# %% ../nbs/02_dualbn.ipynb #6f0886ea
+def convert_sync_bn(module:nn.Module): # a model (its BNs, both branches of each `DualBatchNorm` included, are converted)
+    "Replace every BatchNorm of `module` by a `CPUSyncBatchNorm` sharing its parameters and statistics; returns the (new) root."
+    if is_bn(module) and not isinstance(module, (nn.SyncBatchNorm, CPUSyncBatchNorm)):
+        new = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+        if module.affine: new.weight, new.bias = module.weight, module.bias
+        if module.track_running_stats:
+            new.running_mean, new.running_var, new.num_batches_tracked = module.running_mean, module.running_var, module.num_batches_tracked
+        return new.train(module.training)
+    for name, child in module.named_children():
+        new = convert_sync_bn(child)
+        if new is not child: setattr(module, name, new)
+    return module
+
+# %% ../nbs/02_dualbn.ipynb #5eccb70c
+@contextmanager
+def local_bn(model:nn.Module): # a model that may hold `SyncBatchNorm` or `CPUSyncBatchNorm` layers
+    "Context manager: every synchronised BN of `model` uses this process's batch only (no collective call) for the block."
+    sync = [m for m in model.modules() if isinstance(m, (nn.SyncBatchNorm, CPUSyncBatchNorm)) and 'forward' not in m.__dict__]
+    for m in sync: m.forward = types.MethodType(_BatchNorm.forward, m)
+    try: yield model
+    finally:
+        for m in sync: del m.forward

@@ -20,6 +20,9 @@ from fastai.callback.channelslast import ChannelsLast
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.optimizer import OptimWrapper
+from fastai.torch_core import get_model, num_distrib
+from fastai.distributed import DistributedDL, DistributedTrainer
+import torch.distributed as dist
 from .dualbn import *
 from .attacks import pgd, model_mode
 from .callbacks import *
@@ -27,7 +30,8 @@ from .baselines import *
 
 # %% auto #0
 __all__ = ['METHODS', 'sched_milestones', 'MilestoneLR', 'Method', 'register_method', 'method_options', 'method_callbacks',
-           'OptimWrapperNoNone', 'arat_learner', 'main_bns', 'update_bn_adv', 'SWACallback', 'DeviceChannelsLast']
+           'OptimWrapperNoNone', 'arat_learner', 'main_bns', 'update_bn_adv', 'SWACallback', 'DeviceChannelsLast',
+           'CPUDistributed']
 
 # %% ../nbs/08_learner.ipynb #540616b0
 def sched_milestones(lr:float, # the initial learning rate
@@ -163,7 +167,8 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
     mets = [clean_acc] + ([RobustAccuracy(n=robust_n, eps=atk.eps, step_size=atk.step_size, norm=atk.norm)] if robust_n else []) + L(metrics)
     xcbs = ([NonFiniteGuard()] if guard else []) + ([DeviceMixedPrecision(amp_mode=precision)] if precision else []) + \
             ([DeviceChannelsLast()] if channels_last else []) + \
-            ([SWACallback() if swa is True else swa] if swa is not False else [])
+            ([SWACallback() if swa is True else swa] if swa is not False else []) + \
+            ([CPUDistributed()] if num_distrib() > 1 else [])
     opt_func = partial(OptimWrapperNoNone, opt=torch.optim.SGD, momentum=mom, weight_decay=wd)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=opt_func, lr=lr, wd=wd, wd_bn_bias=True,
                     metrics=mets, cbs=mcbs + xcbs + L(cbs))
@@ -326,3 +331,28 @@ def export_deployable(self:Learner,
     dep = Learner(self.dls, deployable_model(self.model).eval(), loss_func=self.loss_func, metrics=clean_acc,
                   path=self.path, model_dir=self.model_dir)
     dep.export(fname, pickle_module=pickle_module, pickle_protocol=pickle_protocol)
+
+# %% ../nbs/08_learner.ipynb #ee0e48f9
+@patch
+def _broadcast(self:DistributedDL, t, rank):
+    "Broadcast the list of ints `t` from process `rank`, on the backend's device (fastai's puts it on CUDA, which gloo on CPUs lacks)."
+    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+    t = torch.tensor(t, dtype=torch.long, device=dev)
+    dist.broadcast(t, rank)
+    return t.cpu().tolist()
+
+# %% ../nbs/08_learner.ipynb #aa2f768e
+class CPUDistributed(Callback):
+    "Let fastai's `DistributedTrainer` train a CPU model: BNs synchronised by `CPUSyncBatchNorm` (torch's `SyncBatchNorm` needs CUDA)."
+    order = DistributedTrainer.order - 1   # before the model is wrapped in DDP
+    def before_fit(self):
+        self.dt, self.sync = next((c for c in self.learn.cbs if isinstance(c, DistributedTrainer)), None), None
+        p = next(iter(get_model(self.learn.model).parameters()), None)
+        if self.dt is None or num_distrib() < 2 or p is None or p.device.type != 'cpu': return
+        if self.dt.accelerator.distributed_type.name == 'NO':
+            raise ValueError("CPUDistributed: the model is on the CPU but accelerate prepared no CPU processes; "
+                             "pass cpu=True: `learn.distrib_ctx(cpu=True)`")
+        self.sync = self.dt.sync_bn
+        if self.sync: convert_sync_bn(get_model(self.learn.model)); self.dt.sync_bn = False
+    def after_fit(self):
+        if self.sync is not None: self.dt.sync_bn, self.sync = self.sync, None

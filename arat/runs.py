@@ -14,7 +14,9 @@ import torch, torch.nn as nn
 from fastcore.basics import store_attr, patch
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.progress import CSVLogger
-from fastai.torch_core import get_model
+from fastai.torch_core import get_model, rank_distrib, num_distrib, distrib_barrier
+from fastai.distributed import DistributedDL
+import torch.distributed as dist
 from .report import atomic_write
 
 # %% auto #0
@@ -22,10 +24,14 @@ __all__ = ['rng_states', 'set_rng_states', 'save_atomically', 'ResumeCheckpoint'
            'state_mismatch', 'restore_learner', 'RunLogger']
 
 # %% ../nbs/11_runs.ipynb #5731550c
+def _own(dl):
+    "The loader itself: a fastai `DistributedDL` (DDP) draws from the loader it wraps."
+    return dl.dl if isinstance(dl, DistributedDL) else dl
+
 def _gens(dls):
     "The torch generators of the data loaders' transforms (e.g. `PadCropFlip(seed=...)`), by a stable name."
     res = {}
-    for nm, dl in (('train', dls.train), ('valid', dls.valid)):
+    for nm, dl in (('train', _own(dls.train)), ('valid', _own(dls.valid))):
         for where in ('after_item', 'before_batch', 'after_batch'):
             for i, t in enumerate(getattr(getattr(dl, where, None), 'fs', [])):
                 g = getattr(t, 'gen', None)
@@ -38,7 +44,7 @@ def rng_states(dls=None): # fastai `DataLoaders` whose loaders and transforms to
     st = dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate(),
               cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
     if dls is not None:
-        st['dl'] = {nm: dl.rng.getstate() for nm, dl in (('train', dls.train), ('valid', dls.valid))}
+        st['dl'] = {nm: _own(dl).rng.getstate() for nm, dl in (('train', dls.train), ('valid', dls.valid))}
         st['gens'] = {k: g.get_state() for k, g in _gens(dls).items()}
     return st
 
@@ -49,7 +55,7 @@ def set_rng_states(st:dict, # what `rng_states` returned
     torch.set_rng_state(st['torch']); np.random.set_state(st['numpy']); random.setstate(st['python'])
     if st.get('cuda') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
     if dls is not None and 'dl' in st:
-        for nm, dl in (('train', dls.train), ('valid', dls.valid)): dl.rng.setstate(st['dl'][nm])
+        for nm, dl in (('train', dls.train), ('valid', dls.valid)): _own(dl).rng.setstate(st['dl'][nm])
         gens = _gens(dls)
         for k, s in st['gens'].items(): gens[k].set_state(s)
 
@@ -76,6 +82,20 @@ class ResumeCheckpoint(Callback):
     @property
     def start(self): return self.resume['epoch'] if self.resume else 0
 
+# %% ../nbs/11_runs.ipynb #a517189c
+def _own_states(r):
+    "The random states of this process in checkpoint `r`."
+    n, w = len(r.get('rng_ranks') or [None]), max(num_distrib(), 1)
+    if n != w: raise CheckpointError(f"the checkpoint was written by {n} process(es), this run has {w}: resume it with {n}")
+    return r['rng_ranks'][rank_distrib()] if w > 1 else r['rng']
+
+def _gather_states(st):
+    "The random states `st` of every process, in rank order (under DDP), else `None`."
+    if num_distrib() < 2 or not dist.is_initialized(): return None
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, st)
+    return out
+
 # %% ../nbs/11_runs.ipynb #6574879e
 @patch
 def before_fit(self:ResumeCheckpoint): self.stopped = False
@@ -84,7 +104,7 @@ def before_fit(self:ResumeCheckpoint): self.stopped = False
 def before_epoch(self:ResumeCheckpoint):
     if not self.resume or self.epoch != self.start: return
     r = self.resume
-    set_rng_states(r['rng'], self.dls)
+    set_rng_states(_own_states(r), self.dls)
     self.learn.train_iter = r['train_iter']
     sl = self.learn.recorder.smooth_loss
     sl.count, sl.val = r['smooth_loss']
@@ -94,11 +114,14 @@ def before_epoch(self:ResumeCheckpoint):
 @patch
 def after_epoch(self:ResumeCheckpoint):
     if self.epoch < self.start: return   # an epoch fastai skipped while resuming
-    sl = self.learn.recorder.smooth_loss
-    save_atomically(dict(epoch=self.epoch + 1, n_epoch=self.n_epoch, rng=rng_states(self.dls), train_iter=self.learn.train_iter,
-                     smooth_loss=(sl.count, sl.val), extra=self.extra, model=get_model(self.learn.model).state_dict(),
-                     opt=self.learn.opt.state_dict(), grad_sim=[] if self.grad_sim is None else list(self.grad_sim.records)),
-                self.file)
+    sl, st = self.learn.recorder.smooth_loss, rng_states(self.dls)
+    ranks = _gather_states(st)   # under DDP: every process's states, gathered to all
+    if rank_distrib() == 0:
+        save_atomically(dict(epoch=self.epoch + 1, n_epoch=self.n_epoch, rng=st, rng_ranks=ranks, train_iter=self.learn.train_iter,
+                         smooth_loss=(sl.count, sl.val), extra=self.extra, model=get_model(self.learn.model).state_dict(),
+                         opt=self.learn.opt.state_dict(), grad_sim=[] if self.grad_sim is None else list(self.grad_sim.records)),
+                    self.file)
+    distrib_barrier()
     if self.stop_after is not None and self.epoch + 1 >= self.stop_after and self.epoch + 1 < self.n_epoch:
         self.stopped = True
         raise CancelFitException()
@@ -165,6 +188,7 @@ class RunLogger(CSVLogger):
 # %% ../nbs/11_runs.ipynb #337bf5f3
 @patch
 def before_fit(self:RunLogger):
+    if rank_distrib(): self.run = False; return   # under DDP process 0 writes the log (fastai turns `run` back on after the fit)
     f = self.path/self.fname
     if self.start > 0 and f.exists():
         old = pd.read_csv(f)
