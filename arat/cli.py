@@ -585,7 +585,7 @@ def arat_train(
     swa:bool=False, # average the weights (SWA, as the public ARAT+SWA scripts); model.pth and the evaluation get the average
     swa_start:float=None, # with --swa: first averaged epoch, a fraction of the run (default 0.75: epoch 76 of 100) or a 0-based epoch index
     swa_freq:int=None, # with --swa: average every this many training steps (default 500)
-    two_pass:bool=False, # arat, arat-separate: clean and adversarial batches always in two forwards (default: one forward of both on CUDA, two forwards elsewhere, where they are faster)
+    two_pass:bool=False, # arat, arat-separate: clean and adversarial batches always in two forwards (default: one forward of both on CUDA, two forwards elsewhere)
     device_data:str='auto', # keep the CIFAR images on the device, augmented there (same batches): auto (on for CUDA, not imagenette) | on | off
     init:str=None, # start from these weights (a state-dict file, e.g. model.pth of an `arat-train --method standard` run); arrest: its teacher
     n_train:int=None, # train on a class-balanced subset of this many images

@@ -85,7 +85,7 @@ class Config:
     "One training configuration: a learner that runs `per` steps per `fit(1)`; its step spans."
     def __init__(self, method, width, bs, prec, cl, a, dev, compiled=False):
         self.key = (method, width, bs, prec, cl, compiled)
-        self.dev, self.mem = dev, None
+        self.dev, self.mem, self.by_round = dev, None, {}
         torch.manual_seed(a.seed)
         model = cifar_resnet18(10, width=width).to(dev)
         kw = dict(steps=a.steps, attack_mode='train')
@@ -104,10 +104,16 @@ class Config:
         if self.key[0] != 'at': self.route = 'one forward' if self.learn.arat._single else 'two passes'
         if self.dev.type == 'cuda': self.mem = max(self.mem or 0, torch.cuda.max_memory_allocated(self.dev) / 2**20)
         if not measure: del self.toc.spans[n:]
+        else: self.by_round[len(self.by_round)] = statistics.median(self.toc.spans[n:])
     @property
     def spans(self): return self.toc.spans
     @property
     def med(self): return statistics.median(self.spans)
+
+def paired(c, ref):
+    "Median and range over the measured rounds of `c`'s step time / `ref`'s in the same round (noise common to a round cancels)."
+    rs = [c.by_round[k] / ref.by_round[k] for k in c.by_round if k in ref.by_round]
+    return f"paired {statistics.median(rs):.3f} [{min(rs):.3f}-{max(rs):.3f}] over {len(rs)} rounds" if rs else ''
 
 def official(a, dev, bs):
     "The authors' AR-AT and PGD-AT step times (ms) from time_official.py, or the reason they are missing."
@@ -173,7 +179,11 @@ def main(a):
     print("\none forward / two passes (AR-AT):")
     for (m, w, bs, pr, cl, comp), c in res.items():
         two = res.get(('arat2', w, bs, pr, cl, comp))
-        if m == 'arat1' and two is not None: print(f"  width {w}, bs {bs}, {pr}, channels_last {cl}: {c.med / two.med:.3f}")
+        if m == 'arat1' and two is not None: print(f"  width {w}, bs {bs}, {pr}, channels_last {cl}: {c.med / two.med:.3f}; {paired(c, two)}")
+    print("AR-AT / PGD-AT, paired by round:")
+    for (m, w, bs, pr, cl, comp), c in res.items():
+        at = res.get(('at', w, bs, pr, cl, comp))
+        if m != 'at' and at is not None: print(f"  {m}, width {w}, bs {bs}, {pr}, channels_last {cl}: {paired(c, at)}")
     routes = {c.route for (m, *_), c in res.items() if m == 'arat'}
     print(f"AR-AT's default route (single_forward='auto') on {dev.type}: {', '.join(routes) or 'not timed (--methods arat)'}; "
           f"arat1 = one forward, arat2 = two passes")
