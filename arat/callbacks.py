@@ -268,13 +268,13 @@ class ARATCallback(AdvTrainCallback):
                  split_bn:bool=True, # separate BNs for clean (aux) and adversarial (main) inputs
                  alpha:float=1., # weight of the adversarial CE (set per epoch by `AutoBalance`)
                  beta:float=1., # weight of the clean CE
-                 single_forward:bool=True, # with split-BN: clean and adversarial rows in one forward (False: two passes)
+                 single_forward:bool|str='auto', # with split-BN, clean and adversarial rows in one forward: 'auto' (when the model is on CUDA), True, False (two passes)
                  **kwargs):
         super().__init__(**kwargs)
         _check_arat(type(self).__name__, gamma, layers, stop_grad, predictor, split_bn, alpha, beta)
-        check_choice(type(self).__name__, 'single_forward', single_forward, (True, False))
+        check_choice(type(self).__name__, 'single_forward', single_forward, ('auto', True, False))
         store_attr('gamma,layers,stop_grad,predictor,split_bn,alpha,beta,single_forward')
-        self.taps, self._rows, self._route = None, False, None
+        self.taps, self._rows, self._route, self._single = None, False, None, None
 
 # %% ../nbs/06_callbacks.ipynb #ace215f3
 @patch
@@ -300,20 +300,26 @@ def before_fit(self:ARATCallback):
     AdvTrainCallback.before_fit(self)
     if self.taps is not None: self.taps.remove()
     self.taps = FeatureTaps(self.learn.model, self.spec, attach=False)   # hooks only while a batch needs them
+    self._single = self.uses_single_forward()                            # 'auto' resolved on the model's device
 
 @patch
 def before_batch(self:ARATCallback):
     AdvTrainCallback.before_batch(self)   # the attack runs without the hooks
     self.taps.attach()                    # fastai's forward fills z' (and z, in the one-forward route)
     self.taps.enabled = True
-    self._rows = self.uses_single_forward()
+    self._rows = self._single
     if self._rows: self._join_views()
 
 # %% ../nbs/06_callbacks.ipynb #77b11bf1
 @patch
 def uses_single_forward(self:ARATCallback):
-    "Whether a training batch runs clean and adversarial rows in one forward (`single_forward`, split-BN, own clean pass)."
-    return self.single_forward and self.split_bn and type(self).clean_pass is ARATCallback.clean_pass
+    "Whether a training batch runs clean and adversarial rows in one forward (`single_forward`, `'auto'`: on CUDA; split-BN, own clean pass)."
+    single = self.single_forward
+    if single == 'auto':
+        learn = getattr(self, 'learn', None)
+        p = next(learn.model.parameters(), None) if learn is not None and learn.model is not None else None
+        single = p is not None and p.device.type == 'cuda'
+    return single and self.split_bn and type(self).clean_pass is ARATCallback.clean_pass
 
 @patch
 def _join_views(self:ARATCallback):

@@ -22,7 +22,7 @@ from .data import *
 from .models import *
 from .dualbn import deployable_model, model_n_out
 from .callbacks import GradSimCallback
-from .learner import METHODS, method_options, method_callbacks, arat_learner, SWACallback
+from .learner import METHODS, method_options, method_callbacks, arat_learner, SWACallback, _compile_kwargs
 from .evaluate import evaluate_robustness
 from .report import robustness_report, plot_log, save_grad_sim, atomic_write, results_record, write_results, eps_text
 from .runs import ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, save_atomically
@@ -145,7 +145,7 @@ def _check_train_args(cfg):
     for k in ('steps', 'robust_n', 'grad_sim', 'num_workers', 'seed', 'lr_delay'): _positive(f(k), cfg[k], allow_zero=True)
     for k in ('lr', 'step'): _positive(f(k), cfg[k], integer=False)
     for k in ('eps', 'gamma', 'alpha', 'beta'): _positive(f(k), cfg[k], allow_zero=True, integer=False)
-    for k in ('warmup', 'auto_balance', 'channels_last', 'swa', 'two_pass'):
+    for k in ('warmup', 'auto_balance', 'channels_last', 'swa', 'two_pass', 'compile'):
         if not isinstance(cfg[k], bool): raise CliError(f"{f(k)} {cfg[k]!r} must be true or false")
     if cfg['attack_mode'] is not None: _choice(f('attack_mode'), cfg['attack_mode'], ('train', 'eval'), 'a model mode')
     if cfg['precision'] is not None: _choice(f('precision'), cfg['precision'], ('bf16', 'fp16'), 'a precision')
@@ -256,7 +256,7 @@ _NOT_SAVED = ('resume', 'stop_after', 'overwrite', 'debug', 'nproc')
 _SETTINGS_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers', 'overwrite', 'debug', 'nproc')
 
 # settings added by later versions: a saved configuration without one ran with its default
-_ADDED = ('lr_delay', 'precision', 'channels_last', 'swa', 'swa_start', 'swa_freq', 'device_data', 'two_pass', 'init', 'norm', 'random_start', 'sync_bn')
+_ADDED = ('lr_delay', 'precision', 'channels_last', 'swa', 'swa_start', 'swa_freq', 'device_data', 'two_pass', 'init', 'norm', 'random_start', 'sync_bn', 'compile')
 
 def _with_added(saved): return {**{k: _default(k) for k in _ADDED}, **saved} if isinstance(saved, dict) else saved
 
@@ -433,8 +433,11 @@ def build_learner(cfg:dict, # a configuration from `train_config`
     model = build_model(cfg['arch'], cfg['n_out'], cfg['width'], cfg['recipe'])
     if init and cfg['init'] is not None: _load_init(model, cfg)
     model = model.to(cfg['device'])
+    if cfg['compile']:
+        try: _compile_kwargs(True, dls)
+        except ValueError as e: raise CliError(f"{_flag(cfg, 'compile')}: {str(e).removeprefix('arat_learner: ')}") from None
     try: return arat_learner(dls, model, method=cfg['method'], lr=cfg['lr'], **attack_kwargs(cfg), robust_n=cfg['robust_n'], auto_balance=cfg['auto_balance'], precision=cfg['precision'],
-                             channels_last=cfg['channels_last'], swa=_swa_cb(cfg), cbs=cbs, **method_kwargs(cfg))
+                             channels_last=cfg['channels_last'], compile=cfg['compile'], swa=_swa_cb(cfg), cbs=cbs, **method_kwargs(cfg))
     except (ValueError, TypeError) as e: raise CliError(f"--method {cfg['method']}: {e}") from None
 
 # %% ../nbs/12_cli.ipynb #db9de734
@@ -624,10 +627,11 @@ def arat_train(
     attack_mode:str=None, # model mode during the training attack: train | eval (default: the method's, train for arat/at, eval for trades/mart/lbgat)
     precision:str=None, # mixed precision of training and the training attack: bf16 | fp16 (default: fp32); evaluation stays fp32
     channels_last:bool=False, # channels_last (NHWC) convolutions on CUDA, a GPU speed-up (left off on the CPU, with a warning)
+    compile:bool=False, # torch.compile the model (inductor; refused where it cannot run); off by default, not yet measured on a GPU
     swa:bool=False, # average the weights (SWA, as the public ARAT+SWA scripts); model.pth and the evaluation get the average
     swa_start:float=None, # with --swa: first averaged epoch, a fraction of the run (default 0.75: epoch 76 of 100) or a 0-based epoch index
     swa_freq:int=None, # with --swa: average every this many training steps (default 500)
-    two_pass:bool=False, # arat, arat-separate: clean and adversarial batches in two forwards, as before issue 12 (default: one forward)
+    two_pass:bool=False, # arat, arat-separate: clean and adversarial batches always in two forwards (default: one forward of both on CUDA, two forwards elsewhere)
     device_data:str='auto', # keep the CIFAR images on the device, augmented there (same batches): auto (on for CUDA, not imagenette) | on | off
     init:str=None, # start from these weights (a state-dict file, e.g. model.pth of an `arat-train --method standard` run); arrest: its teacher
     nproc:int=None, # start this many processes on this machine (torchrun, PyTorch DDP); or run under `torchrun -m arat.cli`

@@ -6,7 +6,7 @@ Docs: https://arat-dev.github.io/arat/learner.html.md"""
 
 # %% ../nbs/08_learner.ipynb #4a7063da
 from __future__ import annotations
-import inspect, math, pickle, warnings
+import inspect, math, pickle, shutil, sys, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -140,6 +140,28 @@ def _check_learner_args(lr, wd, mom, robust_n, precision, guard):
     check_number(o, 'robust_n', robust_n, integer=True, hint='0 for no robust metric')
     check_choice(o, 'precision', precision, (None, 'bf16', 'fp16')); check_choice(o, 'guard', guard, (True, False))
 
+# %% ../nbs/08_learner.ipynb #0e8789da
+def _compile_kwargs(compile, # `arat_learner`'s `compile`: False, True (inductor) or a backend name
+                   dls=None): # the `DataLoaders`, for the device inductor would compile for
+    "The keyword arguments of `model.compile` for `compile`, or None for False; a one-line `ValueError` where it cannot work."
+    if compile is False: return None
+    if not (compile is True or isinstance(compile, str)):
+        raise ValueError(f"arat_learner: compile must be True, False or a torch.compile backend name, e.g. 'aot_eager', got {compile!r}")
+    import torch._dynamo
+    if not torch._dynamo.is_dynamo_supported():
+        raise ValueError(f"arat_learner: compile={compile!r}: torch.compile does not run on this Python/platform "
+                         f"(Python {sys.version.split()[0]}, torch {torch.__version__}); leave compile off")
+    backend = 'inductor' if compile is True else compile
+    known = torch.compiler.list_backends(exclude_tags=())
+    if backend not in known:
+        raise ValueError(f"arat_learner: compile={compile!r} is not a torch.compile backend; choose one of "
+                         f"{', '.join(torch.compiler.list_backends())} (or, for checks, eager, aot_eager)")
+    dev = getattr(dls, 'device', None)
+    if backend == 'inductor' and (dev is None or torch.device(dev).type == 'cpu') and not any(map(shutil.which, ('c++', 'g++', 'clang++'))):
+        raise ValueError(f"arat_learner: compile={compile!r}: inductor needs a C++ compiler for a CPU model and none was found "
+                         "(c++, g++, clang++); install one, or pass compile='aot_eager'")
+    return dict(backend=backend)
+
 # %% ../nbs/08_learner.ipynb #8445ca86
 def arat_learner(dls, # fastai DataLoaders of [0,1] images
                  model:nn.Module, # a plain model (BNs are converted by the method when it needs split-BN)
@@ -152,6 +174,7 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
                  precision:str|None=None, # None (fp32), 'bf16' or 'fp16': mixed precision, the attack included
                  guard:bool=True, # add `NonFiniteGuard` (stop when weights, BN statistics or logits become non-finite)
                  channels_last:bool=False, # add `DeviceChannelsLast` (NHWC convolutions on CUDA; a GPU speed-up, with `precision`)
+                 compile:bool|str=False, # torch.compile the model in place: True (inductor) or a backend name, e.g. 'aot_eager'
                  swa=False, # True: `SWACallback()` (public code: from epoch 76 of 100, every 500 steps), or an `SWACallback`
                  metrics=None, # extra metrics
                  cbs=None, # extra callbacks
@@ -160,6 +183,7 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
     if 'warmup' in kwargs: raise ValueError("arat_learner: warmup is an option of the schedule now: learn.fit_paper(n_epoch, warmup=True)")
     _check_learner_args(lr, wd, mom, robust_n, precision, guard)
     check_choice('arat_learner', 'channels_last', channels_last, (True, False))
+    ckw = _compile_kwargs(compile, dls)
     if not (swa is True or swa is False or isinstance(swa, Callback)):
         raise ValueError(f"arat_learner: swa must be True, False or an SWACallback, got {swa!r}")
     mcbs = method_callbacks(method, auto_balance, **kwargs)
@@ -173,6 +197,9 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=opt_func, lr=lr, wd=wd, wd_bn_bias=True,
                     metrics=mets, cbs=mcbs + xcbs + L(cbs))
     learn.method = method
+    if ckw is not None:
+        torch._dynamo.config.skip_nnmodule_hook_guards = False   # see the torch.compile section: the taps attach hooks per batch
+        learn.model.compile(**ckw)                               # in place: module names and state_dict keys unchanged
     return learn
 
 # %% ../nbs/08_learner.ipynb #a256122b

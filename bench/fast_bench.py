@@ -18,11 +18,13 @@ def parse_args(argv=None):
     p.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     p.add_argument('--widths', type=int, nargs='+', default=[16, 64], help='ResNet-18 base widths (64: the paper\'s)')
     p.add_argument('--bs', type=int, nargs='+', default=[128], help='batch sizes')
-    p.add_argument('--methods', nargs='+', default=['at', 'arat', 'arat2'],
-                   help="at: PGD-AT; arat: AR-AT, one forward (default); arat2: AR-AT, two passes (single_forward=False)")
+    p.add_argument('--methods', nargs='+', default=['at', 'arat1', 'arat2'],
+                   help="at: PGD-AT; arat: AR-AT as arat_learner's default (single_forward='auto': one forward on CUDA, two passes "
+                        "elsewhere); arat1: AR-AT, one forward (single_forward=True); arat2: AR-AT, two passes (single_forward=False)")
     p.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], help='fp32 and/or bf16 (autocast, attack included)')
     p.add_argument('--channels-last', nargs='+', default=['off', 'on'], help="off and/or on (fastai's ChannelsLast)")
-    p.add_argument('--compile', action='store_true', help='also time AR-AT (fp32) with torch.compile(model)')
+    p.add_argument('--compile', action='store_true', help="also time AR-AT (fp32, the default route) with arat_learner(compile=...)")
+    p.add_argument('--compile-backend', default='inductor', help="torch.compile backend of --compile (default: inductor)")
     p.add_argument('--full-widths', type=int, nargs='*', default=None,
                    help='widths that get the whole precision x channels_last grid (default: all); others: fp32, off only')
     p.add_argument('--width-bs', nargs='*', default=[], help="per-width batch sizes instead of --bs, e.g. 64=32 (CPU: the paper's width at a small batch)")
@@ -83,27 +85,35 @@ class Config:
     "One training configuration: a learner that runs `per` steps per `fit(1)`; its step spans."
     def __init__(self, method, width, bs, prec, cl, a, dev, compiled=False):
         self.key = (method, width, bs, prec, cl, compiled)
-        self.dev, self.mem = dev, None
+        self.dev, self.mem, self.by_round = dev, None, {}
         torch.manual_seed(a.seed)
         model = cifar_resnet18(10, width=width).to(dev)
         kw = dict(steps=a.steps, attack_mode='train')
-        if method != 'at': kw['single_forward'] = method == 'arat'
+        if method in ('arat1', 'arat2'): kw['single_forward'] = method == 'arat1'
         self.tic = Tic(dev); self.toc = Toc(self.tic, dev)
         cbs = [self.tic, self.toc] + ([ChannelsLast()] if cl == 'on' else [])
         self.learn = arat_learner(fake_dls(bs, a.per, dev, a.seed), model, method='at' if method == 'at' else 'arat', lr=0.01,
-                                  robust_n=0, auto_balance=False, precision=None if prec == 'fp32' else prec, cbs=cbs, **kw)
+                                  robust_n=0, auto_balance=False, precision=None if prec == 'fp32' else prec, cbs=cbs,
+                                  compile=a.compile_backend if compiled else False, **kw)
         self.learn.remove_cb(ProgressCallback); self.learn.logger = lambda *_: None
-        if compiled: self.learn.model.compile()   # in place: names (and state_dict keys) unchanged
+        self.route = ''   # AR-AT's route, known after the first fit ('auto' resolves in before_fit)
     def run(self, measure):
         if self.dev.type == 'cuda': torch.cuda.reset_peak_memory_stats(self.dev)
         n = len(self.toc.spans)
         self.learn.fit(1)
+        if self.key[0] != 'at': self.route = 'one forward' if self.learn.arat._single else 'two passes'
         if self.dev.type == 'cuda': self.mem = max(self.mem or 0, torch.cuda.max_memory_allocated(self.dev) / 2**20)
         if not measure: del self.toc.spans[n:]
+        else: self.by_round[len(self.by_round)] = statistics.median(self.toc.spans[n:])
     @property
     def spans(self): return self.toc.spans
     @property
     def med(self): return statistics.median(self.spans)
+
+def paired(c, ref):
+    "Median and range over the measured rounds of `c`'s step time / `ref`'s in the same round (noise common to a round cancels)."
+    rs = [c.by_round[k] / ref.by_round[k] for k in c.by_round if k in ref.by_round]
+    return f"paired {statistics.median(rs):.3f} [{min(rs):.3f}-{max(rs):.3f}] over {len(rs)} rounds" if rs else ''
 
 def official(a, dev, bs):
     "The authors' AR-AT and PGD-AT step times (ms) from time_official.py, or the reason they are missing."
@@ -146,7 +156,7 @@ def main(a):
             for pr in (a.precisions if w in full else ['fp32']) for cl in (a.channels_last if w in full else ['off'])]
     if a.compile:
         for w in a.widths:
-            try: cfgs.append(Config('arat', w, a.bs[0], 'fp32', 'off', a, dev, compiled=True))
+            try: cfgs.append(Config('arat', w, wbs.get(w, a.bs)[0], 'fp32', 'off', a, dev, compiled=True))
             except Exception as e: print(f"torch.compile: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
     t0 = time.perf_counter()
     for r in range(a.rounds):
@@ -157,19 +167,26 @@ def main(a):
         print(f"  round {r + 1}/{a.rounds} done, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     res = {c.key: c for c in cfgs if c.spans}
 
-    print(f"\n{'method':<7}{'width':>6}{'bs':>5}{'prec':>6}{'ch_last':>8}{'ms/step':>10}{'img/s':>9}{'peak MiB':>9}"
+    print(f"\n{'method':<15}{'width':>6}{'bs':>5}{'prec':>6}{'ch_last':>8}{'ms/step':>10}{'img/s':>9}{'peak MiB':>9}"
           f"{'AR-AT/PGD-AT':>13}{'100 ep (h)':>11}")
     for key, c in res.items():
         m, w, bs, pr, cl, comp = key
         at = res.get(('at', w, bs, pr, cl, comp)) or res.get(('at', w, bs, pr, cl, False))
         ratio = f"{c.med / at.med:13.3f}" if at is not None and m != 'at' else f"{'':>13}"
         hours = EPOCHS * N_TRAIN / bs * c.med / 3600
-        print(f"{m + ('+compile' if comp else ''):<7}{w:>6}{bs:>5}{pr:>6}{cl:>8}{c.med * 1e3:10.1f}{bs / c.med:9.0f}"
+        print(f"{m + ('+compile' if comp else ''):<15}{w:>6}{bs:>5}{pr:>6}{cl:>8}{c.med * 1e3:10.1f}{bs / c.med:9.0f}"
               f"{(f'{c.mem:9.0f}' if c.mem else '        -')}{ratio}{hours:11.2f}")
     print("\none forward / two passes (AR-AT):")
     for (m, w, bs, pr, cl, comp), c in res.items():
         two = res.get(('arat2', w, bs, pr, cl, comp))
-        if m == 'arat' and two is not None: print(f"  width {w}, bs {bs}, {pr}, channels_last {cl}: {c.med / two.med:.3f}")
+        if m == 'arat1' and two is not None: print(f"  width {w}, bs {bs}, {pr}, channels_last {cl}: {c.med / two.med:.3f}; {paired(c, two)}")
+    print("AR-AT / PGD-AT, paired by round:")
+    for (m, w, bs, pr, cl, comp), c in res.items():
+        at = res.get(('at', w, bs, pr, cl, comp))
+        if m != 'at' and at is not None: print(f"  {m}, width {w}, bs {bs}, {pr}, channels_last {cl}: {paired(c, at)}")
+    routes = {c.route for (m, *_), c in res.items() if m == 'arat'}
+    print(f"AR-AT's default route (single_forward='auto') on {dev.type}: {', '.join(routes) or 'not timed (--methods arat)'}; "
+          f"arat1 = one forward, arat2 = two passes")
     print("\nbf16 / fp32 and channels_last on / off:")
     for (m, w, bs, pr, cl, comp), c in res.items():
         if pr == 'bf16' and ('fp32' in a.precisions) and (o := res.get((m, w, bs, 'fp32', cl, comp))):
@@ -184,10 +201,10 @@ def main(a):
             off, out = official(a, dev, bs)
             if off is None: print(f"  bs {bs}: {out}"); continue
             print('  ' + out.replace('\n', '\n  '))
-            for m, om in (('arat', 'AR-AT'), ('at', 'PGD-AT')):
+            for m, om in (('arat', 'AR-AT'), ('arat1', 'AR-AT'), ('arat2', 'AR-AT'), ('at', 'PGD-AT')):
                 for pr in a.precisions:
                     c = res.get((m, 64, bs, pr, 'off', False))
-                    if c is not None: print(f"  arat {om} {pr} / official {om} throughput: {off[om] / (c.med * 1e3):.2f}x")
+                    if c is not None: print(f"  arat {m} {pr} / official {om} throughput: {off[om] / (c.med * 1e3):.2f}x")
 
     if a.data != 'none':
         dls, what = cifar_dls(a, dev)
@@ -199,7 +216,7 @@ def main(a):
         print(f"  device-resident batches: {devr:9.0f} img/s (built in {build:.1f} s)")
         for key, c in res.items():
             m, w, bs, pr, cl, comp = key
-            if m == 'arat' and pr == a.precisions[0] and cl == 'off' and not comp:
+            if m.startswith('arat') and pr == a.precisions[0] and cl == 'off' and not comp:
                 tr = bs / c.med
                 print(f"  AR-AT width {w} bs {bs} trains {tr:.0f} img/s: fastai loader {pil / tr:.1f}x, device batches {devr / tr:.1f}x training")
     print(f"\ntotal wall time {time.perf_counter() - t0:.0f} s")

@@ -148,7 +148,7 @@ def test_help_explains_every_flag():
     assert tr['code'] == 0 and ev['code'] == 0
     for flag in ('--method', '--arch', '--width', '--dataset', '--path', '--epochs', '--bs', '--lr', '--gamma', '--layers',
                  '--no-auto-balance', '--eps', '--step ', '--steps', '--attack-mode', '--recipe', '--seed', '--out', '--resume', '--n-train',
-                 '--device', '--precision', '--channels-last', '--swa', '--swa-start', '--swa-freq', '--lr-delay', '--two-pass', '--device-data', '--init', '--norm', '--random-start'):
+                 '--device', '--precision', '--channels-last', '--swa', '--swa-start', '--swa-freq', '--lr-delay', '--two-pass', '--device-data', '--init', '--norm', '--random-start', '--compile'):
         assert flag in tr['stdout'], flag
     assert '--bn-mode' not in tr['stdout'] and 'imagenette-resnet18' in tr['stdout']
     for m in METHODS: assert m in tr['stdout'], m      # every registered method is named

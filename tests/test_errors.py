@@ -104,7 +104,7 @@ def test_a_new_setting_is_a_different_run_and_old_configs_still_work(runs, tmp_p
     refused(lambda: arat_train(out=out, epochs=1, swa=True, **TINY), "holds another run (--swa was False there, True now)")
     refused(lambda: arat_train(out=out, epochs=1, precision='bf16', **TINY), "holds another run (--precision was None there, 'bf16' now)")
     # a config.json written before these flags existed: the run used their defaults
-    keys = ('lr_delay', 'precision', 'channels_last', 'swa', 'swa_start', 'swa_freq', 'device_data', 'two_pass')
+    keys = ('lr_delay', 'precision', 'channels_last', 'swa', 'swa_start', 'swa_freq', 'device_data', 'two_pass', 'compile')
     _cfg(out/'config.json', **{k: '<drop>' for k in keys}); before = snapshot(out)
     assert arat_train(out=out, epochs=1, **TINY) == dict(out=out, finished=True)
     half = copy(runs, 'half', tmp_path); _cfg(half/'config.json', **{k: '<drop>' for k in keys})
