@@ -71,9 +71,8 @@ def clean_acc(inp, targ):
 # %% ../nbs/06_callbacks.ipynb #5fd9c409
 def sum_over_processes(*vals): # numbers
     "The sums of `vals` over all processes of the default process group (under DDP), or `vals` as they are in one process."
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1): return vals
-    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
-    t = torch.tensor([float(v) for v in vals], dtype=torch.float64, device=dev)
+    if process_count() == 1: return vals
+    t = torch.tensor([float(v) for v in vals], dtype=torch.float64, device=collective_device())
     dist.all_reduce(t)
     return tuple(t.tolist())
 
@@ -99,8 +98,7 @@ def reset(self:RobustAccuracy): self.correct, self.count = 0, 0
 @patch
 def accumulate(self:RobustAccuracy, learn):
     if self.count >= self.n: return
-    w = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-    k = min(len(learn.yb[0]), math.ceil((self.n - self.count) / w))   # under DDP: about n in all
+    k = min(len(learn.yb[0]), math.ceil((self.n - self.count) / process_count()))   # under DDP: about n in all
     x, y = learn.xb[0][:k], learn.yb[0][:k]
     with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
         torch.manual_seed(self.seed + self.count)
@@ -394,7 +392,7 @@ def measure(self:AutoBalance):
     "Clean accuracy of the aux-BN branch (eval mode) on about `n` training images (under DDP: in all, summed over the processes)."
     m = get_model(self.learn.model)
     correct = count = 0
-    per = math.ceil(self.n / (dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1))
+    per = math.ceil(self.n / process_count())
     with model_mode(m, 'eval'), (use_bn(m, 'aux') if has_dual_bn(m) else nullcontext()), torch.no_grad():
         for xb, yb in self.learn.dls.train:
             correct += (m(xb).argmax(-1) == yb).sum().item(); count += len(yb)

@@ -28,10 +28,10 @@ from .report import robustness_report, plot_log, save_grad_sim, atomic_write, re
 from .runs import ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, save_atomically
 
 # %% auto #0
-__all__ = ['ARCHS', 'DATASETS', 'RECIPES', 'METHOD_FLAGS', 'ATTACK_FLAGS', 'DEVICE_DATA', 'SAMPLE_DEFAULTS', 'PAPER_DEFAULTS',
-           'build_model', 'build_dls', 'method_kwargs', 'attack_kwargs', 'check_method_options', 'check_train_args',
-           'data_fingerprint', 'train_config', 'build_learner', 'build_run', 'final_eval', 'arat_train', 'load_run',
-           'arat_eval']
+__all__ = ['ARCHS', 'DATASETS', 'RECIPES', 'METHOD_FLAGS', 'ATTACK_FLAGS', 'DEVICE_DATA', 'DEFAULT_EPS', 'SAMPLE_DEFAULTS',
+           'PAPER_DEFAULTS', 'build_model', 'build_dls', 'method_kwargs', 'attack_kwargs', 'check_method_options',
+           'check_train_args', 'data_fingerprint', 'train_config', 'build_learner', 'build_run', 'final_eval',
+           'arat_train', 'load_run', 'arat_eval']
 
 # %% ../nbs/12_cli.ipynb #64ace6fa
 ARCHS = ('resnet18', 'preact18', 'wrn34-10', 'imagenette-resnet18')
@@ -201,11 +201,17 @@ def _check_swa_args(cfg):
                        "pass a smaller epoch or a fraction, e.g. 0.75")
 
 # %% ../nbs/12_cli.ipynb #db53c0db
+DEFAULT_EPS = dict(Linf=8., L2=0.5)   # the flags' default radius per threat model (L∞ in pixel levels)
+
+def _unit(v, norm):
+    "A radius or step of the flags in [0,1]-pixel units: L∞ flags are in pixel levels (8 means 8/255), L2 flags as they are."
+    return v if norm == 'L2' else v / 255
+
 def attack_kwargs(cfg:dict): # the resolved arguments of `arat_train`
     "The attack options of `cfg` as the callbacks take them: radius and step in [0,1]-pixel units (L∞ flags are in 1/255), norm, start."
-    k, l2 = (1., True) if cfg.get('norm', 'Linf') == 'L2' else (255., False)
-    kw = dict(eps=cfg['eps']/k, step_size=cfg['step']/k, steps=cfg['steps'])
-    if l2: kw['norm'] = 'L2'
+    norm = cfg.get('norm', 'Linf')
+    kw = dict(eps=_unit(cfg['eps'], norm), step_size=_unit(cfg['step'], norm), steps=cfg['steps'])
+    if norm == 'L2': kw['norm'] = 'L2'
     if cfg.get('random_start', 'uniform') == 'inplace': kw['random_start'] = 'inplace'
     return kw
 
@@ -245,7 +251,7 @@ def _resolve(cfg):
         if cfg[k] is None: cfg[k] = v
     if cfg['arch'] is None: cfg['arch'] = 'imagenette-resnet18' if cfg['dataset'] == 'imagenette' else 'resnet18'
     l2 = cfg.get('norm') == 'L2'
-    if cfg['eps'] is None: cfg['eps'] = 0.5 if l2 else 8.
+    if cfg['eps'] is None: cfg['eps'] = DEFAULT_EPS['L2' if l2 else 'Linf']
     if cfg['step'] is None: cfg['step'] = cfg['eps'] / 4 if l2 and isinstance(cfg['eps'], (int, float)) else 2.
     if cfg['out'] is None: cfg['out'] = f"runs/{cfg['method']}-{cfg['dataset']}"
     return cfg
@@ -736,8 +742,8 @@ def _eval_threat(cfg, norm, eps, folder):
     _choice('--norm', nm, ('Linf', 'L2'), 'a threat model')
     if eps is not None: _positive('--eps', eps, allow_zero=True, integer=False)
     e = ifnone(eps, cfg.get('eps') if nm == run_norm else None)
-    if not isinstance(e, (int, float)) or isinstance(e, bool): e = 0.5 if nm == 'L2' else 8.
-    return dict(norm=nm, eps=e if nm == 'L2' else e / 255)
+    if not isinstance(e, (int, float)) or isinstance(e, bool): e = DEFAULT_EPS[nm]
+    return dict(norm=nm, eps=_unit(e, nm))
 
 def _say_report(res):
     _say(res['table'].to_string(float_format=lambda v: f"{v:.4f}"))

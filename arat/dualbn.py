@@ -15,8 +15,8 @@ from .models import CifarResNet, PreActResNet, WideResNet
 # %% auto #0
 __all__ = ['DualBatchNorm', 'is_bn', 'dual_bns', 'has_dual_bn', 'convert_dual_bn', 'use_bn', 'route_rows', 'merge_dual_bn',
            'register_training_module', 'training_module_names', 'attach_training_module', 'detach_training_modules',
-           'without_training_modules', 'deployable_model', 'model_stages', 'model_n_out', 'CPUSyncBatchNorm',
-           'convert_sync_bn', 'local_bn']
+           'without_training_modules', 'deployable_model', 'model_stages', 'model_n_out', 'process_count',
+           'collective_device', 'CPUSyncBatchNorm', 'convert_sync_bn', 'local_bn']
 
 # %% ../nbs/02_dualbn.ipynb #b2aa7e71
 _ROUTES = ('main', 'aux')
@@ -202,9 +202,13 @@ import torch.distributed as dist
 from torch.nn.modules.batchnorm import _BatchNorm
 
 # %% ../nbs/02_dualbn.ipynb #38213436
-def _world():
+def process_count():
     "The number of processes of the default process group (1 when `torch.distributed` is not initialised)."
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+def collective_device():
+    "Where the default process group's collectives take their tensors: this process's GPU for NCCL, else the CPU (gloo)."
+    return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
 
 class _SumAll(torch.autograd.Function):
     "Sum a tensor over all processes; its gradient is summed over them too (each process's loss depends on all rows)."
@@ -220,7 +224,7 @@ class CPUSyncBatchNorm(_BatchNorm):
         if x.dim() < 2: raise ValueError(f"CPUSyncBatchNorm: expected a batch of at least 2 dimensions, got {x.dim()}")
 
     def forward(self, x):
-        if not (self.training and _world() > 1): return super().forward(x)
+        if not (self.training and process_count() > 1): return super().forward(x)
         self._check_input_dim(x)
         dims, shape = [0] + list(range(2, x.ndim)), (1, -1) + (1,) * (x.ndim - 2)
         xf = x if x.dtype == torch.float64 else x.float()

@@ -363,8 +363,7 @@ def export_deployable(self:Learner,
 @patch
 def _broadcast(self:DistributedDL, t, rank):
     "Broadcast the list of ints `t` from process `rank`, on the backend's device (fastai's puts it on CUDA, which gloo on CPUs lacks)."
-    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
-    t = torch.tensor(t, dtype=torch.long, device=dev)
+    t = torch.tensor(t, dtype=torch.long, device=collective_device())
     dist.broadcast(t, rank)
     return t.cpu().tolist()
 
