@@ -15,9 +15,9 @@ from .data import cifar10_sample_dls
 from .models import cifar_resnet18
 
 # %% auto #0
-__all__ = ['tiny_dls', 'tiny_net', 'fit_weights', 'test_weights_eq', 'Capture', 'capture', 'Spy', 'ce_by_hand', 'kl_by_hand',
-           'ConstantNet', 'BrightnessNet', 'brightness_data', 'toy_data', 'toy_net', 'quick_fit', 'fit_batches',
-           'Quantised', 'BatchCentre', 'Noisy']
+__all__ = ['tiny_dls', 'tiny_net', 'fit_weights', 'test_weights_eq', 'Capture', 'capture', 'Spy', 'Float64', 'ce_by_hand',
+           'kl_by_hand', 'ConstantNet', 'BrightnessNet', 'brightness_data', 'toy_data', 'toy_net', 'quick_fit',
+           'fit_batches', 'Quantised', 'BatchCentre', 'Noisy']
 
 # %% ../nbs/97_test_utils.ipynb #7d46a6b6
 def tiny_dls(bs:int=16, # training batch size
@@ -89,6 +89,15 @@ class Spy(Callback):
     def after_pred(self):
         if self.training: self.seen = (_plain(self.learn.xb[0]), _plain(getattr(self.learn, 'x_clean', None)))
     def after_validate(self): self.valid_xb = self.learn.xb[0]
+
+# %% ../nbs/97_test_utils.ipynb #7b1c4a17
+class Float64(Callback):
+    "Fit in float64: the model and the batch's float inputs before each batch (the loss back to float32 for the recorder)."
+    order = -10   # before the method's callbacks, so the attack runs on the float64 batch
+    def before_batch(self):
+        self.learn.model.double()
+        self.learn.xb = tuple(x.double() if torch.is_floating_point(x) else x for x in self.xb)
+    def after_batch(self): self.learn.loss = self.learn.loss.float()   # before the Recorder (order 50)
 
 # %% ../nbs/97_test_utils.ipynb #070f2cd2
 def ce_by_hand(out:torch.Tensor, y:torch.Tensor):
