@@ -1,6 +1,9 @@
 """Training-trajectory fingerprints: a hash of the weights after a few seeded CPU steps, per method.
 
 Run before and after a refactor; identical hashes mean identical training (see the architecture issue).
+The hashes only compare runs on one machine: the last bits of float32 training differ between CPUs (the kernels
+oneDNN and PyTorch pick for each instruction set), so every hash differed between an AMD EPYC and an Intel Xeon with
+AVX-512. Compare only hashes printed beside the same CPU and torch version (the first line).
     python tools/fingerprint.py            # print one line per method
     python tools/fingerprint.py --out F    # also write them as JSON to F
 """
@@ -9,6 +12,17 @@ os.environ.setdefault('OMP_NUM_THREADS', '2')
 import torch
 from fastai.vision.all import set_seed
 from arat.all import *
+
+def machine():
+    "The CPU model (from /proc/cpuinfo), whether it has AVX-512, and the torch version: what the hashes depend on."
+    name, flags = 'unknown CPU', set()
+    try:
+        for line in open('/proc/cpuinfo'):
+            k, _, v = line.partition(':')
+            if k.strip() == 'model name' and name == 'unknown CPU': name = v.strip()
+            if k.strip() == 'flags' and not flags: flags = set(v.split())
+    except OSError: pass
+    return f"{name}, {'avx512f' if 'avx512f' in flags else 'no avx512f'}, torch {torch.__version__}"
 
 METHODS = ('arat', 'at', 'trades', 'mart', 'lbgat', 'asym-trades', 'arat-separate', 'arat-two-pass', 'arat-one-forward')
 
@@ -35,6 +49,7 @@ if __name__ == '__main__':
     p.add_argument('--out'); p.add_argument('methods', nargs='*', default=METHODS)
     a = p.parse_args()
     res = {}
+    print('machine:', machine(), flush=True)
     for m in a.methods:
         res[m] = fingerprint(m); print(m, res[m], flush=True)
-    if a.out: open(a.out, 'w').write(json.dumps(res, indent=1) + '\n')
+    if a.out: open(a.out, 'w').write(json.dumps(dict(machine=machine(), **res), indent=1) + '\n')
