@@ -59,6 +59,8 @@ def straight(tmp_path_factory):
 
 
 def _same(a, b):
+    # bit-identical: a resumed run does the float operations of the uninterrupted one, in the same order, on this machine
+    # (both runs here share the CPU and thread count; across CPUs the weights differ in their last bits)
     sa, sb = torch.load(a/'resume.pth', weights_only=False), torch.load(b/'resume.pth', weights_only=False)
     assert sa['epoch'] == sb['epoch'] == 2
     for k in sa['model']: assert torch.equal(sa['model'][k], sb['model'][k]), k

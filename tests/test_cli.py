@@ -179,6 +179,7 @@ def straight(tmp_path_factory):
 
 
 def _same_run(a, b):
+    # bit-identical: a resumed run does the float operations of the uninterrupted one, in the same order, on this machine
     wa, wb = weights(a), weights(b)
     assert list(wa) == list(wb)
     for k in wa: assert torch.equal(wa[k], wb[k]), k
@@ -239,7 +240,7 @@ def test_new_flags_are_saved_and_resume_bit_identically(tmp_path):
     with pytest.raises(CliError, match="--device-data was 'on' there, 'off' now"): arat_train(resume=True, out=tmp_path/'b', device_data='off')
     arat_train(resume=True, quiet=True, out=tmp_path/'b')
     ma, mb = torch.load(tmp_path/'a'/'model.pth'), torch.load(tmp_path/'b'/'model.pth')
-    for k in ma: assert torch.equal(ma[k], mb[k]), k
+    for k in ma: assert torch.equal(ma[k], mb[k]), k   # resumed = uninterrupted, on one machine: the same operations
     # model.pth is the SWA average: not the raw last weights
     raw = learn.swa.raw_state
     assert any(not torch.equal(ma[k], raw[k].cpu()) for k in ma if k in raw and ma[k].is_floating_point())

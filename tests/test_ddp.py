@@ -122,7 +122,7 @@ def test_one_step_equals_one_process(ddp):
             if not ref[k].is_floating_point(): assert torch.equal(sd[k], ref[k]), k; continue
             d = (sd[k] - ref[k]).abs().max().item()
             assert d <= 1e-5 * max(ref[k].abs().max().item(), 1e-3), f"{k}: max abs difference {d:.3g}"
-    assert all(torch.equal(res[0][k], res[1][k]) for k in ref)
+    assert all(torch.equal(res[0][k], res[1][k]) for k in ref)   # the ranks: the same all-reduced gradients, the same update
 
 def test_balance_metrics_and_no_collective_in_attack(ddp):
     "α, β and robust_acc are the same on both processes; the attack (train mode, SyncBN) makes no collective call."
@@ -131,13 +131,14 @@ def test_balance_metrics_and_no_collective_in_attack(ddp):
     for r in (a, b):
         assert r['counts']['attack'] == 0 and r['counts']['attack_grads'] == 0, r['counts']
         assert r['counts']['train'] > 0 and r['counts']['train_grads'] > 0, r['counts']
-    assert a['history'] == b['history'] and len(a['history']) == 2
+    assert a['history'] == b['history'] and len(a['history']) == 2   # counts summed over the ranks: the same on both
     i = a['names'].index('robust_acc') - 1   # values leave out the epoch column
     assert [v[i] for v in a['values']] == [v[i] for v in b['values']]
     from arat.all import AutoBalance
     one = _learner(8, method='arat', robust_n=0)
     ab = next(c for c in one.cbs if isinstance(c, AutoBalance))
     assert ab.measure() == a['history'][0]['alpha']   # before any step: the one process's figure (all 32 images measured)
+    # (an accuracy: counts of argmaxes of the same initial model, batches of 8 in both; only a logit tie within rounding could differ)
 
 def test_resume_under_ddp(ddp):
     "Stopped after an epoch and resumed under DDP: the weights and evaluation of the uninterrupted DDP run."
@@ -145,7 +146,7 @@ def test_resume_under_ddp(ddp):
     assert all(r['stopped'] for r in ddp[0])
     assert [r['said'].count('arat-train: arat on sample') for r in ddp[0]] == [1, 0]   # process 0 alone speaks
     a, b = torch.load(whole/'model.pth'), torch.load(part/'model.pth')
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)                         # resumed = uninterrupted, on one machine
     assert (whole/'eval.csv').read_text() == (part/'eval.csv').read_text()
     assert json.loads((whole/'config.json').read_text())['world_size'] == 2
     assert len(torch.load(whole/'resume.pth', weights_only=False)['rng_ranks']) == 2
@@ -158,7 +159,7 @@ def test_evaluation_is_the_one_process_one(ddp):
     model, cfg = load_run(whole)
     t = final_eval(model, build_dls('sample', None, bs=8, n_train=32, n_valid=16, seed=0, device='cpu'), n=16, seed=0, progress=False)
     e = pd.read_csv(whole/'eval.csv').iloc[0]
-    assert (t.iloc[0]['clean'], t.iloc[0]['pgd20']) == (e['clean'], e['pgd20'])
+    assert (t.iloc[0]['clean'], t.iloc[0]['pgd20']) == (e['clean'], e['pgd20'])   # the same function on the same images and seed
 
 def test_resume_needs_the_same_number_of_processes(ddp):
     from fastcore.script import CliError

@@ -184,6 +184,7 @@ def test_resume_writes_a_damaged_model_again(runs, tmp_path):
     good = (out/'model.pth').read_bytes()
     _trunc(out/'model.pth')
     arat_train(out=out, resume=True, quiet=True)
+    # resumed = the run's own model.pth, on one machine: the same operations
     assert (out/'model.pth').read_bytes() == good or all(
         torch.equal(a, b) for a, b in zip(torch.load(runs/'fin'/'model.pth').values(), torch.load(out/'model.pth').values()))
 
