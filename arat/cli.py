@@ -23,8 +23,8 @@ from .models import *
 from .dualbn import deployable_model, model_n_out
 from .callbacks import GradSimCallback
 from .learner import METHODS, method_options, method_callbacks, arat_learner, SWACallback, _compile_kwargs
-from .evaluate import evaluate_robustness
-from .report import robustness_report, plot_log, save_grad_sim, atomic_write, results_record, write_results, eps_text
+from .evaluate import evaluate_robustness, eps_text
+from .report import robustness_report, plot_log, save_grad_sim, atomic_write, results_record, write_results
 from .runs import ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, save_atomically
 
 # %% auto #0
