@@ -133,7 +133,7 @@ class AdvTrainCallback(Callback):
         if random_start == 'inplace' and norm != 'Linf':
             raise ValueError(f"{o}: random_start='inplace' is the public AR-AT code's L∞ start; use it with norm='Linf'")
         store_attr('eps,step_size,steps,attack_mode,random_start,norm')
-        self._sums, self._n = {}, 0
+        self._sums, self._n, self._losses = {}, 0, []
         self.part_metrics = [ValueMetric(partial(self._part_mean, p), p) for p in self.parts]
 
 # %% ../nbs/06_callbacks.ipynb #7bb677a8
@@ -156,7 +156,7 @@ def after_create(self:AdvTrainCallback): self.setup(); self._add_metrics()
 @patch
 def before_fit(self:AdvTrainCallback): self.setup(); self._add_metrics()
 @patch
-def before_train(self:AdvTrainCallback): self._sums, self._n = {}, 0
+def before_train(self:AdvTrainCallback): self._sums, self._n, self._losses = {}, 0, []
 
 # %% ../nbs/06_callbacks.ipynb #6a26eece
 @patch
@@ -180,6 +180,11 @@ def before_batch(self:AdvTrainCallback):
     with self.attack_autocast(): self.learn.xb = (self.attack(x, y),)
 
 # %% ../nbs/06_callbacks.ipynb #af4da180
+def _loss_row(total, parts):
+    "The total and the tensor `parts` of one batch's loss as one float vector, on their device (no synchronisation)."
+    ts = [total] + [v for v in parts.values() if torch.is_tensor(v)]
+    return torch.stack([plain_tensor(t if t.dim() == 0 else t.mean()).detach().float() for t in ts])
+
 @patch
 def compute_loss(self:AdvTrainCallback):
     "The method's `(total, parts)`; default: PGD-AT's CE on the adversarial batch."
@@ -188,7 +193,8 @@ def compute_loss(self:AdvTrainCallback):
 @patch
 def after_loss(self:AdvTrainCallback):
     total, parts = self.compute_loss()
-    if not bool(torch.isfinite(total)): self._not_finite(total, parts)
+    self._losses.append(_loss_row(total, parts))   # on the device: checked once, at the end of the epoch's training
+    self._row_names = [k for k, v in parts.items() if torch.is_tensor(v)]
     self.learn.loss_grad, self.learn.loss, self.learn.loss_parts = total, total.detach(), parts
     for p in self.parts:
         v = parts[p]
@@ -197,11 +203,20 @@ def after_loss(self:AdvTrainCallback):
 
 # %% ../nbs/06_callbacks.ipynb #4dc92673
 @patch
-def _not_finite(self:AdvTrainCallback, total, parts):
-    vals = {k: (v.detach().float().mean().item() if torch.is_tensor(v) else float(v)) for k, v in parts.items()}
+def after_train(self:AdvTrainCallback):
+    "Stop the fit if a training loss of this epoch was not finite (one read of the losses kept on the device)."
+    if not self._losses: return
+    rows, self._losses = torch.stack(self._losses).cpu(), []
+    bad = (~torch.isfinite(rows[:, 0])).nonzero()
+    if len(bad): self._not_finite(int(bad[0]), rows[int(bad[0])].tolist())
+
+@patch
+def _not_finite(self:AdvTrainCallback, i, row):
+    "Raise the error of batch `i` of this epoch, whose total and tensor parts were `row`."
+    vals = dict(zip(self._row_names, row[1:]))
     bad = [k for k, v in vals.items() if not math.isfinite(v)] or ['total']
     self.cleanup()
-    raise FloatingPointError(f"{type(self).__name__}: the loss is not finite at epoch {self.learn.epoch}, batch {self.learn.iter} "
+    raise FloatingPointError(f"{type(self).__name__}: the loss is not finite at epoch {self.learn.epoch}, batch {i} "
                              f"(non-finite: {', '.join(bad)}; parts {vals}). Lower the learning rate or the regularization weight, "
                              "or check the inputs for NaNs.")
 

@@ -23,8 +23,8 @@ from .models import *
 from .dualbn import deployable_model, model_n_out
 from .callbacks import GradSimCallback
 from .learner import METHODS, method_options, method_callbacks, arat_learner, SWACallback, _compile_kwargs
-from .evaluate import evaluate_robustness
-from .report import robustness_report, plot_log, save_grad_sim, atomic_write, results_record, write_results, eps_text
+from .evaluate import evaluate_robustness, eps_text
+from .report import robustness_report, plot_log, save_grad_sim, atomic_write, results_record, write_results
 from .runs import ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, save_atomically
 
 # %% auto #0
@@ -581,7 +581,6 @@ def _init_distributed(cfg):
     "Join the process group the launcher described (`WORLD_SIZE` > 1), on this process's device; records `world_size` in `cfg`."
     cfg['world_size'] = w = max(num_distrib(), 1)
     if w == 1: return cfg
-    if cfg['swa']: raise CliError("--swa is not supported with several processes yet; train on one process, or drop --swa")
     if cfg['device_data'] == 'on': raise CliError("--device-data on: under DDP the batches come through fastai's DistributedDL; use --device-data auto")
     if torch.device(cfg['device']).type == 'cuda':
         cfg['device'] = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"; torch.cuda.set_device(cfg['device'])

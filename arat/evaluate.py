@@ -18,7 +18,7 @@ from .features import *
 
 # %% auto #0
 __all__ = ['EPS_SWEEP', 'EPS_SWEEP_L2', 'eval_tensors', 'evaluation_mode', 'run_autoattack', 'evaluate_robustness',
-           'accuracy_vs_eps', 'sanity_checks', 'feature_cosine', 'bn_comparison', 'embed_features']
+           'accuracy_vs_eps', 'eps_text', 'sanity_checks', 'feature_cosine', 'bn_comparison', 'embed_features']
 
 # %% ../nbs/09_evaluate.ipynb #e70ce4eb
 def _gather(dl, n):
@@ -295,10 +295,17 @@ def accuracy_vs_eps(model:nn.Module, # plain or dual-BN model
         rows.append(dict(model=ifnone(name, type(model).__name__), attack=attack, eps=float(e), accuracy=t.iloc[0][attack]))
     return pd.DataFrame(rows)
 
+# %% ../nbs/09_evaluate.ipynb #9dce1540
+def eps_text(eps:float, # a radius in [0,1]-pixel units
+             norm:str='Linf', # 'Linf' or 'L2'
+             label:bool=True): # False: the radius alone, e.g. for a table's ε column
+    "How arat writes a radius: 'L∞ ε = 8/255', 'L2 ε = 0.5' (with `label=False`: '8/255', '0.5')."
+    l2 = norm == 'L2'
+    v = '0' if eps == 0 else f"{eps:.3g}" if l2 else f"{eps*255:.3g}/255"
+    return f"{'L2' if l2 else 'L∞'} ε = {v}" if label else v
+
 # %% ../nbs/09_evaluate.ipynb #b53f28ae
 def _fmt(d): return ', '.join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in d.items())
-
-def _eps_label(e): return '0' if e == 0 else f"{e:.3g}" if e >= 1 else f"{e*255:.3g}/255"
 
 def _row(check, passed, figures, flag): return dict(check=check, passed=bool(passed), figures=figures, if_flagged=flag)
 
@@ -306,12 +313,12 @@ def _row(check, passed, figures, flag): return dict(check=check, passed=bool(pas
 def _check_sweep(model, x, y, eps_sweep, tol, kw):
     sw = accuracy_vs_eps(model, (x, y), eps=eps_sweep, **kw)
     rise = float(np.max(np.diff(sw.accuracy.values), initial=0.))
-    return _row('eps_monotone', rise <= tol, _fmt({_eps_label(e): a for e, a in zip(sw.eps, sw.accuracy)}) + f" (max rise {rise:.3f})",
+    return _row('eps_monotone', rise <= tol, _fmt({eps_text(e, kw['norm'], False): a for e, a in zip(sw.eps, sw.accuracy)}) + f" (max rise {rise:.3f})",
                 'accuracy rises with ε: masked or noisy gradients')
 
 def _check_large_eps(model, x, y, large_eps, tol, kw):
     big = evaluate_robustness(model, (x, y), attacks=('pgd50',), eps=large_eps, pgd_step=large_eps/10, **kw).iloc[0]['pgd50']
-    return _row('large_eps', big <= tol, f"PGD-50 accuracy at ε={_eps_label(large_eps)}: {big:.3f}",
+    return _row('large_eps', big <= tol, f"PGD-50 accuracy at ε={eps_text(large_eps, kw['norm'], False)}: {big:.3f}",
                 'an unbounded attack fails: masked gradients, or a model that ignores its input')
 
 # %% ../nbs/09_evaluate.ipynb #a4b0023c

@@ -275,7 +275,7 @@ def _body_keys(m):
 @patch
 def setup(self:SWACallback):
     "Attach `learn.model.swa_model`, a frozen `AveragedModel` of the model without its training-only modules (kept if it fits)."
-    m = self.learn.model
+    m = get_model(self.learn.model)   # under DDP, the model inside the wrapper
     swa = getattr(m, 'swa_model', None)
     if swa is not None and list(swa.module.state_dict()) == _body_keys(m): return swa
     if swa is not None and int(swa.n_averaged): raise ValueError("SWACallback: the model changed its layers after averaging began; "
@@ -287,7 +287,7 @@ def setup(self:SWACallback):
 def after_create(self:SWACallback): self.setup()
 
 @patch(as_prop=True)
-def n_averaged(self:SWACallback): return int(self.learn.model.swa_model.n_averaged)
+def n_averaged(self:SWACallback): return int(get_model(self.learn.model).swa_model.n_averaged)
 
 # %% ../nbs/08_learner.ipynb #3d32cec9
 @patch
@@ -301,23 +301,33 @@ def before_train(self:SWACallback): self._trained = True   # a fit, not `validat
 @patch
 def after_batch(self:SWACallback):
     if not self.training or self.epoch < self.start_epoch or (self.epoch * self.n_iter + self.iter) % self.freq: return
-    m = self.learn.model
+    m = get_model(self.learn.model)
     with without_training_modules(m) as saved: saved['swa_model'].update_parameters(m)
 
 # %% ../nbs/08_learner.ipynb #e36d8c64
+def _attack_opts(c):
+    "The threat model of the training attack `c` (an `AdvTrainCallback`, or `None`: PGD-10 L∞ at 8/255, a random start)."
+    if c is None: return dict(eps=8/255, step_size=2/255, steps=10, random_start=True, norm='Linf')
+    return dict(eps=c.eps, step_size=c.step_size, steps=c.steps, random_start=c.random_start, norm=c.norm)
+
 @patch
 def update_bn(self:SWACallback, dl=None): # batches to estimate on; default the training set
-    "Re-estimate the average's main BN statistics on adversarial batches (the method's ε, step size, steps; train mode)."
-    c = next((c for c in self.learn.cbs if isinstance(c, AdvTrainCallback)), None)
-    opts = dict(eps=getattr(c, 'eps', 8/255), step_size=getattr(c, 'step_size', 2/255), steps=getattr(c, 'steps', 10))
-    update_bn_adv(self.learn.model.swa_model.module, ifnone(dl, self.learn.dls.train),
-                  lambda model, x, y: pgd(model, x, y, attack_mode='train', **opts))
+    "Re-estimate the average's main BN statistics on adversarial batches (the training attack's norm, ε, step, steps and start; train mode)."
+    opts = _attack_opts(next((c for c in self.learn.cbs if isinstance(c, AdvTrainCallback)), None))
+    def attack(model, x, y):
+        if opts['random_start'] == 'inplace': x = x.clone()   # that start adds its noise to x: a copy, never the loader's tensor
+        return pgd(model, x, y, attack_mode='train', **opts)
+    avg = get_model(self.learn.model).swa_model.module
+    update_bn_adv(avg, ifnone(dl, self.learn.dls.train), attack)
+    if process_count() > 1:   # under DDP the attacks' starts differ between processes: every process keeps process 0's statistics
+        for b in main_bns(avg):
+            for t in (b.running_mean, b.running_var, b.num_batches_tracked): dist.broadcast(t, 0)
 
 # %% ../nbs/08_learner.ipynb #9eb3ba02
 @patch
 def use_average(self:SWACallback):
     "Copy the average (weights, main BN statistics) into `learn.model`; the raw weights go to `raw_state`."
-    m, avg = self.learn.model, self.learn.model.swa_model.module
+    m = get_model(self.learn.model); avg = m.swa_model.module
     aux = {n for n, _ in avg.named_buffers() if 'aux' in n.split('.')}   # the aux BNs keep the model's own statistics
     with without_training_modules(m):
         self.raw_state = {k: v.detach().clone() for k, v in m.state_dict().items()}
@@ -328,7 +338,8 @@ def use_average(self:SWACallback):
 def use_raw(self:SWACallback):
     "Put the raw (last trained) weights back into `learn.model`."
     if self.raw_state is None: return
-    with without_training_modules(self.learn.model): self.learn.model.load_state_dict(self.raw_state)
+    m = get_model(self.learn.model)
+    with without_training_modules(m): m.load_state_dict(self.raw_state)
     self.swapped = False
 
 # %% ../nbs/08_learner.ipynb #a95325a5

@@ -17,17 +17,12 @@ from .evaluate import *
 from .evaluate import _device, _autoattack_cls
 
 # %% auto #0
-__all__ = ['RESULTS_SCHEMA', 'eps_text', 'plot_acc_vs_eps', 'plot_clean_vs_robust', 'plot_grad_sim', 'atomic_write', 'plot_log',
+__all__ = ['RESULTS_SCHEMA', 'plot_acc_vs_eps', 'plot_clean_vs_robust', 'plot_grad_sim', 'atomic_write', 'plot_log',
            'save_grad_sim', 'plot_embedding', 'robustness_report', 'file_sha256', 'results_record', 'check_results',
            'model_card', 'write_results']
 
 # %% ../nbs/10_report.ipynb #1e8f93d4
 def _pct(v): return 100 * np.asarray(v, dtype=float)
-
-def eps_text(eps:float, # a radius in [0,1]-pixel units
-             norm:str='Linf'): # 'Linf' or 'L2'
-    "How a report writes the threat model: 'L∞ ε = 8/255', 'L2 ε = 0.5'."
-    return f"L2 ε = {eps:.3g}" if norm == 'L2' else f"L∞ ε = {eps*255:.3g}/255"
 
 def plot_acc_vs_eps(sweep:pd.DataFrame, # `accuracy_vs_eps` table(s): columns model, eps, accuracy (and attack)
                     ax=None, # matplotlib axes (default: a new figure)
@@ -197,27 +192,29 @@ _ACC_NAMES = ('clean', 'fgsm', 'worst', 'autoattack', 'apgd-ce', 'apgd-t', 'apgd
 
 def _is_acc(col): return col in _ACC_NAMES or col.startswith('pgd')
 
-def _fmt_cell(col, v):
+def _fmt_cell(col, v, norm='Linf'): # `norm`: the row's threat model, for an ε
     if isinstance(v, (bool, np.bool_)): return 'pass' if v else 'FLAG'
     if isinstance(v, (float, np.floating)):
         if np.isnan(v): return ''
         if _is_acc(col) or col in ('accuracy',): return f"{100*v:.2f}"
-        if col == 'eps': return f"{v*255:.3g}/255" if v < 1 else f"{v:.3g}"
+        if col == 'eps': return eps_text(v, norm, label=False)
         return f"{v:.4g}"
     return '' if v is None else str(v)
 
 # %% ../nbs/10_report.ipynb #0bcc55ed
+def _norms(df): return df['norm'].tolist() if 'norm' in df.columns else ['Linf'] * len(df)   # an L2 table has a norm column
+
 def _md_table(df:pd.DataFrame, index=True):
     "`df` as a GitHub Markdown table, accuracies in %."
     cols = ([df.index.name or ''] if index else []) + [str(c) for c in df.columns]
-    rows = [([str(i)] if index else []) + [_fmt_cell(str(c), v).replace('|', '\\|') for c, v in zip(df.columns, r)]
-            for i, r in zip(df.index, df.itertuples(index=False))]
+    rows = [([str(i)] if index else []) + [_fmt_cell(str(c), v, nm).replace('|', '\\|') for c, v in zip(df.columns, r)]
+            for i, r, nm in zip(df.index, df.itertuples(index=False), _norms(df))]
     out = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
     return '\n'.join(out + ['| ' + ' | '.join(r) + ' |' for r in rows])
 
 def _html_table(df:pd.DataFrame, index=True):
     fmt = df.copy().astype(object)
-    for c in df.columns: fmt[c] = [_fmt_cell(str(c), v) for v in df[c]]
+    for c in df.columns: fmt[c] = [_fmt_cell(str(c), v, nm) for v, nm in zip(df[c], _norms(df))]
     return fmt.to_html(index=index, escape=True, border=0, classes='tbl')
 
 # %% ../nbs/10_report.ipynb #27f10075

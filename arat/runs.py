@@ -97,6 +97,11 @@ def _gather_states(st):
     return out
 
 # %% ../nbs/11_runs.ipynb #6574879e
+def _scaler(learn):
+    "The learner's fp16 `GradScaler` (fastai's `MixedPrecision` puts it in `learn.scaler`), or `None`."
+    sc = getattr(learn, 'scaler', None)
+    return sc if sc is not None and sc.is_enabled() else None
+
 @patch
 def before_fit(self:ResumeCheckpoint): self.stopped = False
 
@@ -109,6 +114,8 @@ def before_epoch(self:ResumeCheckpoint):
     sl = self.learn.recorder.smooth_loss
     sl.count, sl.val = r['smooth_loss']
     if self.grad_sim is not None: self.grad_sim.records = list(r.get('grad_sim', []))
+    sc = _scaler(self.learn)
+    if sc is not None and r.get('scaler'): sc.load_state_dict(r['scaler'])   # fp16: the loss scale where the run left it
 
 # %% ../nbs/11_runs.ipynb #87c2977f
 @patch
@@ -119,7 +126,8 @@ def after_epoch(self:ResumeCheckpoint):
     if rank_distrib() == 0:
         save_atomically(dict(epoch=self.epoch + 1, n_epoch=self.n_epoch, rng=st, rng_ranks=ranks, train_iter=self.learn.train_iter,
                          smooth_loss=(sl.count, sl.val), extra=self.extra, model=get_model(self.learn.model).state_dict(),
-                         opt=self.learn.opt.state_dict(), grad_sim=[] if self.grad_sim is None else list(self.grad_sim.records)),
+                         opt=self.learn.opt.state_dict(), grad_sim=[] if self.grad_sim is None else list(self.grad_sim.records),
+                         scaler=None if (sc := _scaler(self.learn)) is None else sc.state_dict()),
                     self.file)
     distrib_barrier()
     if self.stop_after is not None and self.epoch + 1 >= self.stop_after and self.epoch + 1 < self.n_epoch:

@@ -115,3 +115,24 @@ def test_a_kill_at_each_file_operation_resumes_bit_identically_or_is_refused(str
         outcomes[k] = 'identical'
     # only a kill before the run's configuration exists can leave nothing to resume
     assert [k for k, o in outcomes.items() if o == 'refused'] == [1], (outcomes, [log[k-1] for k in pts])
+
+
+def test_fp16_resume_restores_the_loss_scale(tmp_path):
+    "Stopped and resumed under fp16 (CPU autocast): resume.pth holds the GradScaler's state and the resumed run carries it on."
+    run = dict(TINY, precision='fp16')
+    arat_train(out=tmp_path/'straight', **run)
+    arat_train(out=tmp_path/'part', stop_after=1, **run)
+    first = torch.load(tmp_path/'part'/'resume.pth', weights_only=False)
+    assert first['epoch'] == 1 and first['scaler']['scale'] > 0
+    scales = []
+    import arat.runs as R
+    load = R.ResumeCheckpoint.before_epoch
+    def spy(self):   # the scale the resumed epoch starts from: the saved one, not a fresh 2**16
+        load(self)
+        if self.resume and self.epoch == self.start: scales.append(self.learn.scaler.get_scale())
+    R.ResumeCheckpoint.before_epoch = spy
+    try: arat_train(out=tmp_path/'part', resume=True, quiet=True)
+    finally: R.ResumeCheckpoint.before_epoch = load
+    assert scales == [first['scaler']['scale']]
+    a, b = (torch.load(tmp_path/d/'resume.pth', weights_only=False) for d in ('straight', 'part'))
+    assert a['scaler'] == b['scaler'] and all(torch.equal(a['model'][k], b['model'][k]) for k in a['model'])

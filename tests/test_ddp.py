@@ -89,12 +89,20 @@ def _fit_counted(rank):
     return dict(counts=counts, history=ab.history, values=[list(map(float, v[:4])) for v in learn.recorder.values],
                 preds_in_ddp=preds <= ddp_params, names=list(learn.recorder.metric_names))
 
+def _fit_swa(rank):
+    "SWA from Python under DDP: an average of every step, its BN statistics re-estimated, swapped into the model."
+    from arat.all import SWACallback
+    learn = _learner(8, method='at', steps=1, robust_n=0, swa=SWACallback(start=0, freq=1))
+    with learn.distrib_ctx(cpu=True), learn.no_bar(), learn.no_logging(): learn.fit(1, 0.02)
+    return dict(n_averaged=learn.swa.n_averaged, swapped=learn.swa.swapped,
+                state={k: v.clone() for k, v in learn.model.state_dict().items()})
+
 CLI = dict(n_train=32, n_valid=16, bs=8, epochs=2, width=4, steps=2, robust_n=8, eval_n=16, grad_sim=0, device='cpu', quiet=True)
 
 def _all(rank, tmp):
     "Everything the tests below need from one pair of processes (each start imports torch and fastai: seconds)."
     from arat.cli import arat_train
-    res = dict(exact=_fit_exact(rank, EXACT), counted=_fit_counted(rank))
+    res = dict(exact=_fit_exact(rank, EXACT), counted=_fit_counted(rank), swa=_fit_swa(rank))
     whole, part = Path(tmp)/'whole', Path(tmp)/'part'
     import contextlib, io
     with contextlib.redirect_stdout(io.StringIO()) as f: arat_train(**CLI, out=str(whole))
@@ -102,6 +110,7 @@ def _all(rank, tmp):
     arat_train(**CLI, out=str(part), stop_after=1)
     res['stopped'] = not (part/'model.pth').exists() and (part/'resume.pth').exists()
     arat_train(out=str(part), resume=True, device='cpu', quiet=True)
+    arat_train(**{**CLI, 'epochs': 1, 'robust_n': 0}, out=str(Path(tmp)/'swa'), swa=True, swa_start=0, swa_freq=1)
     return res
 
 @pytest.fixture(scope='module')
@@ -178,3 +187,14 @@ def test_nproc_starts_torchrun(monkeypatch):
     assert calls == [[sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '-m', 'arat.cli', '--epochs', '1', '--quiet']]
     from fastcore.script import CliError
     with pytest.raises(CliError, match='--nproc 0 must be a positive integer'): cli.arat_train(nproc=0)
+
+def test_swa_under_ddp(ddp):
+    "SWA averages the model inside the DDP wrapper (from Python and from arat-train), and every process ends with the same average."
+    a, b = [r['swa'] for r in ddp[0]]
+    for r in (a, b): assert (r['n_averaged'], r['swapped']) == (2, True), r   # 16 images a process, bs 8: 2 steps, each averaged
+    assert list(a['state']) == list(b['state']) and all(torch.equal(a['state'][k], b['state'][k]) for k in a['state'])
+    swa = ddp[1]/'swa'
+    ck, m = torch.load(swa/'resume.pth', weights_only=False), torch.load(swa/'model.pth')
+    assert json.loads((swa/'config.json').read_text())['world_size'] == 2 and int(ck['model']['swa_model.n_averaged']) == 2
+    k = 'conv1.weight'   # model.pth is the average (written after the fit), not the last weights (resume.pth, written at the epoch's end)
+    assert torch.equal(m[k], ck['model'][f'swa_model.module.{k}']) and not torch.equal(m[k], ck['model'][k])
