@@ -481,6 +481,7 @@ def build_learner(cfg:dict, # a configuration from `train_config`
                     cfg['device'], cfg['recipe'])
     if num_distrib() > 1 and not rank_distrib(): distrib_barrier()
     _check_batches(cfg, dls); cfg['n_out'] = dls.c
+    cfg['images'] = dict(train=len(dls.train_ds), valid=len(dls.valid_ds))   # the run's scale, for the model card
     if _device_data(cfg): dls = device_dls(dls, cfg['device'])
     model = build_model(cfg['arch'], cfg['n_out'], cfg['width'], cfg['recipe'])
     if init and cfg['init'] is not None: _load_init(model, cfg)
@@ -864,7 +865,12 @@ def _eval_dls(cfg, model, dataset, path, bs, device, folder):
         if not isinstance(p, str) or not Path(p).is_dir():
             raise CliError(f"the run's data folder {p!r} ({folder/'config.json'}: path) is not there; pass --path to the data (or --dataset)")
         _check_data(cfg, f"arat-eval {folder}", f"put the run's data back, or pass --path {p} to evaluate on it as it is")
-    dls = build_dls(ds, p, bs=bs, seed=0, device=device, recipe=cfg.get('recipe', 'paper'))
+    own, nv, seed = not (path or dataset), cfg.get('n_valid'), cfg.get('seed') if isinstance(cfg.get('seed'), int) else 0
+    if own and isinstance(nv, int) and nv > 0:   # the run validated on a subset: evaluate the same images as its final table (eval.csv)
+        _say(f"arat-eval: the run's validation images, the subset of {nv} it trained with (--n-valid {nv}, seed {seed}), as its eval.csv; "
+             f"pass {'--path ' + str(p) if p else '--dataset ' + ds} for the whole validation set")
+        dls = build_dls(ds, p, bs=bs, n_valid=nv, seed=seed, device=device, recipe=cfg.get('recipe', 'paper'))
+    else: dls = build_dls(ds, p, bs=bs, seed=0, device=device, recipe=cfg.get('recipe', 'paper'))
     if dls.c != model_n_out(model):
         raise CliError(f"the model has {model_n_out(model)} classes, the data ({ds}) {dls.c}; pass the run's dataset")
     return dls
