@@ -505,7 +505,6 @@ def build_run(cfg:dict, # a configuration from `train_config`
     ck.extra = dict(config=json.loads(json.dumps(_saved(cfg))))   # the settings each epoch was trained with: `--resume` refuses a hand edit
     if cfg['quiet']: learn.remove_cb(ProgressCallback); learn.logger = partial(_epoch_line, cfg, learn)
     if state is not None:
-        if gs is not None: gs.records = list(state.get('grad_sim', []))   # also when every epoch is saved and none runs again
         try: restore_learner(learn, state, what=str(out/'resume.pth'))
         except CheckpointError as e: raise CliError(f"{e}: {out/'config.json'} was changed after the run started; restore it") from None
     return learn, ck, gs
@@ -812,6 +811,7 @@ def arat_train(
         try:
             with _distributed(learn, cfg): learn.fit_paper(cfg['epochs'], warmup=cfg['warmup'], delay=cfg['lr_delay'], start_epoch=start, cbs=RunLogger('log.csv', start))
         except KeyboardInterrupt: return _interrupted(out)
+        if gs is not None and start >= cfg['epochs']: gs.records = list(state.get('grad_sim', []))   # no epoch ran to restore them
         if ck.stopped:
             _say(f"stopped after epoch {cfg['stop_after']} of {cfg['epochs']} (--stop-after); continue with `arat-train --resume --out {out}`")
             return _result(out=out, stopped=True)

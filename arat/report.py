@@ -498,7 +498,7 @@ def _card_scale(c, m):
     data = ('the embedded CIFAR-10 sample' if ds == 'sample' else str(ds or 'data not recorded')) + (f" ({imgs['train']:,} training images)" if 'train' in imgs else
                                                                              f" ({c['n_train']:,} training images)" if c.get('n_train') else '')
     pw, w = _PAPER_WIDTH.get(arch), ifnone(m.get('width'), _PAPER_WIDTH.get(arch))
-    run = f"- this run: {data}, {arch} width {w}" + (f" (the paper: {pw})" if pw and w != pw else '') + (
+    run = f"- this run: {data}, {arch}" + (f" width {w}" if w else '') + (f" (the paper: {pw})" if pw and w != pw else '') + (
           f", {c['epochs']} epochs" + (" (the paper: 100)" if c['epochs'] != 100 else '') if c.get('epochs') else '')
     key = (arch, 'cifar10' if ds == 'sample' else ds)
     fig = PAPER_RESULTS.get(key, {}).get(meth)
