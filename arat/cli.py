@@ -595,7 +595,7 @@ def _legend(cfg, learn):
     parts = [p for p in getattr(METHODS[cfg['method']].cb, 'parts', ()) if p not in ('alpha', 'beta')]
     n, nr = _counts(learn)
     tot = _TOTALS.get(cfg['method'])
-    return (f"per epoch: train_loss is {cfg['method']}'s training objective" + (f", {tot}" if tot else '') + " (smoothed over batches"
+    return (f"per epoch: train_loss is the training objective of {cfg['method']}" + (f", {tot}" if tot else '') + " (smoothed over batches"
             + (f"; its parts {', '.join(parts)} beside it" if parts and parts != ['clean_ce'] else '') + f"); valid_loss is the clean "
             f"cross-entropy on the {n} validation images, not comparable to train_loss; clean_acc on those {n} images"
             + (f", robust_acc (PGD-20 {eps_text(attack_kwargs(cfg)['eps'], cfg['norm'])}) on the first {nr} of them" if nr else ''))
