@@ -514,7 +514,8 @@ def _saved(cfg): return {k: v for k, v in cfg.items() if k not in _NOT_SAVED and
 
 def _remove_run(out):
     "Delete the files the manifest of the run in `out` lists (and their temporary files), then folders left empty; other files stay."
-    names = _manifest(out) or []
+    root = out.resolve()
+    names = [n for n in _manifest(out) or [] if (out/n).resolve().is_relative_to(root) and (out/n).resolve() != root]   # never outside `out`
     for n in names:
         p = out/n
         if p.is_file() or p.is_symlink(): p.unlink()

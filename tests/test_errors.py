@@ -144,7 +144,10 @@ def test_overwrite_replaces_the_whole_run(runs, tmp_path):
     assert 'report/robustness_report.md' in listed and 'report/results.json' in listed and 'config.json' in listed
     (out/'report'/'paper.md').write_text('my paper')   # the user's own file in the report folder
     (out/'notes.txt').write_text('mine')
+    m = json.loads((out/'manifest.json').read_text()); (tmp_path/'outside.txt').write_text('not the run\'s')
+    (out/'manifest.json').write_text(json.dumps(m | dict(files=m['files'] + ['../outside.txt', '.'])))   # a manifest edited to point outside
     arat_train(out=out, epochs=1, overwrite=True, **{**TINY, 'lr': 0.05})
+    assert (tmp_path/'outside.txt').exists() and out.is_dir()
     assert not (out/'report'/'robustness_report.md').exists() and not (out/'report'/'results.json').exists()
     assert (out/'report'/'paper.md').read_text() == 'my paper' and (out/'notes.txt').read_text() == 'mine'
     assert json.loads((out/'config.json').read_text())['lr'] == 0.05
