@@ -24,7 +24,7 @@ from .models import *
 from .dualbn import deployable_model, model_n_out
 from .callbacks import GradSimCallback
 from .baselines import StandardCallback
-from .learner import METHODS, method_options, method_callbacks, arat_learner, SWACallback, _compile_kwargs
+from .learner import METHODS, sched_milestones, method_options, method_callbacks, arat_learner, SWACallback, _compile_kwargs
 from .evaluate import evaluate_robustness
 from .report import robustness_report, plot_log, save_grad_sim, atomic_write, results_record, write_results, eps_text
 from .runs import ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, save_atomically
@@ -553,7 +553,8 @@ def _write_results(learn, cfg, out, gs, secs):
     dep = deployable_model(learn.model).eval()
     save_atomically(dep.state_dict(), out/'model.pth')
     files = dict(config=out/'config.json', model=out/'model.pth', checkpoint=out/'resume.pth', log=out/'log.csv')
-    files['loss_plot'], files['metrics_plot'] = plot_log(out/'log.csv', out)
+    n, lr = cfg['epochs'], sched_milestones(cfg['lr'], cfg['epochs'], warmup=cfg['warmup'], delay=cfg['lr_delay'])   # fit_paper's schedule
+    files['loss_plot'], files['metrics_plot'] = plot_log(out/'log.csv', out, lr_drops=[e for e in range(1, n) if lr(e/n) < lr((e-1)/n)])
     if gs is not None and gs.records:
         title = f"gradient similarity, classification vs invariance ({cfg['method']})"
         files['grad_sim'], files['grad_sim_plot'] = save_grad_sim(gs, out, title=title)

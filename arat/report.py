@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 from fastcore.basics import ifnone, patch
 from .dualbn import *
 from .evaluate import *
@@ -134,20 +135,32 @@ def atomic_write(fn, # the file to write
 def _log_frame(log): return pd.read_csv(log) if not isinstance(log, pd.DataFrame) else log
 
 def _loss_figure(log):
-    "Train and valid loss against the epoch."
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for c in ('train_loss', 'valid_loss'):
-        if c in log: ax.plot(log.epoch + 1, log[c], marker='o', label=c)
-    ax.set_xlabel('epoch'); ax.set_ylabel('loss'); ax.legend(); fig.tight_layout()
+    "Two panels: the method's training objective (`train_loss`) alone; the clean cross-entropy, of validation and of training (`clean_ce`), together."
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    if 'train_loss' in log: a.plot(log.epoch + 1, log.train_loss, marker='o', label='train_loss')
+    a.set_title("training objective (train_loss)", fontsize=10)
+    for c, lab in (('valid_loss', 'valid_loss (validation)'), ('clean_ce', 'clean_ce (training batches)')):
+        if c in log: b.plot(log.epoch + 1, log[c], marker='o', label=lab)
+    b.set_title('clean cross-entropy', fontsize=10)
+    for ax in (a, b): ax.set_xlabel('epoch'); ax.set_ylabel('loss'); ax.legend(fontsize=8); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/10_report.ipynb #113522d3
-def _metrics_figure(log):
-    "One panel per column of the log other than the epoch, the losses and the time."
-    mets = [c for c in log.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time')]
+_ACCS = ('clean_acc', 'robust_acc')
+
+def _metrics_figure(log, lr_drops=()):
+    "The accuracies on one panel, with the epochs where the learning rate drops (0-based, the first epoch at the lower rate) marked; one panel per other column."
+    accs = [c for c in _ACCS if c in log]
+    mets = ([accs] if accs else []) + [[c] for c in log.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time', *_ACCS)]
     nc = min(3, max(len(mets), 1)); nr = max(math.ceil(len(mets)/nc), 1)
     fig, axs = plt.subplots(nr, nc, figsize=(4*nc, 3*nr), squeeze=False)
-    for ax, c in zip(axs.flat, mets): ax.plot(log.epoch + 1, log[c], marker='o'); ax.set_title(c); ax.set_xlabel('epoch')
+    for ax, cs in zip(axs.flat, mets):
+        for c in cs: ax.plot(log.epoch + 1, log[c], marker='o', label=c)
+        ax.set_title(' and '.join(cs)); ax.set_xlabel('epoch'); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if cs is accs:
+            for i, d in enumerate(lr_drops): ax.axvline(d + 0.5, color='grey', ls='--', lw=1, label='lr drop' if i == 0 else None)
+            ax.set_ylabel('accuracy'); ax.legend(fontsize=8)
     for ax in list(axs.flat)[len(mets):]: ax.axis('off')
     fig.tight_layout()
     return fig
@@ -158,10 +171,11 @@ def _save(fig, fn, dpi=100):
     atomic_write(fn, write=lambda f: fig.savefig(f, format=Path(fn).suffix[1:], dpi=dpi)); plt.close(fig); return fn
 
 def plot_log(log, # `log.csv` as a DataFrame (or its path)
-             folder): # where `loss.png` and `metrics.png` go
-    "Write `loss.png` (train/valid loss) and `metrics.png` (one panel per metric) of a training log; returns their paths."
+             folder, # where `loss.png` and `metrics.png` go
+             lr_drops=()): # the 0-based epochs from which the learning rate is lower (marked on the accuracy panel)
+    "Write `loss.png` (the training objective; the clean cross-entropies) and `metrics.png` (the accuracies together, one panel per other metric) of a training log; returns their paths."
     log, folder = _log_frame(log), Path(folder)
-    return _save(_loss_figure(log), folder/'loss.png'), _save(_metrics_figure(log), folder/'metrics.png')
+    return _save(_loss_figure(log), folder/'loss.png'), _save(_metrics_figure(log, lr_drops), folder/'metrics.png')
 
 # %% ../nbs/10_report.ipynb #082cbf4c
 def save_grad_sim(log, # a `GradSimCallback` or its `.stats`
