@@ -18,20 +18,22 @@ from fastcore.basics import ifnone
 from fastcore.script import call_parse, anno_parser, CliError, is_cli
 from fastai.torch_core import set_seed
 from fastai.callback.progress import ProgressCallback
+from fastai.callback.core import Callback
 from .data import *
 from .models import *
 from .dualbn import deployable_model, model_n_out
 from .callbacks import GradSimCallback
-from .learner import METHODS, method_options, method_callbacks, arat_learner, SWACallback, _compile_kwargs
+from .baselines import StandardCallback
+from .learner import METHODS, sched_milestones, method_options, method_callbacks, arat_learner, SWACallback, _compile_kwargs
 from .evaluate import evaluate_robustness, eps_text
 from .report import robustness_report, plot_log, save_grad_sim, atomic_write, results_record, write_results
 from .runs import ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, save_atomically
 
 # %% auto #0
 __all__ = ['ARCHS', 'DATASETS', 'RECIPES', 'METHOD_FLAGS', 'ATTACK_FLAGS', 'DEVICE_DATA', 'DEFAULT_EPS', 'SAMPLE_DEFAULTS',
-           'PAPER_DEFAULTS', 'build_model', 'build_dls', 'method_kwargs', 'attack_kwargs', 'check_method_options',
-           'check_train_args', 'data_fingerprint', 'train_config', 'build_learner', 'build_run', 'final_eval',
-           'arat_train', 'load_run', 'arat_eval']
+           'PAPER_DEFAULTS', 'MANIFEST', 'build_model', 'build_dls', 'method_kwargs', 'attack_kwargs',
+           'check_method_options', 'check_train_args', 'data_fingerprint', 'train_config', 'build_learner', 'build_run',
+           'final_eval', 'arat_train', 'load_run', 'arat_eval']
 
 # %% ../nbs/12_cli.ipynb #64ace6fa
 ARCHS = ('resnet18', 'preact18', 'wrn34-10', 'imagenette-resnet18')
@@ -143,8 +145,8 @@ def _check_train_args(cfg):
     _choice(f('recipe'), cfg['recipe'], RECIPES, 'a recipe')
     for k in ('epochs', 'bs', 'width', 'n_train', 'n_valid', 'eval_n', 'stop_after'): _positive(f(k), cfg[k])
     for k in ('steps', 'robust_n', 'grad_sim', 'num_workers', 'seed', 'lr_delay'): _positive(f(k), cfg[k], allow_zero=True)
+    for k in ('eps', 'gamma', 'alpha', 'beta'): _positive(f(k), cfg[k], allow_zero=True, integer=False)   # --eps before --step: L2's default step is --eps / 4
     for k in ('lr', 'step'): _positive(f(k), cfg[k], integer=False)
-    for k in ('eps', 'gamma', 'alpha', 'beta'): _positive(f(k), cfg[k], allow_zero=True, integer=False)
     for k in ('warmup', 'auto_balance', 'channels_last', 'swa', 'two_pass', 'compile'):
         if not isinstance(cfg[k], bool): raise CliError(f"{f(k)} {cfg[k]!r} must be true or false")
     if cfg['attack_mode'] is not None: _choice(f('attack_mode'), cfg['attack_mode'], ('train', 'eval'), 'a model mode')
@@ -252,7 +254,9 @@ def _resolve(cfg):
     if cfg['arch'] is None: cfg['arch'] = 'imagenette-resnet18' if cfg['dataset'] == 'imagenette' else 'resnet18'
     l2 = cfg.get('norm') == 'L2'
     if cfg['eps'] is None: cfg['eps'] = DEFAULT_EPS['L2' if l2 else 'Linf']
-    if cfg['step'] is None: cfg['step'] = cfg['eps'] / 4 if l2 and isinstance(cfg['eps'], (int, float)) else 2.
+    if cfg['step'] is None:   # L2: ε/4 (with --eps 0, which attacks nothing, the default radius's step, as L∞ keeps its 2)
+        e = cfg['eps'] if isinstance(cfg['eps'], (int, float)) and cfg['eps'] > 0 else DEFAULT_EPS['L2']
+        cfg['step'] = e / 4 if l2 else 2.
     if cfg['out'] is None: cfg['out'] = f"runs/{cfg['method']}-{cfg['dataset']}"
     return cfg
 
@@ -296,7 +300,7 @@ def _resumed_config(args, out):
             raise CliError(f"--resume continues the run in {out} with its saved configuration: --{k.replace('_', '-')} was "
                            f"{saved[k]!r} there, {args[k]!r} now; drop the flag, or start a new run in another --out")
     cfg = {**saved, **{k: args[k] for k in _SETTINGS_FREE}, 'epochs': ifnone(args['epochs'], saved['epochs']),
-           'eval_n': ifnone(args['eval_n'], saved['eval_n'])}
+           'eval_n': ifnone(args['eval_n'], saved['eval_n']), 'quiet': args['quiet'] or saved.get('quiet') is True}   # a quiet run stays quiet
     return cfg | dict(_src=str(src), _given=_given(args))
 
 # %% ../nbs/12_cli.ipynb #171fbfcd
@@ -315,7 +319,21 @@ def _check_out(out, name='--out'):
 
 # %% ../nbs/12_cli.ipynb #b90192de
 _RUN_FILES = ('config.json', 'resume.pth', 'train_state.pth', 'model.pth', 'log.csv', 'loss.png', 'metrics.png', 'grad_sim.csv',
-              'grad_sim.png', 'eval.csv', 'results.json', 'model_card.md', 'report')
+              'grad_sim.png', 'eval.csv', 'results.json', 'model_card.md', 'report', 'manifest.json')
+_TRAIN_FILES = tuple(n for n in _RUN_FILES if n not in ('report', 'manifest.json'))   # what arat-train writes, listed in its manifest
+MANIFEST = 'manifest.json'   # the files a run of arat wrote in its folder: the only ones `--overwrite` deletes
+
+def _manifest(folder):
+    "The relative names of the files the manifest of `folder` lists (`None`: no readable manifest, so not a run to replace)."
+    try: m = json.loads((Path(folder)/MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, ValueError): return None
+    fs = m.get('files') if isinstance(m, dict) else None
+    return [f for f in fs if isinstance(f, str)] if isinstance(fs, list) else None
+
+def _add_to_manifest(folder, names):
+    "List `names` (relative to `folder`) in its manifest, beside those it lists."
+    old = _manifest(folder) or []
+    atomic_write(Path(folder)/MANIFEST, json.dumps(dict(tool='arat', files=old + [n for n in names if n not in old]), indent=1))
 
 def _run_files(out): return [n for n in _RUN_FILES if (out/n).exists()] if out.is_dir() else []
 
@@ -339,13 +357,19 @@ def _try_resume(out):
 def _existing_run(cfg, out):
     "For a new run: `None` if `out` holds no run (or `--overwrite`); the checkpoint of the same run if it finished; else a `CliError`."
     old = _run_files(out)
-    if not old or cfg['overwrite']: return None
+    if not old: return None
+    if cfg['overwrite']:
+        if _manifest(out) is not None: return None
+        raise CliError(f"--overwrite: {out} holds files ({', '.join(old[:3])}) but no {MANIFEST} of an arat run listing them, so nothing "
+                       "there is known to be a run's to delete; move your files out of it, or pass another --out")
     try: saved = json.loads((out/'config.json').read_text())
     except (OSError, ValueError): saved = None
     saved = _with_added(saved)
     diff = (f"its files ({', '.join(old[:3])}) without a readable config.json" if not isinstance(saved, dict)
             else _setting_diff(saved, cfg))
-    if diff: raise CliError(f"--out {out} holds another run ({diff}); pass another --out, or --overwrite to replace that run (all its files, report/ included)")
+    how = ("or --overwrite to replace that run (all its files, report/ included)" if _manifest(out) is not None else
+           f"or move those files away (no {MANIFEST} lists them as a run's, so --overwrite would not delete them)")
+    if diff: raise CliError(f"--out {out} holds another run ({diff}); pass another --out, {how}")
     state = _try_resume(out)
     if _finished(out, state, cfg['epochs']): return state
     raise CliError(f"--out {out} holds this run, unfinished ({state['epoch'] if state else 0} of {cfg['epochs']} epochs saved): "
@@ -353,31 +377,52 @@ def _existing_run(cfg, out):
 
 # %% ../nbs/12_cli.ipynb #4499529f
 def data_fingerprint(path): # a data folder (`None`: no fingerprint)
-    "The number of files under `path` and the sha256 of their sorted relative names."
+    "The number of files under `path`, the sha256 of their sorted relative names and that of their names with their sizes."
     if path is None: return None
     root = Path(path)
-    names = sorted((Path(d).relative_to(root)/f).as_posix() for d, _, fs in os.walk(root) for f in fs)
-    return dict(files=len(names), names_sha256=hashlib.sha256('\n'.join(names).encode()).hexdigest())
+    fs = sorted(((Path(d).relative_to(root)/f).as_posix(), os.path.getsize(os.path.join(d, f))) for d, _, ns in os.walk(root) for f in ns)
+    sha = lambda s: hashlib.sha256(s.encode()).hexdigest()
+    return dict(files=len(fs), names_sha256=sha('\n'.join(n for n, _ in fs)), sizes_sha256=sha('\n'.join(f"{n}\t{s}" for n, s in fs)))
 
 def _check_data(cfg, what, fix):
     "A `CliError` if the data folder of `cfg` is not the one its fingerprint was taken of."
     old = cfg.get('data')
     if cfg.get('path') is None or not isinstance(old, dict): return
     new = data_fingerprint(cfg['path'])
-    if new != old:
+    if any(new.get(k) != v for k, v in old.items()):   # a fingerprint of an older arat has no sizes: its keys are compared
         how = (f"{old.get('files')} files then, {new['files']} now" if old.get('files') != new['files'] else
-               f"the same number of files ({new['files']}), other names")
+               f"the same number of files ({new['files']}), other names" if old.get('names_sha256') != new['names_sha256'] else
+               "the same file names, other file sizes: a file was replaced or changed")
         raise CliError(f"{what}: the data in {cfg['path']} changed since the run started ({how}); {fix}")
 
 # %% ../nbs/12_cli.ipynb #bad9b75f
 def _resume_state(cfg, out):
     "The checkpoint of the run in `out` to resume from (`None`: no epoch finished), after checking the run's data."
     _check_data(cfg, f"--resume {out}", "put the run's data back, or start a new run in another --out")
-    try: return load_resume(out)
+    try: state = load_resume(out)
     except CheckpointError as e:
         raise CliError(f"{e}; the run cannot continue from it: restore the file, or train again with --overwrite") from None
+    _check_unchanged(cfg, state, out)
+    return state
+
+def _check_unchanged(cfg, state, out):
+    "A `CliError` naming the first setting of `config.json` that differs from the one the checkpoint was trained with (a hand edit)."
+    old = ((state or {}).get('extra') or {}).get('config')
+    if not isinstance(old, dict): return   # no epoch saved yet, or a checkpoint of an older arat: nothing to compare
+    now = json.loads(json.dumps(_saved(cfg)))   # as config.json holds it (tuples as lists)
+    k = next((k for k in old if k not in _RESUME_FREE + ('world_size',) and now.get(k, '<none>') != old[k]), None)
+    if k is None: return
+    raise CliError(f"{out/'config.json'}: {k} is {now.get(k, '<none>')!r} there, but the run trained with {old[k]!r} ({out/'resume.pth'} "
+                   f"records its settings); --resume changes only {', '.join('--' + f.replace('_', '-') for f in ('epochs', 'eval_n', 'device', 'num_workers', 'quiet'))}: "
+                   f"restore {k}, or start a new run in another --out")
 
 # %% ../nbs/12_cli.ipynb #61189939
+def _check_compile(cfg):
+    "A `CliError` for `--compile` where inductor is known to fail: on the CPU, the auto-balance's accuracy pass (AR-AT's default)."
+    if cfg['compile'] and torch.device(cfg['device']).type == 'cpu' and cfg['auto_balance'] and METHODS[cfg['method']].auto_balance:
+        raise CliError(f"--compile: on the CPU, inductor fails to compile --method {cfg['method']}'s auto-balance pass; drop --compile, "
+                       "or pass --no-auto-balance (with --alpha/--beta), or train on a GPU")
+
 def train_config(args:dict): # `arat_train`'s arguments
     "The checked configuration of a run (the saved one with `--resume`), its output folder and its checkpoint (or `None`)."
     args = {k: str(v) if isinstance(v, Path) else v for k, v in args.items()}
@@ -391,6 +436,7 @@ def train_config(args:dict): # `arat_train`'s arguments
         cfg = _resumed_config({**args, 'out': cfg['out']}, out)
     check_train_args(cfg)
     cfg['device'] = _parse_device(cfg['device'])
+    _check_compile(cfg)
     if not args['resume']: cfg |= dict(path=_abs(cfg['path']), data=data_fingerprint(cfg['path']), init=_abs(cfg['init']))
     return cfg, out, (_resume_state(cfg, out) if args['resume'] else _existing_run(cfg, out))
 
@@ -435,6 +481,7 @@ def build_learner(cfg:dict, # a configuration from `train_config`
                     cfg['device'], cfg['recipe'])
     if num_distrib() > 1 and not rank_distrib(): distrib_barrier()
     _check_batches(cfg, dls); cfg['n_out'] = dls.c
+    cfg['images'] = dict(train=len(dls.train_ds), valid=len(dls.valid_ds))   # the run's scale, for the model card
     if _device_data(cfg): dls = device_dls(dls, cfg['device'])
     model = build_model(cfg['arch'], cfg['n_out'], cfg['width'], cfg['recipe'])
     if init and cfg['init'] is not None: _load_init(model, cfg)
@@ -455,7 +502,8 @@ def build_run(cfg:dict, # a configuration from `train_config`
     ck = ResumeCheckpoint(resume=state, stop_after=cfg['stop_after'], grad_sim=gs)
     learn = build_learner(cfg, cbs=[ck] + ([gs] if gs else []), init=state is None)
     learn.path, learn.model_dir = out, '.'
-    if cfg['quiet']: learn.remove_cb(ProgressCallback)
+    ck.extra = dict(config=json.loads(json.dumps(_saved(cfg))))   # the settings each epoch was trained with: `--resume` refuses a hand edit
+    if cfg['quiet']: learn.remove_cb(ProgressCallback); learn.logger = partial(_epoch_line, cfg, learn)
     if state is not None:
         try: restore_learner(learn, state, what=str(out/'resume.pth'))
         except CheckpointError as e: raise CliError(f"{e}: {out/'config.json'} was changed after the run started; restore it") from None
@@ -465,18 +513,24 @@ def build_run(cfg:dict, # a configuration from `train_config`
 def _saved(cfg): return {k: v for k, v in cfg.items() if k not in _NOT_SAVED and not k.startswith('_')}
 
 def _remove_run(out):
-    "Delete the files of the run in `out` (and their temporary files); other files stay."
-    for n in _RUN_FILES + tuple(f'{n}.tmp' for n in _RUN_FILES):
+    "Delete the files the manifest of the run in `out` lists (and their temporary files), then folders left empty; other files stay."
+    root = out.resolve()
+    names = [n for n in _manifest(out) or [] if (out/n).resolve().is_relative_to(root) and (out/n).resolve() != root]   # never outside `out`
+    for n in names:
         p = out/n
-        if p.is_dir(): shutil.rmtree(p)
-        else: p.unlink(missing_ok=True)
+        if p.is_file() or p.is_symlink(): p.unlink()
+        out.joinpath(f'{n}.tmp').unlink(missing_ok=True)
+    for d in sorted({(out/n).parent for n in names}, key=lambda p: -len(p.parts)):
+        if d != out and d.is_dir() and not any(d.iterdir()): d.rmdir()
+    (out/MANIFEST).unlink(missing_ok=True)
 
 def _prepare_out(cfg, out, state):
-    "The first write of a run: the replaced run removed (`--overwrite`), the folder made, `config.json` written."
+    "The first write of a run: the replaced run removed (`--overwrite`), the folder made, the manifest and `config.json` written."
     try:
         if rank_distrib() == 0:   # under DDP: process 0 writes, the others wait
             if state is None and cfg['overwrite']: _remove_run(out)
             out.mkdir(parents=True, exist_ok=True)
+            _add_to_manifest(out, _TRAIN_FILES)   # before any of them is written: a kill leaves no unlisted file of the run
             atomic_write(out/'config.json', json.dumps(_saved(cfg), indent=2))
     except OSError as e: raise CliError(f"--out {out}: cannot write there ({e.strerror or e}); pass a folder you can write to") from None
     finally: distrib_barrier()
@@ -499,7 +553,8 @@ def _write_results(learn, cfg, out, gs, secs):
     dep = deployable_model(learn.model).eval()
     save_atomically(dep.state_dict(), out/'model.pth')
     files = dict(config=out/'config.json', model=out/'model.pth', checkpoint=out/'resume.pth', log=out/'log.csv')
-    files['loss_plot'], files['metrics_plot'] = plot_log(out/'log.csv', out)
+    n, lr = cfg['epochs'], sched_milestones(cfg['lr'], cfg['epochs'], warmup=cfg['warmup'], delay=cfg['lr_delay'])   # fit_paper's schedule
+    files['loss_plot'], files['metrics_plot'] = plot_log(out/'log.csv', out, lr_drops=[e for e in range(1, n) if lr(e/n) < lr((e-1)/n)])
     if gs is not None and gs.records:
         title = f"gradient similarity, classification vs invariance ({cfg['method']})"
         files['grad_sim'], files['grad_sim_plot'] = save_grad_sim(gs, out, title=title)
@@ -518,17 +573,70 @@ def _say(*a):
 
 def _result(**kw): return 0 if is_cli(arat_train) else kw
 
+def _attacks(cfg): return not issubclass(METHODS[cfg['method']].cb, StandardCallback)
+
 def _banner(cfg, learn, out):
     dls = getattr(learn.dls, 'source', learn.dls)   # device-resident data keeps the fastai DataLoaders as `source`
+    eps = eps_text(attack_kwargs(cfg)['eps'], cfg['norm'])
+    atk = (f"PGD-{cfg['steps']} {eps}" + (", in-place start" if cfg['random_start'] == 'inplace' else '') if _attacks(cfg)
+           else f"no attack in training (evaluated at {eps})")
     return (f"arat-train: {cfg['method']} on {cfg['dataset']} ({len(dls.train_ds)} train / {len(dls.valid_ds)} valid "
             f"images), {cfg['arch']} width {ifnone(cfg['width'], 'default')}, {cfg['epochs']} epochs, bs {cfg['bs']}, "
-            f"PGD-{cfg['steps']} {eps_text(attack_kwargs(cfg)['eps'], cfg['norm'])}" + (", in-place start" if cfg['random_start'] == 'inplace' else '')
-            + f", device {cfg['device']}, output {out}")
+            f"{atk}, device {cfg['device']}, output {out}")
 
-def _summary(cfg, table, files, secs, out):
+_TOTALS = {'arat': 'α·adv_ce + β·clean_ce + γ·inv', 'arat-separate': 'α·adv_ce + β·clean_ce + γ·inv'}
+
+def _counts(learn):
+    "How many validation images the per-epoch `clean_acc` and `robust_acc` are measured on."
+    n = len(getattr(learn.dls, 'source', learn.dls).valid_ds)
+    rob = [m for m in learn.metrics if getattr(m, 'name', None) == 'robust_acc']
+    return n, (min(rob[0].n, n) if rob else 0)
+
+def _legend(cfg, learn):
+    "What the per-epoch columns are: the loss of training and that of validation are different quantities."
+    parts = [p for p in getattr(METHODS[cfg['method']].cb, 'parts', ()) if p not in ('alpha', 'beta')]
+    n, nr = _counts(learn)
+    tot = _TOTALS.get(cfg['method'])
+    return (f"per epoch: train_loss is the training objective of {cfg['method']}" + (f", {tot}" if tot else '') + " (smoothed over batches"
+            + (f"; its parts {', '.join(parts)} beside it" if parts and parts != ['clean_ce'] else '') + f"); valid_loss is the clean "
+            f"cross-entropy on the {n} validation images, not comparable to train_loss; clean_acc on those {n} images"
+            + (f", robust_acc (PGD-20 {eps_text(attack_kwargs(cfg)['eps'], cfg['norm'])}) on the first {nr} of them" if nr else ''))
+
+def _epoch_line(cfg, learn, log):
+    "`--quiet`'s line for one epoch (what fastai's `Recorder` logs), instead of the raw list."
+    names, n, nr = learn.recorder.metric_names, *_counts(learn)
+    if len(log) != len(names) or not isinstance(log[0], int): return _say(*log)   # not an epoch's row
+    v = dict(zip(names, log))
+    f = lambda k: f"{v[k]:.4g}" if isinstance(v[k], float) else str(v[k])
+    parts = [k for k in names if k not in ('epoch', 'train_loss', 'valid_loss', 'clean_acc', 'robust_acc', 'time')]
+    s = f"epoch {v['epoch']+1}/{learn.n_epoch}: train_loss {f('train_loss')}" + (f" ({', '.join(f'{k} {f(k)}' for k in parts)})" if parts else '')
+    s += f"; valid clean CE {f('valid_loss')}"
+    if 'clean_acc' in v: s += f", clean_acc {100*v['clean_acc']:.1f}% of {n}"
+    if 'robust_acc' in v: s += f", robust_acc {100*v['robust_acc']:.1f}% of {nr}"
+    _say(s + f"; {v.get('time', '')}")
+
+def _duration(s): return f"{s:.0f} s" if s < 90 else f"{s/60:.0f} min" if s < 5400 else f"{s/3600:.1f} h"
+
+class _RunClock(Callback):
+    "The run's training time, the seconds of its epochs summed over its sessions (kept in `resume.pth`); after the first epoch, an estimate of the rest."
+    order = 80   # after the loggers, before `ResumeCheckpoint` saves the epoch
+    def __init__(self, ck): self.ck, self.secs, self.first = ck, float(((ck.resume or {}).get('extra') or {}).get('train_secs', 0.)), True
+    def before_epoch(self): self.t0 = time.perf_counter()
+    def after_epoch(self):
+        if self.epoch < self.ck.start: return   # an epoch fastai skips while resuming
+        took = time.perf_counter() - self.t0
+        self.secs += took; self.ck.extra = {**(self.ck.extra or {}), 'train_secs': self.secs}
+        left = self.n_epoch - self.epoch - 1
+        if self.first and left:
+            end = time.strftime('%H:%M', time.localtime(time.time() + took * left))
+            _say(f"epoch {self.epoch+1} took {_duration(took)}: about {_duration(took * left)} more for the other {left} epoch(s), until about {end}")
+        self.first = False
+
+def _summary(cfg, table, files, secs, out, eval_secs=0.):
     r = table.iloc[0]
-    return (f"\n{cfg['method']} after {cfg['epochs']} epochs ({secs:.0f} s of training): clean accuracy {100*r.clean:.2f}%, "
-            f"PGD-20 accuracy {100*r.pgd20:.2f}% ({eps_text(r.eps, cfg['norm'])}, {int(r.n)} test images)\nwritten to {out}: "
+    return (f"\n{cfg['method']} after {cfg['epochs']} epochs ({secs:.0f} s of training, the epochs' time over all sessions; final "
+            f"evaluation {eval_secs:.0f} s): clean accuracy {100*r.clean:.2f}%, PGD-20 accuracy {100*r.pgd20:.2f}% "
+            f"({eps_text(r.eps, cfg['norm'])}, both on {int(r.n)} test images)\nwritten to {out}: "
             + ', '.join(sorted(f.name for f in files.values())))
 
 # %% ../nbs/12_cli.ipynb #f5c1ffbb
@@ -547,8 +655,17 @@ def _first_line(e):
 def _diverged(e, out):
     "The two-line message of a `FloatingPointError` that stopped the run in `out`."
     st = _try_resume(out)
+    _trim_log(out, st['epoch'] if st else 0)
     kept = f"{out/'resume.pth'} keeps epoch {st['epoch']}, the last finite one" if st else "no epoch was saved"
     return f"{_first_line(e)}\n{kept}; train again with a smaller --lr (or --warmup), with --overwrite or in another --out"
+
+def _trim_log(out, n):
+    "Keep the rows of the first `n` epochs (those the checkpoint holds) in the run's `log.csv`."
+    f = out/'log.csv'
+    if rank_distrib() or not f.exists(): return
+    try: log = pd.read_csv(f)
+    except (ValueError, OSError): return
+    if 'epoch' in log and (log.epoch >= n).any(): atomic_write(f, log[log.epoch < n].to_csv(index=False))
 
 def _os_error(e, fix):
     return f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}; {fix}"
@@ -568,6 +685,16 @@ def _errors(debug:bool=False, # also print the traceback
         raise CliError(_diverged(e, out) if isinstance(e, FloatingPointError) else _os_error(e, fix)) from e
 
 # %% ../nbs/12_cli.ipynb #0f99033d
+def _check_launch(args, n):
+    "Before `--nproc n` starts processes: the checks each of them would make (settings, `--out`, checkpoint, process count, batches)."
+    if not is_cli(arat_train) or num_distrib() > 1: return   # `_launch` refuses these
+    cfg, out, state = train_config(args)
+    cfg['world_size'] = n
+    _check_processes(cfg); _check_world(cfg, state, out)
+    if _finished(out, state, cfg['epochs']): return
+    dls = build_dls(cfg['dataset'], cfg['path'], cfg['bs'], cfg['n_train'], cfg['n_valid'], cfg['seed'], device='cpu', recipe=cfg['recipe'])
+    _check_batches(cfg, dls)
+
 def _launch(n, argv):
     "Run `arat-train` with the arguments `argv` (less `--nproc`) in `n` processes on this machine, under torchrun; its exit status."
     if not is_cli(arat_train): raise CliError("--nproc starts processes from the command line; from Python, start your script with "
@@ -577,11 +704,15 @@ def _launch(n, argv):
     return subprocess.call([sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={n}', '-m', 'arat.cli', *args])
 
 # %% ../nbs/12_cli.ipynb #2a64f25f
+def _check_processes(cfg):
+    "A `CliError` for a setting that several processes cannot run."
+    if cfg['device_data'] == 'on': raise CliError("--device-data on: under DDP the batches come through fastai's DistributedDL; use --device-data auto")
+
 def _init_distributed(cfg):
     "Join the process group the launcher described (`WORLD_SIZE` > 1), on this process's device; records `world_size` in `cfg`."
     cfg['world_size'] = w = max(num_distrib(), 1)
     if w == 1: return cfg
-    if cfg['device_data'] == 'on': raise CliError("--device-data on: under DDP the batches come through fastai's DistributedDL; use --device-data auto")
+    _check_processes(cfg)
     if torch.device(cfg['device']).type == 'cuda':
         cfg['device'] = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"; torch.cuda.set_device(cfg['device'])
     if not dist.is_initialized(): dist.init_process_group('nccl' if cfg['device'].startswith('cuda') else 'gloo')
@@ -656,9 +787,11 @@ def arat_train(
     quiet:bool=False, # no progress bars
     debug:bool=False): # show the Python traceback of an error
     "Train a model adversarially (AR-AT by default) and write the model, log, plots, a clean/PGD-20 table and results.json to --out."
-    args, t0 = dict(locals()), time.time()
+    args = dict(locals())
     _positive('--nproc', nproc)
-    if nproc is not None and nproc > 1: return _launch(nproc, sys.argv[1:])
+    if nproc is not None and nproc > 1:
+        with _errors(debug): _check_launch(args, nproc)   # one message, before torchrun starts processes that would each refuse
+        return _launch(nproc, sys.argv[1:])
     with _errors(debug):
         cfg, out, state = train_config(args)
         _init_distributed(cfg); _check_world(cfg, state, out); distrib_barrier()   # every process has read --out before process 0 writes
@@ -666,22 +799,27 @@ def arat_train(
             _say(f"{out}: the run already finished its {state['epoch']} epochs; nothing to do (--resume --epochs N extends it, --overwrite trains it again)")
             return _result(out=out, finished=True)
         learn, ck, gs = build_run(cfg, out, state)
+        clock = _RunClock(ck); learn.add_cb(clock)
         _prepare_out(cfg, out, state)
     with _errors(debug, out):
         start = 0 if state is None else state['epoch']
-        if start: _say(f"resuming {out} at epoch {start+1} of {cfg['epochs']}")
+        if start >= cfg['epochs']: _say(f"{out}: all {cfg['epochs']} epochs are saved; writing the outputs the run did not finish")
+        elif start: _say(f"resuming {out} at epoch {start+1} of {cfg['epochs']}")
         if cfg['method'] == 'arrest' and cfg['init'] is None:
             _say("note: arrest fine-tunes a standard model; without --init the teacher is the random initial model")
         _say(_banner(cfg, learn, out))
+        if start < cfg['epochs']: _say(_legend(cfg, learn))
         try:
             with _distributed(learn, cfg): learn.fit_paper(cfg['epochs'], warmup=cfg['warmup'], delay=cfg['lr_delay'], start_epoch=start, cbs=RunLogger('log.csv', start))
         except KeyboardInterrupt: return _interrupted(out)
+        if gs is not None and start >= cfg['epochs']: gs.records = list(state.get('grad_sim', []))   # no epoch ran to restore them
         if ck.stopped:
             _say(f"stopped after epoch {cfg['stop_after']} of {cfg['epochs']} (--stop-after); continue with `arat-train --resume --out {out}`")
             return _result(out=out, stopped=True)
-        table, files = _write_results(learn, cfg, out, gs, time.time() - t0) if rank_distrib() == 0 else (None, None)
+        t1 = time.time()
+        table, files = _write_results(learn, cfg, out, gs, clock.secs) if rank_distrib() == 0 else (None, None)
         distrib_barrier()
-    if table is not None: _say(_summary(cfg, table, files, time.time() - t0, out))
+    if table is not None: _say(_summary(cfg, table, files, clock.secs, out, eval_secs=time.time() - t1))
     return _result(out=out, table=table, files=files, learn=learn)
 
 # %% ../nbs/12_cli.ipynb #f4d04024
@@ -728,7 +866,12 @@ def _eval_dls(cfg, model, dataset, path, bs, device, folder):
         if not isinstance(p, str) or not Path(p).is_dir():
             raise CliError(f"the run's data folder {p!r} ({folder/'config.json'}: path) is not there; pass --path to the data (or --dataset)")
         _check_data(cfg, f"arat-eval {folder}", f"put the run's data back, or pass --path {p} to evaluate on it as it is")
-    dls = build_dls(ds, p, bs=bs, seed=0, device=device, recipe=cfg.get('recipe', 'paper'))
+    own, nv, seed = not (path or dataset), cfg.get('n_valid'), cfg.get('seed') if isinstance(cfg.get('seed'), int) else 0
+    if own and isinstance(nv, int) and nv > 0:   # the run validated on a subset: evaluate the same images as its final table (eval.csv)
+        _say(f"arat-eval: the run's validation images, the subset of {nv} it trained with (--n-valid {nv}, seed {seed}), as its eval.csv; "
+             f"pass {'--path ' + str(p) if p else '--dataset ' + ds} for the whole validation set")
+        dls = build_dls(ds, p, bs=bs, n_valid=nv, seed=seed, device=device, recipe=cfg.get('recipe', 'paper'))
+    else: dls = build_dls(ds, p, bs=bs, seed=0, device=device, recipe=cfg.get('recipe', 'paper'))
     if dls.c != model_n_out(model):
         raise CliError(f"the model has {model_n_out(model)} classes, the data ({ds}) {dls.c}; pass the run's dataset")
     return dls
@@ -743,6 +886,16 @@ def _eval_threat(cfg, norm, eps, folder):
     e = ifnone(eps, cfg.get('eps') if nm == run_norm else None)
     if not isinstance(e, (int, float)) or isinstance(e, bool): e = DEFAULT_EPS[nm]
     return dict(norm=nm, eps=_unit(e, nm))
+
+def _files_state(folder):
+    "`{file: (mtime, size)}` of the files under `folder`."
+    return {p: (s.st_mtime_ns, s.st_size) for p in Path(folder).rglob('*') if p.is_file() and (s := p.stat())}
+
+def _list_report(run, folder, before):
+    "Add the files arat-eval wrote under `folder` (new or changed since `before`) to the manifest of `run`, if `folder` is inside it."
+    run, folder = Path(run).resolve(), Path(folder).resolve()
+    if _manifest(run) is None or not folder.is_relative_to(run): return
+    _add_to_manifest(run, sorted(p.resolve().relative_to(run).as_posix() for p, s in _files_state(folder).items() if before.get(p) != s))
 
 def _say_report(res):
     _say(res['table'].to_string(float_format=lambda v: f"{v:.4f}"))
@@ -783,6 +936,7 @@ def arat_eval(
         atk = _eval_threat(cfg, norm, eps, folder)
         dls, gs = _eval_dls(cfg, model, dataset, path, bs, dev, folder), folder/'grad_sim.csv'
         name = f"{cfg['method']} {cfg['arch']}" + (f" w{cfg['width']}" if cfg['width'] else '')
+        before = _files_state(fname.parent)
         res = robustness_report({name: model}, dls, fname=fname, n=n, aa_version=aa, aa_kwargs=dict(n_iter=aa_iters) if aa_iters else None,
                                 sanity=sanity, sanity_n=min(n, 256), embed_n=min(n, 2000), grad_sim=pd.read_csv(gs) if gs.exists() else None,
                                 bs=bs, seed=seed, progress=not quiet, title=f"Robustness report: {folder.name}", **atk,
@@ -790,5 +944,6 @@ def arat_eval(
         rec = results_record(res['table'], model, fn, cfg, tool='arat-eval', autoattack=dict(mode=aa, n_iter=ifnone(aa_iters, 100)),
                              seeds={'training': cfg['seed']} if isinstance(cfg.get('seed'), int) else {}, wall_time=time.time() - t0, device=dev)
         res['results'], res['card'] = write_results(rec, fname.parent)
+        _list_report(folder, fname.parent, before)
     _say_report(res)
     return 0 if is_cli(arat_eval) else res

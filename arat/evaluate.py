@@ -14,6 +14,7 @@ from fastcore.basics import ifnone
 from fastprogress.fastprogress import progress_bar
 from .dualbn import *
 from .attacks import *
+from .attacks import _pixel_error
 from .features import *
 
 # %% auto #0
@@ -33,10 +34,12 @@ def _gather(dl, n):
 
 # %% ../nbs/09_evaluate.ipynb #b4fa4e42
 def _check_eval_labels(x, y):
-    "Refuse an empty set, non-finite pixels, and labels that are not one class index per example."
+    "Refuse an empty set, non-finite pixels or pixels outside [0,1] (for every attack, `clean` too), and labels that are not one class index per example."
     if len(x) == 0: raise ValueError(f"no examples to evaluate: x has shape {tuple(x.shape)}; pass a non-empty set")
     bad = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
     if bad: raise ValueError(f"x holds {bad} NaN or inf pixels (of {x.numel()}); check the data")
+    lo, hi = x.min().item(), x.max().item()
+    if not (lo >= 0 and hi <= 1): raise _pixel_error(x, lo, hi)
     if y.ndim != 1: raise ValueError(f"y must hold one class label per example, shape ({len(y)},), got shape {tuple(y.shape)}")
     if y.dtype == torch.bool or y.is_complex() or (y.is_floating_point() and not torch.equal(y, y.round())):
         raise ValueError(f"y must be integer class labels, got {str(y.dtype).replace('torch.', '')} values such as {y[0].item()}")

@@ -11,15 +11,16 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 from fastcore.basics import ifnone, patch
 from .dualbn import *
 from .evaluate import *
 from .evaluate import _device, _autoattack_cls
 
 # %% auto #0
-__all__ = ['RESULTS_SCHEMA', 'plot_acc_vs_eps', 'plot_clean_vs_robust', 'plot_grad_sim', 'atomic_write', 'plot_log',
-           'save_grad_sim', 'plot_embedding', 'robustness_report', 'file_sha256', 'results_record', 'check_results',
-           'model_card', 'write_results']
+__all__ = ['RESULTS_SCHEMA', 'PAPER_RESULTS', 'plot_acc_vs_eps', 'plot_clean_vs_robust', 'plot_grad_sim', 'atomic_write',
+           'plot_log', 'save_grad_sim', 'plot_embedding', 'robustness_report', 'file_sha256', 'results_record',
+           'check_results', 'model_card', 'write_results']
 
 # %% ../nbs/10_report.ipynb #1e8f93d4
 def _pct(v): return 100 * np.asarray(v, dtype=float)
@@ -129,20 +130,32 @@ def atomic_write(fn, # the file to write
 def _log_frame(log): return pd.read_csv(log) if not isinstance(log, pd.DataFrame) else log
 
 def _loss_figure(log):
-    "Train and valid loss against the epoch."
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for c in ('train_loss', 'valid_loss'):
-        if c in log: ax.plot(log.epoch + 1, log[c], marker='o', label=c)
-    ax.set_xlabel('epoch'); ax.set_ylabel('loss'); ax.legend(); fig.tight_layout()
+    "Two panels: the method's training objective (`train_loss`) alone; the clean cross-entropy, of validation and of training (`clean_ce`), together."
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    if 'train_loss' in log: a.plot(log.epoch + 1, log.train_loss, marker='o', label='train_loss')
+    a.set_title("training objective (train_loss)", fontsize=10)
+    for c, lab in (('valid_loss', 'valid_loss (validation)'), ('clean_ce', 'clean_ce (training batches)')):
+        if c in log: b.plot(log.epoch + 1, log[c], marker='o', label=lab)
+    b.set_title('clean cross-entropy', fontsize=10)
+    for ax in (a, b): ax.set_xlabel('epoch'); ax.set_ylabel('loss'); ax.legend(fontsize=8); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/10_report.ipynb #113522d3
-def _metrics_figure(log):
-    "One panel per column of the log other than the epoch, the losses and the time."
-    mets = [c for c in log.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time')]
+_ACCS = ('clean_acc', 'robust_acc')
+
+def _metrics_figure(log, lr_drops=()):
+    "The accuracies on one panel, with the epochs where the learning rate drops (0-based, the first epoch at the lower rate) marked; one panel per other column."
+    accs = [c for c in _ACCS if c in log]
+    mets = ([accs] if accs else []) + [[c] for c in log.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time', *_ACCS)]
     nc = min(3, max(len(mets), 1)); nr = max(math.ceil(len(mets)/nc), 1)
     fig, axs = plt.subplots(nr, nc, figsize=(4*nc, 3*nr), squeeze=False)
-    for ax, c in zip(axs.flat, mets): ax.plot(log.epoch + 1, log[c], marker='o'); ax.set_title(c); ax.set_xlabel('epoch')
+    for ax, cs in zip(axs.flat, mets):
+        for c in cs: ax.plot(log.epoch + 1, log[c], marker='o', label=c)
+        ax.set_title(' and '.join(cs)); ax.set_xlabel('epoch'); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if cs is accs:
+            for i, d in enumerate(lr_drops): ax.axvline(d + 0.5, color='grey', ls='--', lw=1, label='lr drop' if i == 0 else None)
+            ax.set_ylabel('accuracy'); ax.legend(fontsize=8)
     for ax in list(axs.flat)[len(mets):]: ax.axis('off')
     fig.tight_layout()
     return fig
@@ -153,10 +166,11 @@ def _save(fig, fn, dpi=100):
     atomic_write(fn, write=lambda f: fig.savefig(f, format=Path(fn).suffix[1:], dpi=dpi)); plt.close(fig); return fn
 
 def plot_log(log, # `log.csv` as a DataFrame (or its path)
-             folder): # where `loss.png` and `metrics.png` go
-    "Write `loss.png` (train/valid loss) and `metrics.png` (one panel per metric) of a training log; returns their paths."
+             folder, # where `loss.png` and `metrics.png` go
+             lr_drops=()): # the 0-based epochs from which the learning rate is lower (marked on the accuracy panel)
+    "Write `loss.png` (the training objective; the clean cross-entropies) and `metrics.png` (the accuracies together, one panel per other metric) of a training log; returns their paths."
     log, folder = _log_frame(log), Path(folder)
-    return _save(_loss_figure(log), folder/'loss.png'), _save(_metrics_figure(log), folder/'metrics.png')
+    return _save(_loss_figure(log), folder/'loss.png'), _save(_metrics_figure(log, lr_drops), folder/'metrics.png')
 
 # %% ../nbs/10_report.ipynb #082cbf4c
 def save_grad_sim(log, # a `GradSimCallback` or its `.stats`
@@ -478,6 +492,32 @@ def _card_aa(aa):
                                       "AutoAttack: not comparable to RobustBench entries.")
     return f"AutoAttack: standard ({aa['package']}), as RobustBench reports."
 
+# %% ../nbs/10_report.ipynb #91dfa3b9
+# the paper's clean and AutoAttack accuracy (%), Tables 2 and 3: (arch, dataset) -> {method: (clean, AA)}
+PAPER_RESULTS = {
+    ('resnet18', 'cifar10'): dict(at=(83.77, 42.42), trades=(81.25, 48.54), mart=(82.15, 47.83), lbgat=(85.50, 49.26), arrest=(86.63, 46.14), arat=(87.93, 49.19)),
+    ('resnet18', 'cifar100'): dict(at=(55.82, 19.50), trades=(54.74, 23.60), mart=(54.54, 26.04), lbgat=(67.33, 23.94), arat=(67.72, 23.54)),
+    ('wrn34-10', 'cifar10'): dict(at=(86.06, 46.26), trades=(84.33, 51.75), mart=(86.10, 49.11), lbgat=(88.28, 52.49), arrest=(90.24, 50.20), arat=(90.81, 51.19)),
+    ('wrn34-10', 'cifar100'): dict(at=(59.83, 23.94), trades=(57.61, 26.88), mart=(57.75, 24.89), lbgat=(69.26, 27.53), arrest=(73.05, 24.32), arat=(72.23, 24.97)),
+    ('imagenette-resnet18', 'imagenette'): dict(at=(84.58, 52.25), trades=(79.21, 53.98), mart=(84.07, 59.89), lbgat=(80.80, 50.42), arat=(88.66, 59.28))}
+_PAPER_WIDTH = {'resnet18': 64, 'preact18': 64, 'imagenette-resnet18': 64, 'wrn34-10': 10}
+
+def _card_scale(c, m):
+    "The run's scale (data, width, epochs) beside the paper's, and the paper's figures for the same method and architecture."
+    ds, arch, meth = c.get('dataset'), m.get('arch'), c.get('method')
+    imgs = c.get('images') if isinstance(c.get('images'), dict) else {}
+    data = ('the embedded CIFAR-10 sample' if ds == 'sample' else str(ds or 'data not recorded')) + (f" ({imgs['train']:,} training images)" if 'train' in imgs else
+                                                                             f" ({c['n_train']:,} training images)" if c.get('n_train') else '')
+    pw, w = _PAPER_WIDTH.get(arch), ifnone(m.get('width'), _PAPER_WIDTH.get(arch))
+    run = f"- this run: {data}, {arch}" + (f" width {w}" if w else '') + (f" (the paper: {pw})" if pw and w != pw else '') + (
+          f", {c['epochs']} epochs" + (" (the paper: 100)" if c['epochs'] != 100 else '') if c.get('epochs') else '')
+    key = (arch, 'cifar10' if ds == 'sample' else ds)
+    fig = PAPER_RESULTS.get(key, {}).get(meth)
+    if fig is None: return [run, f"- the paper reports no figures for {meth} with {arch}" + (f" on {key[1]}" if key[1] else '')]
+    small = ds == 'sample' or (pw and w != pw) or c.get('n_train') or (c.get('epochs') or 100) < 100
+    return [run, f"- the paper (Tables 2, 3), {meth} {arch} on {key[1]}, full data, width {pw}, 100 epochs: clean {fig[0]:.2f} %, "
+                 f"AutoAttack {fig[1]:.2f} %" + ("; this run is smaller, so its figures are not comparable to these" if small else '')]
+
 # %% ../nbs/10_report.ipynb #80a5f58c
 def model_card(rec:dict): # a `results.json` record
     "A Markdown model card of `rec`, in the spirit of RobustBench's entries."
@@ -490,8 +530,8 @@ def model_card(rec:dict): # a `results.json` record
         _card_acc(rec), '', _card_aa(rec['autoattack']), '', '## Model', '',
         f"- weights: `{m['weights']}`, sha256 `{m['weights_sha256']}`",
         "- input: RGB images with pixels in [0, 1]; the normalisation is inside the model", '',
-        '## Training', '', f"- {train}" if train else '- (no configuration recorded)', '',
-        '## Evaluation', '', f"- `{rec['tool']}` on {hw['device']} ({hw['device_name']}), torch {hw['torch']}, {rec['wall_time_s']:.0f} s, {rec['created']}",
+        '## Training', '', f"- {train}" if train else '- (no configuration recorded)', '', '## Scale', '', *_card_scale(c, m), '',
+        '## Evaluation', '', f"- `{rec['tool']}` on {hw['device']} ({hw['device_name']}), torch {hw['torch']}, {rec['wall_time_s']:.0f} s{' of training (its epochs, over all sessions)' if rec['tool'] == 'arat-train' else ''}, {rec['created']}",
         '', '## Limitations', '',
         "- Robust accuracy under these attacks is an upper bound on the true robustness; stronger or adaptive attacks may do better.",
         f"- Only the {'L2' if tm['norm'] == 'L2' else 'L∞'} threat model at this ε was evaluated; a small test subset gives a noisy estimate.", ''])

@@ -36,7 +36,8 @@ def test_train_writes_every_file(trained):
     out, p = trained
     names = {f.name for f in out.iterdir()}
     assert {'config.json', 'model.pth', 'resume.pth', 'log.csv', 'loss.png', 'metrics.png', 'grad_sim.csv', 'grad_sim.png',
-            'eval.csv', 'results.json', 'model_card.md'} == names
+            'eval.csv', 'results.json', 'model_card.md', 'manifest.json'} == names
+    assert names - {'manifest.json'} <= set(json.loads((out/'manifest.json').read_text())['files'])   # what --overwrite may delete
     cfg = json.loads((out/'config.json').read_text())
     assert (cfg['method'], cfg['arch'], cfg['width'], cfg['epochs'], cfg['n_train'], cfg['steps']) == ('arat', 'resnet18', 4, 1, 32, 1)
     log = pd.read_csv(out/'log.csv')
@@ -52,6 +53,17 @@ def test_train_writes_every_file(trained):
     assert ev.n.item() == 16 and 0 <= ev.pgd20.item() <= ev.clean.item() <= 1
     assert 'clean accuracy' in p.stdout and 'PGD-20 accuracy' in p.stdout
     assert f"{100*ev.clean.item():.2f}%" in p.stdout
+    # issue 20: numbers that say what they are; --quiet prints one readable line per epoch, not fastai's raw list
+    assert 'valid_loss is the clean cross-entropy on the 16 validation images, not comparable to train_loss' in p.stdout
+    assert 'robust_acc (PGD-20 L∞ ε = 8/255) on the first 8 of them' in p.stdout
+    line = next(l for l in p.stdout.splitlines() if l.startswith('epoch 1/1: '))
+    assert 'train_loss ' in line and '(adv_ce ' in line and '; valid clean CE ' in line and '% of 16' in line and '% of 8' in line, line
+    assert '[0, ' not in p.stdout, p.stdout
+    # one training time everywhere: the summary, results.json and the card
+    secs = res['wall_time_s']
+    assert f"after 1 epochs ({secs:.0f} s of training" in p.stdout and 'both on 16 test images' in p.stdout, (secs, p.stdout)
+    card = (out/'model_card.md').read_text()
+    assert f"{secs:.0f} s of training" in card and '## Scale' in card and 'resnet18 width 4 (the paper: 64), 1 epochs (the paper: 100)' in card
     assert all((out/f).stat().st_size > 1000 for f in ('loss.png', 'metrics.png', 'grad_sim.png'))
 
 
@@ -115,6 +127,14 @@ BAD = [(['--method', 'fgsm'], "--method 'fgsm' is not a training method; choose 
        (['--random-start', 'gauss'], "--random-start 'gauss' is not a random start; choose one of: uniform, inplace"),
        (['--method', 'trades', '--random-start', 'inplace'], "--random-start inplace: TRADESCallback: random_start='inplace' is the public AR-AT code's uniform start"),
        (['--norm', 'L2', '--random-start', 'inplace'], "--random-start inplace: ARATCallback: random_start='inplace' is the public AR-AT code's L∞ start"),
+       # issue 21, probe 8: the flag given is named (the L2 step is derived from --eps, which is checked first)
+       (['--norm', 'L2', '--eps', '-0.5'], '--eps -0.5 must be a non-negative number'),
+       (['--norm', 'L2', '--eps', 'nan'], '--eps nan must be a non-negative number'),
+       (['--eps', 'nan'], '--eps nan must be a non-negative number'),
+       # issue 21, probe 6: refused before torchrun starts: one line, no launcher traceback
+       (['--nproc', '2', '--n-train', '40', '--bs', '1000'], '--bs 1000 is more than the 40 training images: no full batch to train on'),
+       (['--nproc', '2', '--method', 'fgsm'], "--method 'fgsm' is not a training method"),
+       (['--nproc', '2', '--device-data', 'on'], "--device-data on: under DDP the batches come through fastai's DistributedDL"),
        (['--resume', '--overwrite'], "--resume continues the run in --out, --overwrite replaces it: pass one of them")]   # exit 2
 
 
@@ -163,6 +183,9 @@ def test_every_method_trains_and_attack_mode_reaches_trades(tmp_path):
     res = run_many(cases, timeout=600)
     for (_, args), r in zip(cases, res): assert r['code'] == 0, (args, r['stderr'])
     for m in METHODS: assert json.loads((tmp_path/m/'config.json').read_text())['method'] == m
+    banner = {m: next(l for l in r['stdout'].splitlines() if l.startswith('arat-train: ')) for (_, a), r, m in zip(cases, res, METHODS)}
+    assert 'no attack in training (evaluated at L∞ ε = 8/255)' in banner['standard'] and 'PGD-' not in banner['standard']   # issue 21, probe 9
+    assert 'PGD-1 L∞ ε = 8/255' in banner['at']
     nbt = lambda f: weights(tmp_path/f)['bn1.num_batches_tracked'].item()
     # in train mode the attack's forward passes update the BN statistics too; TRADES' own default is eval mode
     assert nbt('trades-train') > nbt('trades')
@@ -196,9 +219,36 @@ def test_stop_and_resume_is_bit_identical(straight, tmp_path):
     p = run('arat-train', *TINY, '--n-train', '64', '--epochs', '2', '--stop-after', '1', '--out', out)
     assert p.returncode == 0 and 'stopped after epoch 1' in p.stdout, p.stderr
     assert not (out/'model.pth').exists() and len(pd.read_csv(out/'log.csv')) == 1
-    p = run('arat-train', '--resume', '--quiet', '--out', out)   # the saved configuration is used
+    assert 'epoch 1 took ' in p.stdout and 'more for the other 1 epoch(s), until about ' in p.stdout   # issue 20: a time estimate
+    before = snapshot(out)
+    p = run('arat-train', '--resume', '--nproc', '2', '--out', out)   # issue 21, probe 6: refused before torchrun starts
+    assert p.returncode == 1 and len(_lines(p.stderr)) == 1 and 'Traceback' not in p.stderr, p.stderr
+    assert 'resume.pth was written by 1 process(es), this run has 2' in p.stderr and snapshot(out) == before
+    p = run('arat-train', '--resume', '--out', out)   # the saved configuration is used, --quiet included (issue 21, probe 9)
     assert p.returncode == 0 and 'resuming' in p.stdout, p.stderr
+    assert 'epoch 2/2: train_loss ' in p.stdout and 'train_loss  valid_loss' not in p.stdout + p.stderr, p.stdout
     _same_run(straight, out)
+
+
+def snapshot(folder):
+    "sha256 of every file under `folder`, by relative path."
+    import hashlib
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).rglob('*')) if p.is_file()}
+
+
+def test_killed_while_writing_the_model_finishes_the_outputs(straight, tmp_path):
+    "Issue 21, probe 4: killed while model.pth is written (every epoch saved): --resume writes every output, grad_sim included."
+    import shutil
+    out = tmp_path/'late'; shutil.copytree(straight, out)
+    for n in ('model.pth', 'results.json', 'eval.csv', 'model_card.md', 'grad_sim.csv', 'grad_sim.png', 'loss.png', 'metrics.png'): (out/n).unlink()
+    (out/'model.pth.tmp').write_bytes(b'cut short')
+    p = run('arat-train', '--resume', '--out', out)
+    assert p.returncode == 0, p.stderr
+    assert 'all 2 epochs are saved; writing the outputs the run did not finish' in p.stdout and 'epoch 3 of 2' not in p.stdout, p.stdout
+    assert 'per epoch:' not in p.stdout and (out/'grad_sim.png').exists() and not (out/'model.pth.tmp').exists()
+    _same_run(straight, out)
+    rs, rl = (json.loads((f/'results.json').read_text())['wall_time_s'] for f in (straight, out))
+    assert rl == rs   # the training time is the epochs' (kept in resume.pth), not this session's
 
 
 def test_killed_run_resumes_bit_identically(straight, tmp_path):

@@ -88,6 +88,9 @@ NEW_FLAG_BAD = [
     (dict(two_pass=True), '--two-pass is not an option of --method at (ATCallback takes:'),
     (dict(method='arat', method_args='{"single_forward": false}'), "--method-args: 'single_forward' has its own flag, --two-pass"),
     (dict(channels_last='yes'), "--channels-last 'yes' must be true or false"),
+    # issue 21, probe 7: inductor fails on the CPU in AR-AT's auto-balance pass: refused before any file (was a 292-line traceback)
+    (dict(method='arat', compile=True, device='cpu'), "--compile: on the CPU, inductor fails to compile --method arat's auto-balance pass; drop --compile"),
+    (dict(method='asym-trades', compile=True, device='cpu'), "--compile: on the CPU, inductor fails to compile --method asym-trades's auto-balance pass"),
 ]
 
 @pytest.mark.parametrize('kw,msg', NEW_FLAG_BAD, ids=[str(i) for i in range(len(NEW_FLAG_BAD))])
@@ -134,13 +137,38 @@ def test_batch_size_above_the_training_set(tmp_path):
 
 
 def test_overwrite_replaces_the_whole_run(runs, tmp_path):
+    "--overwrite deletes the files the run's manifest lists (arat-train's, and the report arat-eval wrote), and nothing else."
     out = copy(runs, 'fin', tmp_path)
-    (out/'report').mkdir(); (out/'report'/'robustness_report.md').write_text('old report')
+    arat_eval(out, n=10, aa='cheap', aa_iters=2, quiet=True, analysis=False, sanity=False)
+    listed = json.loads((out/'manifest.json').read_text())['files']
+    assert 'report/robustness_report.md' in listed and 'report/results.json' in listed and 'config.json' in listed
+    (out/'report'/'paper.md').write_text('my paper')   # the user's own file in the report folder
     (out/'notes.txt').write_text('mine')
+    m = json.loads((out/'manifest.json').read_text()); (tmp_path/'outside.txt').write_text('not the run\'s')
+    (out/'manifest.json').write_text(json.dumps(m | dict(files=m['files'] + ['../outside.txt', '.'])))   # a manifest edited to point outside
     arat_train(out=out, epochs=1, overwrite=True, **{**TINY, 'lr': 0.05})
-    assert not (out/'report').exists() and (out/'notes.txt').read_text() == 'mine'
+    assert (tmp_path/'outside.txt').exists() and out.is_dir()
+    assert not (out/'report'/'robustness_report.md').exists() and not (out/'report'/'results.json').exists()
+    assert (out/'report'/'paper.md').read_text() == 'my paper' and (out/'notes.txt').read_text() == 'mine'
     assert json.loads((out/'config.json').read_text())['lr'] == 0.05
     assert json.loads((out/'results.json').read_text())['config']['lr'] == 0.05
+
+
+# issue 21, probe 1: a folder that no run of arat listed as its own is not a run to replace: --overwrite deletes nothing there
+USER_FOLDERS = [  # (files the user has there, what the message names)
+    ({'log.csv': 'epoch,loss\n0,1\n', 'report/paper.md': '# my paper', 'notes.txt': 'mine'}, 'holds files (log.csv, report) but no manifest.json'),
+    ({'config.json': '{"mine": 1}', 'model.pth': 'my weights'}, 'holds files (config.json, model.pth) but no manifest.json'),
+]
+
+@pytest.mark.parametrize('files,msg', USER_FOLDERS, ids=['log-report-notes', 'config-model'])
+def test_overwrite_never_deletes_what_no_run_wrote(tmp_path, files, msg):
+    out = tmp_path/'mine'
+    for n, t in files.items(): (out/n).parent.mkdir(parents=True, exist_ok=True); (out/n).write_text(t)
+    before = snapshot(out)
+    refused(lambda: arat_train(out=out, epochs=1, overwrite=True, **TINY), f'--overwrite: {out} {msg}', 'move your files out of it, or pass another --out')
+    assert snapshot(out) == before
+    refused(lambda: arat_train(out=out, epochs=1, **TINY), 'holds another run', 'or move those files away (no manifest.json lists them')
+    assert snapshot(out) == before
 
 
 # item 12: damaged run folders, for --resume and for arat-eval
@@ -157,7 +185,12 @@ DAMAGE = [  # (run, damage, command, what the message says)
     ('half', lambda d: _cfg(d/'config.json', arch='<drop>'), 'resume', ('config.json is incomplete: no arch;',)),
     ('half', lambda d: _cfg(d/'config.json', epochs='five'), 'resume',
      ("config.json: epochs 'five' must be a positive integer (the file is not as arat-train wrote it: restore it",)),
-    ('half', lambda d: _cfg(d/'config.json', width=3), 'resume', ('resume.pth does not fit the model: ', 'has shape', 'config.json was changed after the run started; restore it')),
+    ('half', lambda d: _cfg(d/'config.json', width=3), 'resume', ("config.json: width is 3 there, but the run trained with 2 (", 'resume.pth records its settings)')),
+    # issue 21, probe 2: a hand-edited setting is refused on --resume, naming the key (the checkpoint records the settings)
+    ('half', lambda d: _cfg(d/'config.json', lr=0.05), 'resume', ("config.json: lr is 0.05 there, but the run trained with 0.1 (", "--resume changes only --epochs, --eval-n", "restore lr, or start a new run")),
+    ('half', lambda d: _cfg(d/'config.json', seed=7), 'resume', ("config.json: seed is 7 there, but the run trained with 0 (",)),
+    ('half', lambda d: _cfg(d/'config.json', eps=16.), 'resume', ("config.json: eps is 16.0 there, but the run trained with 8.0 (",)),
+    ('half', lambda d: _cfg(d/'config.json', n_out=11), 'resume', ("config.json: n_out is 11 there, but the run trained with 10 (",)),
     ('half', lambda d: _cfg(d/'config.json', path='/no/such/data', dataset='cifar10'), 'resume',
      ("the run's data folder '/no/such/data' (", "config.json: path) is not there any more; put the data back there")),
     ('fin', lambda d: _trunc(d/'model.pth'), 'eval',
@@ -211,6 +244,12 @@ def test_the_run_data_is_checked(tmp_path, monkeypatch):
     before = snapshot(tmp_path/'half')
     refused(lambda: arat_train(out='half', resume=True, quiet=True),
             f"the data in {cfg['path']} changed since the run started ({cfg['data']['files']} files then, {cfg['data']['files']+1} now); put the run's data back")
+    # issue 21, probe 3: an image replaced by another of the same name (other size) is other data
+    img = next(p for p in extra.parent.iterdir() if p != extra); kept = img.read_bytes()
+    other = next(p for p in extra.parent.iterdir() if p not in (extra, img) and p.stat().st_size != len(kept))
+    extra.unlink(); img.write_bytes(other.read_bytes())
+    refused(lambda: arat_train(out='half', resume=True, quiet=True), "(the same file names, other file sizes: a file was replaced or changed)")
+    img.write_bytes(kept); shutil.copy(img, extra)
     refused(lambda: arat_eval('fin', n=10, aa='cheap', aa_iters=2, quiet=True, analysis=False, sanity=False),
             'changed since the run started', f"or pass --path {cfg['path']} to evaluate on it as it is")
     assert snapshot(tmp_path/'half') == before
@@ -228,3 +267,29 @@ def test_divergence_is_two_lines_and_keeps_the_last_finite_checkpoint(tmp_path):
     assert not (tmp_path/'nan'/'model.pth').exists()
     st = torch.load(tmp_path/'nan'/'resume.pth', weights_only=False) if (tmp_path/'nan'/'resume.pth').exists() else None
     assert st is None or all(torch.isfinite(v.float()).all() for v in st['model'].values())
+    # issue 21, probe 9: the log keeps the epochs the checkpoint holds, not the row of the epoch that was not saved
+    log = pd.read_csv(tmp_path/'nan'/'log.csv') if (tmp_path/'nan'/'log.csv').exists() else pd.DataFrame(dict(epoch=[]))
+    assert len(log) == (st['epoch'] if st else 0), (log, st and st['epoch'])
+
+
+# issue 21, probe 8: --eps 0 (no attack) is a setting of both threat models; a bad --eps is named as --eps, not as the --step derived from it
+@pytest.mark.parametrize('norm', ['Linf', 'L2'])
+def test_eps_zero_is_allowed_in_both_threat_models(tmp_path, norm):
+    import inspect
+    from arat.cli import train_config
+    args = {k: p.default for k, p in inspect.signature(arat_train).parameters.items()} | dict(norm=norm, eps=0., out=str(tmp_path/'z'))
+    cfg, out, state = train_config(args)
+    assert cfg['eps'] == 0 and cfg['step'] > 0 and state is None and not out.exists()
+    for bad in (-0.5, float('nan')):
+        refused(lambda: train_config(args | dict(eps=bad)), f"--eps {bad} must be a non-negative number")
+
+
+# issue 21, probe 9: arat-eval evaluates the images of arat-train's final table when the run validated on a subset, and says so
+def test_eval_uses_the_run_validation_images(runs, tmp_path, capsys):
+    out = copy(runs, 'fin', tmp_path)
+    capsys.readouterr()
+    res = arat_eval(out, n=10, aa='cheap', aa_iters=2, quiet=True, analysis=False, sanity=False)
+    said = capsys.readouterr().out
+    assert "the run's validation images, the subset of 10 it trained with (--n-valid 10, seed 0), as its eval.csv; pass --dataset sample for the whole" in said, said
+    ev = pd.read_csv(out/'eval.csv')
+    assert res['table'].clean.item() == ev.clean.item() and res['table'].n.item() == ev.n.item() == 10
