@@ -53,6 +53,7 @@ def test_smoke_on_cpu(rehearsal):
     assert s['status'] == 'done' and s['install'] == 'present'
     ok = {r['feature']: r['passed'] for r in s['smoke']}
     assert ok['single_forward'] and ok['device_data'] and ok['sync_bn'] and ok['autoattack']
+    assert next(r for r in s['smoke'] if r['feature'] == 'sync_bn')['figures']['bn'] == 'CPUSyncBatchNorm'
     assert not ok['channels_last'] and s['plan']['channels_last'] is False
     one = next(r for r in s['smoke'] if r['feature'] == 'single_forward')['figures']
     assert one['grad_rel_max'] <= 1e-5 and one['loss_rel'] <= 1e-5
