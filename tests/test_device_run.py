@@ -88,3 +88,26 @@ def test_prepare_size_check(tmp_path):
     assert r.returncode == 0, r.stderr
     call = json.loads(r.stdout[r.stdout.index('{'):])
     assert call['timeout_s'] <= 560 and len(call['command']) <= 2000 and 'tools/device_run.py' in call['command'] and len(call['carry']) <= 8
+
+def _device_run():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('device_run', ROOT/'tools'/'device_run.py')
+    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+    return m
+
+def test_time_guard(tmp_path):
+    "Training that would overrun stops, says where, and the results file says how many epochs of E it had."
+    import time, torch
+    dr = _device_run()
+    a = dr.parse_args(['--tiny', '--out', str(tmp_path/'out'), '--work', str(tmp_path/'work')])
+    out = dr.Out(a.out)
+    data = dr.load_data(a, torch.device('cpu'), out)
+    p = dict(E=2, epoch_s_est={'at': 0.01}, device_data=True, precision='fp32', single_forward=False, channels_last=False, compile=False)
+    rows = []
+    _, tr = dr.train(a, torch.device('cpu'), 'at', p, data, time.time() - 1, out, rows, lambda: None)
+    assert (tr['epochs_trained'], tr['complete'], rows) == (0, False, [])
+    assert tr['stopped'] == 'stopped before epoch 1 of 2: the time budget would run out'
+    _, tr = dr.train(a, torch.device('cpu'), 'at', p, data, time.time() + 0.5, out, rows, lambda: None)   # shorter than one epoch
+    assert tr['epochs_trained'] < 2 and not tr['complete'] and tr['stopped'].startswith('stopped')
+    assert dr.result_name('at', 2, tr) == f"cifar10-resnet18-at-{tr['epochs_trained']}of2ep.json"
+    assert dr.result_name('arat', 7, dict(complete=True, epochs_trained=7)) == 'cifar10-resnet18-arat-7ep.json'

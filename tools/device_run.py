@@ -528,6 +528,11 @@ def evaluate(model, xv, yv, bs):
                 seconds=round(time.time() - t, 1)), corr
 
 # ---------------------------------------------------------------- the whole command
+def result_name(method, E, training):
+    "The results file of `method`: `-<E>ep` when it trained its E epochs, `-<e>of<E>ep` when it stopped after e."
+    if training['complete']: return f"cifar10-resnet18-{method}-{E}ep.json"
+    return f"cifar10-resnet18-{method}-{training['epochs_trained']}of{E}ep.json"
+
 def hardware(dev):
     import torch
     h = dict(python=platform.python_version(), torch=torch.__version__, cpus=os.cpu_count(), machine=platform.machine())
@@ -594,8 +599,7 @@ def main(argv=None):
 
     def record(m):
         r = results[m]
-        e = r['training']['epochs_trained']
-        name = f"cifar10-resnet18-{m}-{E}ep.json" if r['training']['complete'] else f"cifar10-resnet18-{m}-{e}of{E}ep.json"
+        name = result_name(m, E, r['training'])
         for old in written.get(m, set()) - {name}: (out.dir/'results'/old).unlink(missing_ok=True)   # this run's earlier label only
         written.setdefault(m, set()).add(name)
         rec = dict(experiment='issue 23: PGD-AT vs AR-AT in one GPU command', method=m, arch='resnet18', width=a.width,
