@@ -45,12 +45,14 @@ def parse_args(argv=None):
     p.add_argument('--aa-iters', type=int, help="AutoAttack iterations (default: AutoAttack's; tiny 5)")
     p.add_argument('--train-compile', default='auto', choices=('auto', 'on', 'off'),
                    help='torch.compile the training: auto = when the smoke check passed and a compiled step was >= 1.2x faster')
+    p.add_argument('--compile-imports', type=float, help="seconds allowed for the compile check's child process to import (default 20; tiny 5)")
     p.add_argument('--compile-backend', help='torch.compile backend (default inductor; tiny: aot_eager)')
     p.add_argument('--decode-workers', type=int, help='processes decoding the images for the device loader (default: CPU count, up to 16)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--compile-check', action='store_true', help=argparse.SUPPRESS)   # the smoke check's child process
     a = p.parse_args(argv)
     tiny = a.tiny
-    for k, full, small in [('budget', 530, 900), ('smoke_budget', 90, 40), ('bench_budget', 110, 20), ('compile_limit', 60, 5),
+    for k, full, small in [('budget', 530, 900), ('smoke_budget', 90, 40), ('bench_budget', 110, 20), ('compile_limit', 60, 5), ('compile_imports', 20, 5),
                            ('width', 64, 8), ('bs', 128, 16), ('steps', 10, 2), ('n_train', None, 192), ('n_valid', None, 64),
                            ('robust_n', 500, 32), ('aa', 'standard', 'cheap'), ('aa_min', 500, 32), ('aa_iters', None, 5),
                            ('compile_backend', 'inductor', 'aot_eager'), ('epochs', None, 2), ('device', None, 'cpu'),
@@ -78,10 +80,12 @@ def time_limit(secs, what='it'):
     "Raise `Timeout` in the main thread after `secs` seconds (between Python bytecodes: GPU work queued so far finishes)."
     if secs is None: yield; return
     if secs <= 0.5: raise Timeout(f"no time left for {what}")
-    def _h(sig, frame): raise Timeout(f"{what} went over its {secs:.0f} s limit")
-    old = signal.signal(signal.SIGALRM, _h); signal.setitimer(signal.ITIMER_REAL, secs)
+    msg, hit = f"{what} went over its {secs:.0f} s limit", []
+    def _h(sig, frame): hit.append(1); raise Timeout(msg)
+    old = signal.signal(signal.SIGALRM, _h); signal.setitimer(signal.ITIMER_REAL, secs, 1.)   # again each second, if code swallows it
     try: yield
     finally: signal.setitimer(signal.ITIMER_REAL, 0); signal.signal(signal.SIGALRM, old)
+    if hit: raise Timeout(msg)   # it ran on after swallowing the alarm: still over its limit
 
 def first_line(e):
     "One line naming the error (the time limit, where a library wrapped it)."
@@ -327,34 +331,18 @@ def smoke(a, dev, data, out):
         return ok, dict(images=k, clean=c, robust=r, linf=round(dist_ * 255, 3))
 
     def compiled():
-        import fastai.callback.core as C
-        class Times(C.Callback):
-            order, run_valid = 1000, False
-            def before_fit(self): self.ts = []
-            def before_batch(self):
-                if cuda: torch.cuda.synchronize()
-                self.t = time.time()
-            def after_batch(self):
-                if cuda: torch.cuda.synchronize()
-                self.ts.append(time.time() - self.t)
-            def before_validate(self): raise C.CancelValidException()
-        k = 4
-        xs, ys = xu.repeat(k, 1, 1, 1), yu.repeat(k)
-        dls = DataLoaders(DeviceImageDL(xs, ys, bs=n), DeviceImageDL(xu, yu, bs=n, split_idx=1), device=dev)
-        res = {}
-        for comp in (False, a.compile_backend):
-            tm = Times()
-            torch.manual_seed(0)
-            learn = arat_learner(dls, model(), method='arat', robust_n=0, auto_balance=False, steps=a.steps, compile=comp, cbs=tm)
-            learn.remove_cb(ProgressCallback); learn.logger = lambda *_: None
-            set_seed(1); learn.fit(1, lr=0.05)
-            res[bool(comp)] = (tm.ts, [float(v) for v in learn.recorder.losses])
-        torch._dynamo.reset()
-        (te, le), (tc, lc) = res[False], res[True]
-        lrel = abs(lc[0] - le[0]) / abs(le[0])
-        eager, comp = statistics.median(te[1:]), statistics.median(tc[1:])
-        return lrel <= 2e-2, dict(backend=a.compile_backend, first_step_s=round(tc[0], 1), eager_ms=round(eager * 1e3, 1),
-                                  compiled_ms=round(comp * 1e3, 1), speedup=round(eager / comp, 3), loss_rel=lrel, tolerance=2e-2)
+        "In a child process (killed at the limit: a compiler can swallow the alarm), with batches of random images."
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        lim = min(a.compile_limit + a.compile_imports, end - time.time())   # + the child's imports, which its figures leave out
+        cmd = [sys.executable, str(Path(__file__).resolve()), '--compile-check', '--device', dev.type, '--width', str(a.width),
+               '--bs', str(n), '--steps', str(a.steps), '--compile-backend', a.compile_backend, '--work', a.work, '--out', str(Path(a.work)/'compile-check')]
+        try: r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=lim)
+        except subprocess.TimeoutExpired: raise Timeout(f"torch.compile ({a.compile_backend}) did not finish within {lim:.0f} s (imports included); killed")
+        got = [l for l in r.stdout.splitlines() if l.startswith('COMPILE_CHECK ')]
+        if r.returncode or not got: raise RuntimeError(f"the compile check failed (exit {r.returncode}): {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+        ok, fig = json.loads(got[-1].split(' ', 1)[1])
+        if fig['first_step_s'] > a.compile_limit: ok, fig['note'] = False, f"first step over the {a.compile_limit:.0f} s limit"
+        return ok, fig
 
     checks = [('one forward = two passes (AR-AT step)', 'single_forward', 30, one_forward),
               ('bf16 attack: input-gradient signs vs fp32', 'bf16', 20, amp('bf16')),
@@ -363,7 +351,7 @@ def smoke(a, dev, data, out):
               ('device_dls vs the fastai loader', 'device_data', 30, device_loader),
               ('SyncBN and all_reduce, one process', 'sync_bn', 30, sync_bn),
               ('AutoAttack (cheap) on 64 images', 'autoattack', 30, autoattack),
-              ('torch.compile of an AR-AT step', 'compile', a.compile_limit, compiled)]
+              ('torch.compile of an AR-AT step', 'compile', a.compile_limit + a.compile_imports + 5, compiled)]
     end, rows = time.time() + a.smoke_budget, []
     for name, feat, lim, fn in checks:
         t = time.time(); figures, err = {}, None
@@ -379,6 +367,45 @@ def smoke(a, dev, data, out):
                 + (err or ', '.join(f"{k}={v}" for k, v in rows[-1]['figures'].items())))
         if cuda: torch.cuda.empty_cache()
     return rows
+
+def compile_check(a, dev):
+    "Time eager and compiled AR-AT steps of the same seeded model on random batches; print the outcome as one JSON line."
+    import torch
+    import fastai.callback.core as C
+    from fastai.callback.progress import ProgressCallback
+    from fastai.data.core import DataLoaders
+    from fastai.torch_core import set_seed
+    from arat.all import arat_learner, cifar_resnet18, DeviceImageDL
+    cuda = dev.type == 'cuda'
+    class Times(C.Callback):
+        order, run_valid = 1000, False
+        def before_fit(self): self.ts = []
+        def before_batch(self):
+            if cuda: torch.cuda.synchronize()
+            self.t = time.time()
+        def after_batch(self):
+            if cuda: torch.cuda.synchronize()
+            self.ts.append(time.time() - self.t)
+        def before_validate(self): raise C.CancelValidException()
+    g = torch.Generator().manual_seed(0)
+    xu = torch.randint(0, 256, (4 * a.bs, 3, 32, 32), generator=g, dtype=torch.uint8).to(dev)
+    yu = torch.randint(0, 10, (4 * a.bs,), generator=g).to(dev)
+    dls = DataLoaders(DeviceImageDL(xu, yu, bs=a.bs), DeviceImageDL(xu[:a.bs], yu[:a.bs], bs=a.bs, split_idx=1), device=dev)
+    res = {}
+    for comp in (False, a.compile_backend):
+        tm = Times()
+        torch.manual_seed(0)
+        learn = arat_learner(dls, cifar_resnet18(10, width=a.width).to(dev), method='arat', robust_n=0, auto_balance=False,
+                             steps=a.steps, compile=comp, cbs=tm)
+        learn.remove_cb(ProgressCallback); learn.logger = lambda *_: None
+        set_seed(1); learn.fit(1, lr=0.05)
+        res[bool(comp)] = (tm.ts, [float(v) for v in learn.recorder.losses])
+    (te, le), (tc, lc) = res[False], res[True]
+    lrel = abs(lc[0] - le[0]) / abs(le[0])
+    eager, compiled = statistics.median(te[1:]), statistics.median(tc[1:])
+    fig = dict(backend=a.compile_backend, first_step_s=round(tc[0], 1), eager_ms=round(eager * 1e3, 1), compiled_ms=round(compiled * 1e3, 1),
+               speedup=round(eager / compiled, 3), loss_rel=lrel, tolerance=2e-2)
+    print('COMPILE_CHECK ' + json.dumps([lrel <= 2e-2, fig]), flush=True)
 
 # ---------------------------------------------------------------- stage 3: speed
 def bench(a, dev, feats, out):
@@ -398,7 +425,10 @@ def bench(a, dev, feats, out):
     fa = fb.parse_args(argv)
     t0 = time.time()
     fa.budget = max(5., a.bench_budget * 0.6)
-    res = fb.run_rounds(fb.grid(fa, dev), fa, log=out.say)
+    import torch
+    torch.backends.cudnn.benchmark = dev.type == 'cuda'   # as the training will run
+    try: res = fb.run_rounds(fb.grid(fa, dev), fa, log=out.say)
+    finally: torch.backends.cudnn.benchmark = False
     rows = fb.rows(res)
     off = {} if obs else {'-': 'skipped: tiny mode without --official'}
     for bs in obs:
@@ -430,22 +460,28 @@ def plan(a, feats, bench_res, data, out):
     ar = 'arat1' if single else 'arat2'
     cl = 'on' if feats.get('channels_last') and faster(t('at', prec, 'on'), t('at', prec, 'off')) and \
         (not single or faster(t('arat1', prec, 'on'), t('arat1', prec, 'off'))) else 'off'
-    comp = feats.get('compile_figures') or {}
-    use_compile = a.train_compile == 'on' or (a.train_compile == 'auto' and feats.get('compile') and comp.get('speedup', 0) >= 1.2)
     step = {'at': t('at', prec, cl), 'arat': t(ar, prec, cl) or (t(ar, prec, 'off') and t(ar, prec, 'off') * (t('at', prec, cl) or 1) / (t('at', prec, 'off') or 1))}
     for m in step:
         if step[m] is None: step[m] = 1.0   # no measurement: a conservative guess of 1 s a step
-        if use_compile: step[m] /= comp.get('speedup', 1)
-    spe = data['n_train'] // bs
+    spe, methods = data['n_train'] // bs, a.methods.split(',')
     fwd = step['at'] / (bs * (a.steps + 1) * 3)   # one image's forward, from a PGD-AT step (attack + training pass, fwd+bwd ~ 3 fwd)
     val = (data['n_test'] + 1000) * fwd + min(a.robust_n, data['n_test']) * 21 * 3 * fwd + 1.0
-    epoch = {m: spe * step[m] + val for m in step if m in a.methods.split(',')}
+    loader = 0. if feats.get('device_data') else data['n_train'] / ((feats.get('loader_figures') or {}).get('fastai_img_s') or 2000)
+    epoch = {m: spe * step[m] + val + loader for m in step if m in methods}
+    # torch.compile pays only if its saving over the run outweighs compiling each method's graphs (the training step's, and
+    # those of validation, AutoBalance and the robust metric: about 3 times the first step's compile time, per method)
+    comp = feats.get('compile_figures') or {}
+    sp, first = comp.get('speedup') or 0, comp.get('first_step_s') or 1e9
+    saving = max(0, left(a) - 200) / 1.15 * (1 - 1 / sp) if sp > 1 else 0
+    compile_cost = 3 * first * len(epoch)
+    use_compile = a.train_compile == 'on' or (a.train_compile == 'auto' and bool(feats.get('compile')) and sp >= 1.2 and saving > compile_cost)
+    if use_compile: epoch = {m: spe * step[m] / max(sp, 1) + val + loader for m in epoch}
     eval_pgd = data['n_test'] * 21 * 3 * fwd
     # AutoAttack's forward-backward passes per image: standard ~ APGD-CE 100 + (APGD-T 9x100 + FAB-T ~2x9x100) on the robust half
     # + Square 5000 forwards (~1/3 each) on it; cheap: APGD-CE and APGD-T, n_iter each
     passes = 2300 if a.aa == 'standard' else 10 * (a.aa_iters or 100)
     aa_est = max(20. if a.aa == 'standard' else 2., a.aa_min * passes * 3 * fwd)
-    reserve = len(epoch) * (eval_pgd + aa_est) + 15
+    reserve = len(epoch) * (eval_pgd + aa_est) + 15 + (compile_cost if use_compile else 0)
     train_budget = left(a) - reserve
     E_auto = max(1, min(a.max_epochs, int(train_budget / (1.15 * sum(epoch.values()))))) if train_budget > 0 else 1
     E = a.epochs or E_auto
@@ -477,7 +513,7 @@ def train(a, dev, method, p, data, deadline, out, curve_rows, on_epoch):
         order = -900
         def __init__(self): self.stopped, self.times = None, []
         def before_epoch(self):
-            est = statistics.mean(self.times) if self.times else p['epoch_s_est'][method]
+            est = self.times[-1] if self.times else p['epoch_s_est'][method]   # the latest epoch (the first may hold compilation)
             if time.time() + 0.9 * est > deadline:
                 self.stopped = f"stopped before epoch {self.epoch + 1} of {self.n_epoch}: the time budget would run out"; raise CancelFitException()
             self.t = time.time()
@@ -504,8 +540,10 @@ def train(a, dev, method, p, data, deadline, out, curve_rows, on_epoch):
                          channels_last=p['channels_last'], compile=p['compile'] or False, cbs=[guard, Curve()], **kw)
     learn.remove_cb(ProgressCallback); learn.logger = lambda *_: None
     t0, status = time.time(), None
+    torch.backends.cudnn.benchmark = dev.type == 'cuda'   # fixed shapes: let cuDNN pick its fastest kernels (off again for evaluation)
     try: learn.fit_paper(p['E'])
     except FloatingPointError as e: status = f"diverged: {first_line(e)}"
+    finally: torch.backends.cudnn.benchmark = False
     secs = time.time() - t0
     done = sum(r['method'] == method for r in curve_rows)
     return learn, dict(epochs_trained=done, complete=done == p['E'] and status is None and guard.stopped is None,
@@ -545,6 +583,12 @@ def hardware(dev):
 
 def main(argv=None):
     a = parse_args(argv)
+    if a.compile_check:
+        import warnings; warnings.filterwarnings('ignore')
+        if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+        import torch
+        if a.device == 'cpu': torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '2')))
+        return compile_check(a, torch.device(a.device))
     out = Out(a.out)
     Path(a.work).mkdir(parents=True, exist_ok=True)
     out.say(f"device_run ({'tiny CPU rehearsal' if a.tiny else 'GPU command'}): budget {a.budget:.0f} s, out {out.dir}; "
@@ -566,6 +610,7 @@ def main(argv=None):
     rows = smoke(a, dev, data, out)
     feats = {r['feature']: r['passed'] for r in rows}
     feats['compile_figures'] = next(r['figures'] for r in rows if r['feature'] == 'compile')
+    feats['loader_figures'] = next(r['figures'] for r in rows if r['feature'] == 'device_data')
     summary['smoke'] = rows; summary['smoke_seconds'] = round(time.time() - t, 1); save()
 
     out.say(f"speed (<= {a.bench_budget:.0f} s, width {a.width}):")
