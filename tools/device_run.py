@@ -429,7 +429,8 @@ def bench(a, dev, feats, out):
     torch.backends.cudnn.benchmark = dev.type == 'cuda'   # as the training will run
     try: res = fb.run_rounds(fb.grid(fa, dev), fa, log=out.say)
     finally: torch.backends.cudnn.benchmark = False
-    rows = fb.rows(res)
+    rows = fb.rows(res); del res   # the bench's models and optimizers go
+    if dev.type == 'cuda': torch.cuda.empty_cache()
     off = {} if obs else {'-': 'skipped: tiny mode without --official'}
     for bs in obs:
         o, msg = fb.official(fa, dev, bs, timeout=max(5., a.bench_budget - (time.time() - t0)))
