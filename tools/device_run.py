@@ -634,12 +634,13 @@ def main(argv=None):
         df = pd.DataFrame(curve_rows)
         out.write('curves.csv', df.to_csv(index=False))
         if len(df):
-            import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+            import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt, matplotlib.ticker
             fig, axs = plt.subplots(1, 2, figsize=(10, 3.6))
             for m, g in df.groupby('method', sort=False):
                 axs[0].plot(g.epoch, 100 * g.clean_acc, marker='o', label=m); axs[1].plot(g.epoch, 100 * g.pgd20_acc, marker='o', label=m)
             for ax, ttl in zip(axs, ('clean accuracy (%)', f'PGD-20 accuracy (%), first {a.robust_n} test images')):
                 ax.set_xlabel('epoch'); ax.set_title(ttl); ax.legend(); ax.grid(alpha=0.3)
+                ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             fig.suptitle(f"CIFAR-10, ResNet-18 width {a.width}, {E} epochs (the paper: 100)"); fig.tight_layout()
             f = out.dir/'curves.png'; fig.savefig(f.with_suffix('.tmp.png'), dpi=100); os.replace(f.with_suffix('.tmp.png'), f); plt.close(fig)
 
