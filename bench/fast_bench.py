@@ -39,6 +39,9 @@ def parse_args(argv=None):
                    "folder (fastai layout), or 'none'")
     p.add_argument('--data-bs', type=int, default=128, help='batch size of the data-path section')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--budget', type=float, default=None, help='seconds: start no round after this (at least one measured round runs)')
+    p.add_argument('--trimmed', action='store_true', help="the GPU command's short grid (tools/device_run.py): one width, "
+                   "at/arat1/arat2 x fp32/bf16 per batch size, channels_last on for at and arat1 at the first batch size only")
     return p.parse_args(argv)
 
 args = parse_args() if __name__ == '__main__' else None
@@ -115,13 +118,14 @@ def paired(c, ref):
     rs = [c.by_round[k] / ref.by_round[k] for k in c.by_round if k in ref.by_round]
     return f"paired {statistics.median(rs):.3f} [{min(rs):.3f}-{max(rs):.3f}] over {len(rs)} rounds" if rs else ''
 
-def official(a, dev, bs):
+def official(a, dev, bs, timeout=None):
     "The authors' AR-AT and PGD-AT step times (ms) from time_official.py, or the reason they are missing."
     cands = [a.official_script] if a.official_script else ['shared/anchors/time_official.py', '../shared/anchors/time_official.py']
     script = next((Path(c) for c in cands if c and Path(c).exists()), None)
     if script is None: return None, f"time_official.py not found (looked for {', '.join(map(str, cands))})"
     cmd = [sys.executable, str(script), '--device', dev.type, '--bs', str(bs), '--n', str(a.official_n), '--threads', str(a.threads)]
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': str(a.threads)})
+    try: r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': str(a.threads)}, timeout=timeout)
+    except subprocess.TimeoutExpired: return None, f"time_official.py did not finish in {timeout:.0f} s (bs {bs})"
     res = {m: float(v) for m, v in re.findall(r"official (AR-AT|PGD-AT): median ([\d.]+) ms/step", r.stdout)}
     if len(res) != 2: return None, f"time_official.py failed (exit {r.returncode}): {(r.stderr or r.stdout).strip().splitlines()[-1:]}"
     return res, r.stdout.strip()
@@ -144,12 +148,17 @@ def loader_rate(dl, dev, max_batches=None):
         if max_batches and i + 1 >= max_batches: break
     sync(dev); return n / (time.perf_counter() - t)
 
-def main(a):
-    dev = torch.device(a.device)
-    if dev.type == 'cuda' and not torch.cuda.is_available(): sys.exit('--device cuda: no CUDA device available')
-    if dev.type == 'cpu': torch.set_num_threads(a.threads)
-    name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f"{platform.machine()} CPU, {a.threads} threads"
-    print(f"fast_bench: torch {torch.__version__}, {name}, PGD-{a.steps} (train mode), {a.rounds - 1} measured rounds x {a.per} steps")
+def trimmed_keys(a):
+    "The short grid of `--trimmed`: (method, width, bs, precision, channels_last) for the first width."
+    w, keys = a.widths[0], []
+    for i, bs in enumerate(a.bs):
+        keys += [(m, w, bs, pr, 'off') for m in a.methods for pr in a.precisions]
+        if i == 0 and 'on' in a.channels_last: keys += [(m, w, bs, pr, 'on') for m in a.methods if m != 'arat2' for pr in a.precisions]
+    return keys
+
+def grid(a, dev):
+    "The configurations of the run (the full grid, or `--trimmed`'s)."
+    if a.trimmed: return [Config(*k, a, dev) for k in trimmed_keys(a)]
     full = set(a.widths if a.full_widths is None else a.full_widths)
     wbs = {int(k): [int(v)] for k, v in (o.split('=') for o in a.width_bs)}
     cfgs = [Config(m, w, bs, pr, cl, a, dev) for w in a.widths for bs in wbs.get(w, a.bs) for m in a.methods
@@ -158,14 +167,41 @@ def main(a):
         for w in a.widths:
             try: cfgs.append(Config('arat', w, wbs.get(w, a.bs)[0], 'fp32', 'off', a, dev, compiled=True))
             except Exception as e: print(f"torch.compile: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    return cfgs
+
+def run_rounds(cfgs, a, log=print):
+    "Interleaved rounds (the first is warm-up; none starts after `a.budget` seconds once one was measured): `{key: Config}` with spans."
     t0 = time.perf_counter()
     for r in range(a.rounds):
-        k = r % len(cfgs)
+        if a.budget is not None and r > 1 and time.perf_counter() - t0 > a.budget:
+            log(f"  budget of {a.budget:.0f} s spent: {r - 1} measured round(s)"); break
+        k = r % max(len(cfgs), 1)
         for c in cfgs[k:] + cfgs[:k]:
             try: c.run(measure=r > 0)
-            except Exception as e: print(f"{c.key}: {type(e).__name__}: {str(e).splitlines()[0][:300]}"); cfgs.remove(c)
+            except Exception as e: log(f"{c.key}: {type(e).__name__}: {str(e).splitlines()[0][:300]}"); cfgs.remove(c)
         print(f"  round {r + 1}/{a.rounds} done, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    res = {c.key: c for c in cfgs if c.spans}
+    return {c.key: c for c in cfgs if c.spans}
+
+def rows(res):
+    "One dict per configuration: its key, route, median ms/step, img/s, CUDA peak MiB, AR-AT/PGD-AT (same settings)."
+    out = []
+    for key, c in res.items():
+        m, w, bs, pr, cl, comp = key
+        at = res.get(('at', w, bs, pr, cl, comp))
+        out.append(dict(method=m, width=w, bs=bs, precision=pr, channels_last=cl, compiled=comp, route=c.route,
+                        ms_step=round(c.med * 1e3, 2), img_s=round(bs / c.med, 1), peak_mib=None if c.mem is None else round(c.mem),
+                        steps_measured=len(c.spans), arat_over_at=None if at is None or m == 'at' else round(c.med / at.med, 3)))
+    return out
+
+def main(a):
+    dev = torch.device(a.device)
+    if dev.type == 'cuda' and not torch.cuda.is_available(): sys.exit('--device cuda: no CUDA device available')
+    if dev.type == 'cpu': torch.set_num_threads(a.threads)
+    name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f"{platform.machine()} CPU, {a.threads} threads"
+    print(f"fast_bench: torch {torch.__version__}, {name}, PGD-{a.steps} (train mode), {a.rounds - 1} measured rounds x {a.per} steps")
+    wbs = {int(k): [int(v)] for k, v in (o.split('=') for o in a.width_bs)}
+    t0 = time.perf_counter()
+    res = run_rounds(grid(a, dev), a)
 
     print(f"\n{'method':<15}{'width':>6}{'bs':>5}{'prec':>6}{'ch_last':>8}{'ms/step':>10}{'img/s':>9}{'peak MiB':>9}"
           f"{'AR-AT/PGD-AT':>13}{'100 ep (h)':>11}")
