@@ -64,7 +64,10 @@ QUALITY_JS = r"""(tutorial) => {
   // anything cut off or scrolled on the right: a code block, output or table wider than its box or than the article
   const right = art.getBoundingClientRect().right;
   const clipped = Array.from(art.querySelectorAll('pre, table, .cell_output > div, math')).filter(visible).filter(e =>
-      e.scrollWidth > e.clientWidth + 2 || e.getBoundingClientRect().right > right + 2).map(e => e.tagName.toLowerCase() + ': ' + short(e.textContent));
+      e.scrollWidth > e.clientWidth + 2 || e.getBoundingClientRect().right > right + 2).map(e => e.tagName.toLowerCase() + ': ' + short(e.textContent))
+    .concat(Array.from(document.querySelectorAll('.bd-sidebar-secondary a, .bd-sidebar-primary a')).filter(visible).filter(a => {
+      const box = a.closest('.bd-sidebar-secondary, .bd-sidebar-primary'); return box && a.getBoundingClientRect().right > box.getBoundingClientRect().right + 1 || a.scrollWidth > a.clientWidth + 2;
+    }).map(a => 'sidebar link: ' + short(a.textContent)));
   // an API entry with nothing under its heading but the signature (no docstring, no parameter table)
   const empty = Array.from(art.querySelectorAll('section')).filter(s => { const h = s.querySelector(':scope > h3, :scope > h4');
       if (!h) return false; const kids = Array.from(s.children).filter(k => k !== h && !k.matches('span[id]'));

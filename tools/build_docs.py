@@ -92,7 +92,7 @@ def log_table(lines):
     head = lines[0].split()
     rows = [_NUM.findall(l) for l in lines[1:]]   # a value as wide as its column runs into the next: `10261.2890620.125000`
     if not rows or any(len(r) != len(head) for r in rows): return None
-    th = ''.join(f'<th>{h}</th>' for h in head)
+    th = ''.join(f'<th>{h.replace("_", "_<wbr>")}</th>' for h in head)   # a narrow column breaks its name after `_`
     tr = ''.join('<tr>' + ''.join(f'<td>{v}</td>' for v in r) + '</tr>' for r in rows)
     return f'<table class="dataframe arat-log"><thead><tr>{th}</tr></thead><tbody>{tr}</tbody></table>'
 
