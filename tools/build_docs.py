@@ -118,7 +118,7 @@ def logs_as_tables(outputs):
         if text is None or 'epoch' not in text: res.append(o); continue
         for k, v in split_logs(text):
             if k == 'html': res.append(dict(output_type='display_data', metadata={}, data={'text/html': v, 'text/plain': v}))
-            else: res.append(dict(o, text=v + '\n'))
+            else: res.append(dict(o, text=v.rstrip('\n') + '\n'))
     return res
 
 def _hidden(c):
@@ -318,8 +318,9 @@ def stage(cfg, proc_dir, dest):
     listed = [nb for _, xs in side for nb in xs]
     errs += [f"sidebar.yml lists {nb}, which is not a notebook" for nb in listed if nb not in pages]
     errs += [f"{nb} is not in nbs/sidebar.yml" for nb in nbs if nb not in listed]
-    ad = Adapter(proc_dir, pages, cfg.doc_host.rstrip('/') + '/' + cfg.doc_baseurl.strip('/'), cfg.get('git_url', ''),
-                 cfg.get('branch', 'main'), cfg.get('readme_nb'), Path(cfg.nbs_path).name)
+    opt = lambda k, d=None: getattr(cfg, 'get', lambda k, d: getattr(cfg, k, d))(k, d)   # nbdev's config, or any namespace
+    ad = Adapter(proc_dir, pages, cfg.doc_host.rstrip('/') + '/' + cfg.doc_baseurl.strip('/'), opt('git_url', ''),
+                 opt('branch', 'main'), opt('readme_nb'), Path(cfg.nbs_path).name)
     outs = {nb: ad(nb, pages[nb]) for nb in nbs}
     anchors = {pages[nb]: {pandoc_slug(h) for c in out['cells'] if c['cell_type'] == 'markdown'
                            for h in re.findall(r'^#{1,6} +(.+?)\s*$', ''.join(c['source']), re.M)} for nb, out in outs.items()}
