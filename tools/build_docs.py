@@ -129,7 +129,7 @@ def _hidden(c):
 def end_announcements(cells):
     """A paragraph that ends in ':' announces the code under it; where that code is hidden on the page (`#| hide`, `echo:
     false`) and prose, a heading or nothing follows, the page says it as a statement ('.') and the notebook keeps its ':'."""
-    shown = [c for c in cells if not _hidden(c)]
+    shown = [c for c in cells if not _hidden(c) and not c['metadata'].get('arat_note')]   # a note stands beside its cell
     for c, nxt in zip(shown, shown[1:] + [None]):
         if c['cell_type'] != 'markdown' or (nxt is not None and nxt['cell_type'] != 'markdown'): continue
         src = ''.join(c['source']).rstrip(); last = src.rsplit('\n\n', 1)[-1].lstrip()
@@ -279,7 +279,7 @@ class Adapter:
                 what = 'needs a GPU (and the full dataset)' if 'cuda' in run else 'takes long on a CPU'
                 shown = ('the output below is what it printed where it was run' if c.get('outputs') else
                          'it has no saved output: run the notebook to see it')
-                cells.append(dict(cell_type='markdown', metadata={}, source=
+                cells.append(dict(cell_type='markdown', metadata={'arat_note': True}, source=
                     f"```{{note}}\nThe next cell is marked `#| {run[0]}`: it {what}, so the tests and the docs build "
                     f"do not run it; {shown}.\n```"))
             cells.append(c)
