@@ -37,8 +37,9 @@ SIDEBAR = """website:
 """
 
 @pytest.fixture
-def site(tmp_path):
-    "A processed-notebook folder as nbdev leaves it (_proc/), with its nbs/sidebar.yml."
+def site(tmp_path, monkeypatch):
+    "A processed-notebook folder as nbdev leaves it (_proc/), with its nbs/sidebar.yml (and no helper sections to move)."
+    monkeypatch.setattr(bd, 'HELPER_SECTIONS', {})
     proc, nbs = tmp_path/'_proc', tmp_path/'nbs'
     (proc/'tutorials').mkdir(parents=True); (nbs/'tutorials').mkdir(parents=True)
     (nbs/'sidebar.yml').write_text(SIDEBAR)
@@ -132,3 +133,80 @@ def test_output_problems():
     assert [e.split(' shows ')[1].split(':')[0] for e in errs] == ['a Python warning', 'a machine path',
                                                                  'progress-bar or terminal control characters']
     assert errs[0].startswith('b.ipynb: the output of the cell `import torch`') and '`learn.fit(1)`' in errs[2]
+
+def test_readme_links_resolve():
+    "README.md is the front page on GitHub: every relative link in it names a file of the repository (from its root)."
+    import re
+    text = (root/'README.md').read_text()
+    links = [t.split('#')[0] for t in re.findall(r'\]\(([^)\s]+)\)', text) if not re.match(r'[a-z]+:|#', t)]
+    assert len(links) >= 20, links
+    assert [t for t in links if not (root/t).is_file()] == []
+    sys.path.insert(0, str(root/'tools'))
+    import readme
+    assert (root/'README.md').read_text() == readme.readme_text(), "README.md is out of step: python tools/readme.py --write"
+
+def test_stage_readme_links_sources_and_index(site):
+    "The home page (README.md) links from the repository root; source links go to the site's own source pages; the index."
+    cfg, proc, dest = site
+    cfg.readme_nb, cfg.git_url = 'index.ipynb', 'https://github.com/arat-dev/arat'
+    dest.mkdir()
+    i = proc/'index.ipynb'; i.write_text(i.read_text().replace('(tutorials/quick.ipynb)', '(nbs/tutorials/quick.ipynb)').replace('(06_callbacks.ipynb)', '(nbs/06_callbacks.ipynb)'))
+    n, errs = bd.stage(cfg, proc, dest)
+    assert errs == []
+    assert '[quick start](tutorials/quick.ipynb)' in text(staged(dest, 'index')['cells'][1])
+    out = [c['outputs'][0]['data']['text/markdown'] for c in staged(dest, 'callbacks')['cells'] if c.get('outputs')]
+    assert f'[source]({bd.SOURCE_DIR}/arat/callbacks.py.html#L-1)' in out[0] and 'github.com' not in ''.join(out)
+    assert json.loads((dest/'_api.json').read_text()) == {'callbacks': ['ARATCallback', 'AutoBalance']}
+    # a README link written from nbs/ does not resolve on GitHub: the build says so
+    i.write_text(i.read_text().replace('(nbs/tutorials/quick.ipynb)', '(tutorials/quick.ipynb)'))
+    n, errs = bd.stage(cfg, proc, dest)
+    assert len(errs) == 1 and "the README's links start at the repository root" in errs[0]
+
+def test_source_pages(tmp_path):
+    lib = tmp_path/'arat'; lib.mkdir(); (lib/'callbacks.py').write_text('import os\n\ndef f(): pass\n')
+    assert bd.source_pages(lib, tmp_path/'html', 'arat') == 1
+    page = (tmp_path/'html'/bd.SOURCE_DIR/'arat'/'callbacks.py.html').read_text()
+    assert 'id="L-3"' in page and 'href="../../index.html"' in page
+
+def test_empty_method_entries_dropped(site):
+    "show_doc of a method with no docstring and no parameters (a callback's `before_batch`) makes no entry."
+    cfg, proc, dest = site
+    dest.mkdir()
+    cb = json.loads((proc/'06_callbacks.ipynb').read_text())
+    empty = show_doc('ARATCallback.before_batch', '')
+    empty['outputs'][0]['data']['text/markdown'] = empty['outputs'][0]['data']['text/markdown'].replace('**', '') + '\n\n```python\ndef before_batch():\n```\n'
+    cb['cells'].append(empty); (proc/'06_callbacks.ipynb').write_text(json.dumps(cb))
+    bd.stage(cfg, proc, dest)
+    heads = [text(c) for c in staged(dest, 'callbacks')['cells'] if c['cell_type'] == 'markdown' and text(c).startswith('###')]
+    assert heads == ['### ARATCallback', '### AutoBalance']
+    assert bd._empty_doc('---\n\n[source](x)\n\n### A.f\n\n```python\ndef f():\n```\n')
+    assert not bd._empty_doc('### A.f\n\n```python\ndef f(x):\n```\n\n*Does f.*')
+
+def test_logs_as_tables():
+    "fastai's text log becomes a table, also where a value fills its column and runs into the next."
+    log = ('before\nepoch     train_loss  valid_loss  clean_acc  time    \n'
+           '0         24.096327   9034.293945 0.125000   00:01     \n'
+           '1         15.614993   10261.2890620.125000   00:01\nafter\n')
+    outs = bd.logs_as_tables([dict(output_type='stream', name='stdout', text=log)])
+    assert [o['output_type'] for o in outs] == ['stream', 'display_data', 'stream']
+    assert outs[0]['text'] == 'before\n' and outs[2]['text'] == 'after\n'
+    html = outs[1]['data']['text/html']
+    assert '<td>10261.289062</td><td>0.125000</td>' in html and 'train_<wbr>loss' in html
+    bad = 'epoch     train_loss\n0         1.0  2.0\n'          # does not parse: left as text
+    assert bd.logs_as_tables([dict(output_type='stream', name='stdout', text=bad)])[0]['text'] == bad
+
+def test_end_announcements():
+    "A paragraph ending in ':' whose code is hidden on the page ends in '.'; one before shown code keeps its ':'."
+    shown = code('x = 1')
+    hidden = dict(code('y = 2'), metadata={'tags': ['remove-input']}, outputs=[])
+    cells = [md('Then the check:'), hidden, md('More prose.'), md('The steps:'), shown, md('- a list:'), md('end:')]
+    bd.end_announcements(cells)
+    assert [text(c) for c in cells if c['cell_type'] == 'markdown'] == ['Then the check.', 'More prose.', 'The steps:', '- a list:', 'end.']
+
+def test_move_helpers():
+    cells = [md('# T'), md('## Checking options\n\nHelpers.'), md('### check_number'), md('Intro.\n\n## Metrics'), md('### clean_acc')]
+    out, errs = bd.move_helpers(cells, ['Checking options'], 'x.ipynb')
+    assert errs == []
+    assert [text(c).split('\n')[0] for c in out] == ['# T', '## Metrics', '### clean_acc', '## Helpers',
+                                                     '### Checking options', '#### check_number', 'Intro.']
+    assert 'not H2 headings' in bd.move_helpers(cells, ['Nope'], 'x.ipynb')[1][0]

@@ -17,6 +17,26 @@ conf_dir = root/'tools'/'sphinx'   # conf.py, the Sphinx helpers, the CSS
 sys.path.insert(0, str(conf_dir))
 from arat_sphinx import pandoc_slug
 
+# Where show_doc's "source" links go, in one place: the module's own source, rendered on the site by `source_pages`
+# (nbdev links it to `git_url`/blob/`branch`/arat/x.py#Ln, a repository the reader may not reach); `None`: no links.
+SOURCE_DIR = '_src'
+
+# The sections of an API page that hold its helpers, moved after the public classes and functions (under "Helpers"),
+# by their H2 heading (a heading not found fails the build). The notebooks keep their literate order.
+HELPER_SECTIONS = {
+    '00_data.ipynb': ['Reading a folder', 'Checking the images'],
+    '02_dualbn.ipynb': ['Finding the BatchNorms'],
+    '03_attacks.ipynb': ['Plain tensors'],
+    '04_features.ipynb': ['Finding modules'],
+    '06_callbacks.ipynb': ['Checking options'],
+    '08_learner.ipynb': ['The step schedule'],
+    '09_evaluate.ipynb': ['Getting the evaluation tensors'],
+    '10_report.ipynb': ['Writing files safely'],
+    '11_runs.ipynb': ['Random states', 'Saving without a window for corruption'],
+    '12_cli.ipynb': ['Methods, architectures, datasets', 'Checking the arguments', 'The configuration of a run',
+                     'Building the run', 'Finishing the run'],
+}
+
 def _fm(src):
     "The YAML front matter of an nbdev-processed notebook's raw cell, as a dict (None if it has none)."
     import yaml
@@ -65,11 +85,120 @@ def output_problems(nb_name, nb):
 _REF = re.compile(r'\[([^\]]*)\]\(@@ref:([^|]*)\|([^|]*)\|([^@]*)@@\)')   # a link to another page, resolved once all anchors are known
 _LINK = re.compile(r'(\]\()([^)\s]+)(\))(\{[^}]*\})?')   # markdown link target, with an optional Pandoc {attrs}
 
+_NUM = re.compile(r'-?(?:\d+\.\d{6}|nan|inf)|\d\d:\d\d(?::\d\d)?|\d+|\S+')   # fastprogress prints floats with 6 decimals
+
+def log_table(lines):
+    "fastai's text training log (a header `epoch train_loss ...`, a row per epoch) as an HTML table; None if it does not parse."
+    head = lines[0].split()
+    rows = [_NUM.findall(l) for l in lines[1:]]   # a value as wide as its column runs into the next: `10261.2890620.125000`
+    if not rows or any(len(r) != len(head) for r in rows): return None
+    th = ''.join(f'<th>{h.replace("_", "_<wbr>")}</th>' for h in head)   # a narrow column breaks its name after `_`
+    tr = ''.join('<tr>' + ''.join(f'<td>{v}</td>' for v in r) + '</tr>' for r in rows)
+    return f'<table class="dataframe arat-log"><thead><tr>{th}</tr></thead><tbody>{tr}</tbody></table>'
+
+def split_logs(text):
+    "A stream's text as [('text', str) | ('html', table)]: each fastai training log in it becomes a table."
+    out, lines, i = [], text.split('\n'), 0
+    while i < len(lines):
+        if re.match(r'epoch\s+\w', lines[i]) and i + 1 < len(lines) and re.match(r'\d+\s', lines[i+1]):
+            j = i + 1
+            while j < len(lines) and re.match(r'\d+\s', lines[j]): j += 1
+            t = log_table([l.rstrip() for l in lines[i:j]])
+            if t: out.append(('html', t)); i = j; continue
+        if out and out[-1][0] == 'text': out[-1] = ('text', out[-1][1] + '\n' + lines[i])
+        else: out.append(('text', lines[i]))
+        i += 1
+    return [(k, v) for k, v in out if k == 'html' or v.strip()]
+
+def logs_as_tables(outputs):
+    "Outputs with every training log printed in a stream turned into an HTML table."
+    res = []
+    for o in outputs:
+        text = ''.join(o['text']) if o.get('output_type') == 'stream' else None
+        if text is None or 'epoch' not in text: res.append(o); continue
+        for k, v in split_logs(text):
+            if k == 'html': res.append(dict(output_type='display_data', metadata={}, data={'text/html': v, 'text/plain': v}))
+            else: res.append(dict(o, text=v.rstrip('\n') + '\n'))
+    return res
+
+def _hidden(c):
+    "A cell that shows nothing on the page (its input removed, no output to show)."
+    tags = c['metadata'].get('tags', [])
+    return c['cell_type'] == 'code' and 'remove-input' in tags and ('remove-output' in tags or not c.get('outputs'))
+
+def end_announcements(cells):
+    """A paragraph that ends in ':' announces the code under it; where that code is hidden on the page (`#| hide`, `echo:
+    false`) and prose, a heading or nothing follows, the page says it as a statement ('.') and the notebook keeps its ':'."""
+    shown = [c for c in cells if not _hidden(c) and not c['metadata'].get('arat_note')]   # a note stands beside its cell
+    for c, nxt in zip(shown, shown[1:] + [None]):
+        if c['cell_type'] != 'markdown' or (nxt is not None and nxt['cell_type'] != 'markdown'): continue
+        src = ''.join(c['source']).rstrip(); last = src.rsplit('\n\n', 1)[-1].lstrip()
+        if src.endswith(':') and not src.endswith('::') and not re.match(r'([-*+>|#]|\d+\.|```|\$\$|:::)', last):
+            c['source'] = src[:-1] + '.'
+
+def _empty_doc(md):
+    "show_doc's output with nothing but the source link and the signature: no docstring, no parameter table."
+    rest = re.sub(r'```.*?```', '', md, flags=re.S)
+    rest = re.sub(r'\[source\]\([^)]*\)(\{[^}]*\})?', '', rest)
+    return not re.sub(r'(?m)^#{2,6} .*$|^-{3,}\s*$', '', rest).strip()
+
+def move_helpers(cells, sections, src_nb):
+    "The H2 sections titled in `sections` moved to the end of the page, one level down, under a `## Helpers` heading."
+    split = []   # a markdown cell with an H2 inside becomes two, so that every section starts a cell
+    for c in cells:
+        parts = re.split(r'\n+(?=## )', ''.join(c['source'])) if c['cell_type'] == 'markdown' and '```' not in ''.join(c['source']) else [c]
+        split += [dict(c, source=t) if i == 0 else dict(cell_type='markdown', metadata={}, source=t) for i, t in enumerate(parts)] if c['cell_type'] == 'markdown' and len(parts) > 1 else [c]
+    cells = split
+    starts = [i for i, c in enumerate(cells) if c['cell_type'] == 'markdown' and re.match(r'## ', ''.join(c['source']))]
+    title = lambda i: ''.join(cells[i]['source']).split('\n', 1)[0][3:].strip()
+    found = {title(i): i for i in starts}
+    missing = [t for t in sections if t not in found]
+    if missing: return cells, [f"{src_nb}: build_docs.HELPER_SECTIONS names {missing}, not H2 headings at the start of a cell there"]
+    spans = {t: (found[t], next((j for j in starts if j > found[t]), len(cells))) for t in sections}
+    moved = set(i for a, b in spans.values() for i in range(a, b))
+    tail = [dict(cell_type='markdown', metadata={}, source="## Helpers\n\nThe pieces the classes and functions above are built from.")]
+    for t in sections:
+        a, b = spans[t]
+        for c in cells[a:b]:
+            if c['cell_type'] == 'markdown': c['source'] = re.sub(r'(?m)^(#{2,5}) ', r'#\1 ', ''.join(c['source']))
+            tail.append(c)
+    return [c for i, c in enumerate(cells) if i not in moved] + tail, []
+
+def source_pages(lib, dest, title):
+    "Each module of the library as a page of its own (`SOURCE_DIR`/arat/x.py.html), lines anchored `#L-n`, for the source links."
+    from pygments import highlight
+    from pygments.lexers import PythonLexer
+    from pygments.formatters import HtmlFormatter
+    fmt = HtmlFormatter(linenos='inline', lineanchors='L', anchorlinenos=True, cssclass='source')
+    css = fmt.get_style_defs('.source') + ('\nbody{font-family:system-ui,sans-serif;margin:1em 2em} pre{white-space:pre-wrap;'
+           'overflow-wrap:anywhere;font-size:13px} .source .linenos{color:#888;user-select:none} :target{background:#fff3b0}')
+    n = 0
+    for f in sorted(lib.rglob('*.py')):
+        rel = f.relative_to(lib.parent).as_posix()
+        out = dest/SOURCE_DIR/(rel + '.html'); out.parent.mkdir(parents=True, exist_ok=True)
+        home = posixpath.relpath('index.html', posixpath.dirname(f'{SOURCE_DIR}/{rel}'))
+        out.write_text(f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{rel} · {title}</title>'
+                       f'<link rel="icon" href="{posixpath.relpath("_static/favicon.svg", posixpath.dirname(f"{SOURCE_DIR}/{rel}"))}">'
+                       f'<style>{css}</style></head><body><p><a href="{home}">{title}</a> / <code>{rel}</code> '
+                       f'(generated from the notebooks by nbdev-export)</p>{highlight(f.read_text(), PythonLexer(), fmt)}</body></html>')
+        n += 1
+    return n
+
 class Adapter:
     "Turns nbdev-processed notebooks (written for Quarto) into notebooks myst-nb renders the same way."
-    def __init__(self, proc, pages, doc_url):
+    def __init__(self, proc, pages, doc_url, git_url='', branch='main', readme_nb=None, nbs_dir='nbs'):
         self.proc, self.pages, self.doc_url, self.errors = proc, pages, doc_url.rstrip('/') + '/', []
         self.by_html = {p + '.html': p for p in pages.values()}
+        self.readme_nb, self.nbs_dir = readme_nb, nbs_dir.strip('/')
+        self.api = {}   # page -> the names documented there (show_doc), for the general index (arat_sphinx.ApiIndex)
+        self.src_url = re.compile(re.escape(git_url.rstrip('/')) + r'/blob/[^/]+/([\w/]+\.py)#L(\d+)') if git_url else None
+
+    def source(self, md, page):
+        "show_doc's source link to the library's own source page (`SOURCE_DIR`), or no link (SOURCE_DIR None)."
+        if not self.src_url: return md
+        if SOURCE_DIR is None: return re.sub(r'\[source\]\([^)]*\)(\{[^}]*\})?', '', md)
+        to = lambda m: posixpath.relpath(f"{SOURCE_DIR}/{m.group(1)}.html", posixpath.dirname(page) or '.') + f"#L-{m.group(2)}"
+        return self.src_url.sub(to, md)
 
     def link(self, target, src_nb, page):
         "Links to notebooks, and nbdev's API links to the public site, become references to local pages."
@@ -79,6 +208,10 @@ class Adapter:
             if rel not in self.by_html: self.errors.append(f"{src_nb}: link to {target}: no such page"); return target
             dest = self.by_html[rel]
         elif url.endswith('.ipynb') and '://' not in url:
+            if src_nb == self.readme_nb:   # the home page is also README.md: its links are relative to the repository root
+                if not url.startswith(self.nbs_dir + '/'):
+                    self.errors.append(f"{src_nb}: link to {target}: the README's links start at the repository root ({self.nbs_dir}/...)"); return target
+                url = url[len(self.nbs_dir) + 1:]
             nb = posixpath.normpath(posixpath.join(posixpath.dirname(src_nb), url))
             if nb not in self.pages: self.errors.append(f"{src_nb}: link to {target}: no such notebook"); return target
             dest = self.pages[nb]
@@ -128,23 +261,31 @@ class Adapter:
             tags = c['metadata'].setdefault('tags', [])
             if flags.get('echo') == 'false': tags.append('remove-input')
             if flags.get('output') == 'false': tags.append('remove-output')
-            for o in c.get('outputs', []):
+            c['outputs'] = logs_as_tables(c.get('outputs', []))
+            skip = False
+            for o in c['outputs']:
                 if 'text/markdown' not in o.get('data', {}): continue
-                v = o['data']['text/markdown']; v = self.md(v if isinstance(v, str) else ''.join(v), src_nb, page)
+                v = o['data']['text/markdown']; v = self.source(self.md(v if isinstance(v, str) else ''.join(v), src_nb, page), page)
                 heads = re.findall(r'^(#{2,6} .+)$', v, re.M)
                 if len(heads) == 1:   # show_doc's heading becomes a real one: in the page contents, an anchor for links
-                    cells.append(dict(cell_type='markdown', metadata={}, source=heads[0]))
+                    name = heads[0].lstrip('#').strip()
+                    if '.' in name and _empty_doc(v): skip = True; break   # a method with no docs of its own: no entry
+                    cells.append(dict(cell_type='markdown', metadata={}, source=heads[0])); self.api.setdefault(page, []).append(name)
                     v = re.sub(r'^---\s*\n', '', v.replace(heads[0], '', 1))
                 o['data']['text/markdown'] = v
+            if skip: continue
             run = [f for f in ('slow', 'cuda') if f in flags]
             if run:                                            # not run by the tests or the docs build: say so
                 what = 'needs a GPU (and the full dataset)' if 'cuda' in run else 'takes long on a CPU'
                 shown = ('the output below is what it printed where it was run' if c.get('outputs') else
                          'it has no saved output: run the notebook to see it')
-                cells.append(dict(cell_type='markdown', metadata={}, source=
+                cells.append(dict(cell_type='markdown', metadata={'arat_note': True}, source=
                     f"```{{note}}\nThe next cell is marked `#| {run[0]}`: it {what}, so the tests and the docs build "
                     f"do not run it; {shown}.\n```"))
             cells.append(c)
+        if src_nb in HELPER_SECTIONS:
+            cells, errs = move_helpers(cells, HELPER_SECTIONS[src_nb], src_nb); self.errors += errs
+        end_announcements(cells)
         for i, c in enumerate(cells): c.setdefault('id', f'docs-{i}')
         nb['cells'] = cells
         return nb
@@ -177,7 +318,9 @@ def stage(cfg, proc_dir, dest):
     listed = [nb for _, xs in side for nb in xs]
     errs += [f"sidebar.yml lists {nb}, which is not a notebook" for nb in listed if nb not in pages]
     errs += [f"{nb} is not in nbs/sidebar.yml" for nb in nbs if nb not in listed]
-    ad = Adapter(proc_dir, pages, cfg.doc_host.rstrip('/') + '/' + cfg.doc_baseurl.strip('/'))
+    opt = lambda k, d=None: getattr(cfg, 'get', lambda k, d: getattr(cfg, k, d))(k, d)   # nbdev's config, or any namespace
+    ad = Adapter(proc_dir, pages, cfg.doc_host.rstrip('/') + '/' + cfg.doc_baseurl.strip('/'), opt('git_url', ''),
+                 opt('branch', 'main'), opt('readme_nb'), Path(cfg.nbs_path).name)
     outs = {nb: ad(nb, pages[nb]) for nb in nbs}
     anchors = {pages[nb]: {pandoc_slug(h) for c in out['cells'] if c['cell_type'] == 'markdown'
                            for h in re.findall(r'^#{1,6} +(.+?)\s*$', ''.join(c['source']), re.M)} for nb, out in outs.items()}
@@ -191,6 +334,7 @@ def stage(cfg, proc_dir, dest):
                 out['cells'].append(dict(cell_type='markdown', id=f'toc-{len(out["cells"])}', metadata={}, source=f"```{{toctree}}\n{opts}\n" + '\n'.join(docs) + '\n```'))
         p = dest/(pages[nb] + '.ipynb'); p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(out, indent=1))
+    (dest/'_api.json').write_text(json.dumps(ad.api))
     errs += ad.errors
     return len(nbs), errs
 
@@ -210,6 +354,7 @@ def build(out=None, n_workers=2, force=False):
                          '-d', str(Path(tmp)/'doctrees'), str(src), str(html)])
         if rc: sys.exit(f"docs: Sphinx failed (exit {rc}): the warnings above are errors")
         (html/'.nojekyll').touch()
+        if SOURCE_DIR: source_pages(Path(cfg.lib_path), html, cfg.lib_name)
         if out.exists(): shutil.rmtree(out)
         shutil.copytree(html, out)
     print(f"docs: {n} pages in {out.relative_to(root) if out.is_relative_to(root) else out}/ "

@@ -25,7 +25,8 @@ exclude_patterns = ['_build', '**.ipynb_checkpoints']
 html_theme = 'sphinx_book_theme'
 html_copy_source = False
 html_show_sourcelink = False
-html_theme_options = dict(repository_url=cfg.get('git_url', ''), use_repository_button=True,
+# no link to the repository: the source shown is the site's own (build_docs.SOURCE_DIR), the one place source links are set
+html_theme_options = dict(use_repository_button=False,
                           use_download_button=False, home_page_in_toc=True, show_toc_level=2)
 html_static_path = ['_static']
 html_css_files = ['arat.css']
