@@ -10,7 +10,7 @@ The wheels are the packages arat imports (fastai, pyautoattack) and everything t
 this environment (the ones the tests pass with), less what the GPU machine already has (`DEVICE_HAS`, from the device
 notes' package list) and less spaCy (fastai's text models need it; fastai.vision and arat never import it).
 """
-import argparse, base64, hashlib, importlib.metadata as md, json, os, re, shutil, subprocess, sys, tempfile, zipfile
+import argparse, base64, importlib.metadata as md, json, os, re, shutil, subprocess, sys, tempfile, zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,15 +97,10 @@ def download(pins, dest):
     missing = [n for n in pins if not any(wheel_name(f) == n for f in dest.glob('*.whl'))]
     if missing: sys.exit(f"prepare_device: no wheel for {', '.join(missing)} in {dest}")
 
-def sha256(f):
-    h = hashlib.sha256()
-    with open(f, 'rb') as fh:
-        for b in iter(lambda: fh.read(1 << 20), b''): h.update(b)
-    return h.hexdigest()
-
 def copy_file(src, dst):
     "Copy `src` to `dst` atomically, unless an identical copy is there."
-    if dst.exists() and dst.stat().st_size == src.stat().st_size and sha256(dst) == sha256(src): return False
+    from arat.report import file_sha256   # here, so that the size checks run without importing torch
+    if dst.exists() and dst.stat().st_size == src.stat().st_size and file_sha256(dst) == file_sha256(src): return False
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + '.tmp'); shutil.copyfile(src, tmp); os.replace(tmp, dst)
     return True
