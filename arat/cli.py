@@ -261,8 +261,9 @@ def _resolve(cfg):
     return cfg
 
 # %% ../nbs/12_cli.ipynb #0d9ce479
-_RESUME_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers', 'eval_n', 'epochs', 'overwrite', 'debug', 'nproc')
 _NOT_SAVED = ('resume', 'stop_after', 'overwrite', 'debug', 'nproc')
+_RESUME_CHANGES = ('epochs', 'eval_n', 'device', 'num_workers', 'quiet')   # saved settings that `--resume` may change
+_RESUME_FREE = ('out',) + _NOT_SAVED + _RESUME_CHANGES
 _SETTINGS_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers', 'overwrite', 'debug', 'nproc')
 
 # settings added by later versions: a saved configuration without one ran with its default
@@ -413,7 +414,7 @@ def _check_unchanged(cfg, state, out):
     k = next((k for k in old if k not in _RESUME_FREE + ('world_size',) and now.get(k, '<none>') != old[k]), None)
     if k is None: return
     raise CliError(f"{out/'config.json'}: {k} is {now.get(k, '<none>')!r} there, but the run trained with {old[k]!r} ({out/'resume.pth'} "
-                   f"records its settings); --resume changes only {', '.join('--' + f.replace('_', '-') for f in ('epochs', 'eval_n', 'device', 'num_workers', 'quiet'))}: "
+                   f"records its settings); --resume changes only {', '.join('--' + f.replace('_', '-') for f in _RESUME_CHANGES)}: "
                    f"restore {k}, or start a new run in another --out")
 
 # %% ../nbs/12_cli.ipynb #61189939
