@@ -8,6 +8,7 @@ Docs: https://arat-dev.github.io/arat/all.html.md"""
 __all__ = []
 
 # %% ../nbs/99_all.ipynb #77c2befe
+from .checks import *
 from .data import *
 from .models import *
 from .dualbn import *
@@ -23,6 +24,6 @@ from .runs import *
 
 # %% ../nbs/99_all.ipynb #ef178cbd
 import importlib as _importlib
-_MODULES = ('data', 'models', 'dualbn', 'attacks', 'features', 'losses', 'callbacks', 'baselines', 'learner',
+_MODULES = ('checks', 'data', 'models', 'dualbn', 'attacks', 'features', 'losses', 'callbacks', 'baselines', 'learner',
             'evaluate', 'report', 'runs')
 __all__ = [n for _m in _MODULES for n in _importlib.import_module(f'arat.{_m}').__all__]

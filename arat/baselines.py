@@ -12,6 +12,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.torch_core import get_model
 from fastcore.basics import store_attr, patch
 from fastcore.meta import delegates
+from .checks import *
 from .models import *
 from .dualbn import *
 from .attacks import *

@@ -24,36 +24,13 @@ from .dualbn import *
 from .attacks import *
 from .features import *
 from .losses import *
+from .checks import check_number, check_choice
+
 
 # %% auto #0
-__all__ = ['check_number', 'check_choice', 'clean_acc', 'sum_over_processes', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback',
-           'default_gamma', 'ensure_in_optimizer', 'ARATCallback', 'AutoBalance', 'GradSimCallback',
-           'DeviceMixedPrecision', 'NonFiniteGuard']
-
-# %% ../nbs/06_callbacks.ipynb #3d3089fe
-def check_number(owner:str, # who checks (a class name), for the message
-                 name:str, # the option
-                 v, # its value
-                 lo:float=0, # the smallest value allowed
-                 integer:bool=False, # whole numbers only
-                 none_ok:bool=False, # `None` allowed (a default chosen later)
-                 hint:str=''): # what to do instead, appended to the message
-    "`v` if it is a finite number (whole if `integer`) >= `lo`, or `None` when `none_ok`; else a one-line `ValueError`."
-    if v is None and none_ok: return v
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(v, kind) and not isinstance(v, bool) and math.isfinite(v) and v >= lo: return v
-    want = ('a whole number' if integer else 'a finite number') + f' >= {lo}' + (' or None' if none_ok else '')
-    raise ValueError(f"{owner}: {name} must be {want}, got {v!r}" + (f"; {hint}" if hint else ''))
-
-# %% ../nbs/06_callbacks.ipynb #cf586fc1
-def check_choice(owner:str, # who checks (a class name), for the message
-                 name:str, # the option
-                 v, # its value
-                 choices, # the values allowed
-                 hint:str=''): # what to do instead, appended to the message
-    "`v` if it is one of `choices` (of the same type: `1` is not `True`), else a one-line `ValueError`."
-    if any(type(v) is type(c) and v == c for c in choices): return v
-    raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}, got {v!r}" + (f"; {hint}" if hint else ''))
+__all__ = ['clean_acc', 'sum_over_processes', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback', 'default_gamma',
+           'ensure_in_optimizer', 'ARATCallback', 'AutoBalance', 'GradSimCallback', 'DeviceMixedPrecision',
+           'NonFiniteGuard']
 
 # %% ../nbs/06_callbacks.ipynb #f2a371a0
 def _check_attack(owner, eps, step_size, steps, norm='Linf'):

@@ -23,6 +23,7 @@ from fastai.optimizer import OptimWrapper
 from fastai.torch_core import get_model, num_distrib
 from fastai.distributed import DistributedDL, DistributedTrainer
 import torch.distributed as dist
+from .checks import *
 from .dualbn import *
 from .attacks import pgd, model_mode
 from .callbacks import *
