@@ -19,11 +19,11 @@ from .callbacks import *
 from .baselines import *
 from .learner import *
 from .evaluate import *
-from .report import *
 from .runs import *
+from .report import *
 
 # %% ../nbs/99_all.ipynb #ef178cbd
 import importlib as _importlib
 _MODULES = ('checks', 'data', 'models', 'dualbn', 'attacks', 'features', 'losses', 'callbacks', 'baselines', 'learner',
-            'evaluate', 'report', 'runs')
+            'evaluate', 'runs', 'report')
 __all__ = [n for _m in _MODULES for n in _importlib.import_module(f'arat.{_m}').__all__]

@@ -26,8 +26,8 @@ from .callbacks import GradSimCallback
 from .baselines import StandardCallback
 from .learner import METHODS, sched_milestones, method_options, method_callbacks, arat_learner, SWACallback, _compile_kwargs
 from .evaluate import evaluate_robustness, eps_text
-from .report import robustness_report, plot_log, save_grad_sim, atomic_write, results_record, write_results
-from .runs import ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, save_atomically
+from .report import robustness_report, plot_log, save_grad_sim, results_record, write_results
+from .runs import atomic_write, ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, save_atomically
 
 # %% auto #0
 __all__ = ['ARCHS', 'DATASETS', 'RECIPES', 'METHOD_FLAGS', 'ATTACK_FLAGS', 'DEVICE_DATA', 'DEFAULT_EPS', 'SAMPLE_DEFAULTS',

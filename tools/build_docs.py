@@ -31,8 +31,7 @@ HELPER_SECTIONS = {
     '06_callbacks.ipynb': ['Checking options'],
     '08_learner.ipynb': ['The step schedule'],
     '09_evaluate.ipynb': ['Getting the evaluation tensors'],
-    '10_report.ipynb': ['Writing files safely'],
-    '11_runs.ipynb': ['Random states', 'Saving without a window for corruption'],
+    '10_runs.ipynb': ['Random states', 'Saving without a window for corruption'],
     '12_cli.ipynb': ['Methods, architectures, datasets', 'Checking the arguments', 'The configuration of a run',
                      'Building the run', 'Finishing the run'],
 }

@@ -99,7 +99,7 @@ def download(pins, dest):
 
 def copy_file(src, dst):
     "Copy `src` to `dst` atomically, unless an identical copy is there."
-    from arat.report import file_sha256   # here, so that the size checks run without importing torch
+    from arat.runs import file_sha256   # here, so that the size checks run without importing torch
     if dst.exists() and dst.stat().st_size == src.stat().st_size and file_sha256(dst) == file_sha256(src): return False
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + '.tmp'); shutil.copyfile(src, tmp); os.replace(tmp, dst)
