@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.torch_core import get_model
 from .dualbn import local_bn
+from .checks import check_attack, check_choice
 
 # %% auto #0
 __all__ = ['plain_tensor', 'model_mode', 'pgd', 'fgsm']
@@ -27,26 +28,12 @@ _MODES = ('train', 'eval', None)
 def model_mode(model:nn.Module, # the model the attack runs on
                mode:str|None): # 'train', 'eval', or None to leave the model's modes as they are
     "Put `model` in `mode` for the block and restore every submodule's `training` flag afterwards."
-    if mode not in _MODES: raise ValueError(f"the attack mode (model mode during the attack) must be 'train', 'eval' or None, got {mode!r}")
+    check_choice('model_mode', 'mode', mode, _MODES, hint="the model's mode during the attack")
     saved = [(m, m.training) for m in model.modules()]
     if mode is not None: model.train(mode == 'train')
     try: yield model
     finally:
         for m, t in saved: m.training = t
-
-# %% ../nbs/03_attacks.ipynb #f3145c4e
-def _bad_number(v, lo, integer=False):
-    "True unless `v` is a finite real number >= `lo` (and a whole number if `integer`)."
-    if isinstance(v, (str, bool)): return True
-    try: f = float(v)
-    except (TypeError, ValueError): return True
-    return not (math.isfinite(f) and f >= lo and (not integer or f == int(f)))
-
-def _check_numbers(eps, step_size, steps, restarts):
-    if _bad_number(eps, 0): raise ValueError(f"eps must be a finite number >= 0 (the L∞ radius in [0,1] pixels; 1 is unbounded), got {eps!r}")
-    if _bad_number(step_size, 0): raise ValueError(f"step_size must be a finite number >= 0, got {step_size!r}")
-    if _bad_number(steps, 0, True): raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if _bad_number(restarts, 1, True): raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
 
 # %% ../nbs/03_attacks.ipynb #4b5805c1
 def _check_x(x):
@@ -83,16 +70,6 @@ def _check_inputs(x, y, loss_fn):
     return ys[1] if ys else None
 
 # %% ../nbs/03_attacks.ipynb #44e57f18
-_STARTS = (True, False, 'uniform', 'normal', 'inplace')
-_NORMS = ('Linf', 'L2')
-
-def _check_start(random_start, start_std, norm='Linf'):
-    if not any(random_start is s or (isinstance(s, str) and random_start == s) for s in _STARTS):
-        raise ValueError(f"random_start must be True/'uniform', 'normal', 'inplace' or False, got {random_start!r}")
-    if _bad_number(start_std, 0): raise ValueError(f"start_std must be a finite number >= 0, got {start_std!r}")
-    if not (isinstance(norm, str) and norm in _NORMS): raise ValueError(f"norm must be 'Linf' or 'L2', got {norm!r}")
-    if random_start == 'inplace' and norm != 'Linf': raise ValueError("random_start='inplace' is the public code's L∞ start; use norm='Linf'")
-
 def _per_example(v, x): return v.view(-1, *[1] * (x.ndim - 1))
 
 def _l2(t): return t.flatten(1).norm(p=2, dim=1)
@@ -193,7 +170,8 @@ def pgd(model:nn.Module, # the model to attack; it takes [0,1] pixels
         start_std:float=0.001, # std of the 'normal' start
         norm:str='Linf'): # the threat model: 'Linf' or 'L2'
     "PGD adversarial examples for `x` (detached, in the L∞ or L2 ε-ball and in [0,1]); `x` and the parameters' `.grad` are untouched."
-    _check_numbers(eps, step_size, steps, restarts); _check_start(random_start, start_std, norm)
+    check_attack('pgd', eps, step_size, steps, norm, random_start, start_std=start_std, restarts=restarts)
+    check_choice('pgd', 'attack_mode', attack_mode, _MODES)
     x, y = plain_tensor(x), plain_tensor(y)
     y_max = _check_inputs(x, y, loss_fn)
     if random_start == 'inplace': x, random_start = _noise_in_place(x, eps), False
@@ -218,4 +196,5 @@ def fgsm(model:nn.Module, # the model to attack; it takes [0,1] pixels
          attack_mode:str|None='eval', # model mode during the attack
          norm:str='Linf'): # 'Linf' (FGSM) or 'L2' (the fast gradient method: one step of length ε along the normalized gradient)
     "FGSM adversarial examples: `x + eps·sign(∇x loss)` (L2: `x + eps·∇/‖∇‖₂`), clipped to [0,1]."
+    check_attack('fgsm', eps, eps, 1, norm, random_start=False)
     return pgd(model, x, y, eps=eps, step_size=eps, steps=1, random_start=False, loss_fn=loss_fn, attack_mode=attack_mode, norm=norm)

@@ -6,39 +6,26 @@ Docs: https://arat-dev.github.io/arat/callbacks.html.md"""
 
 # %% ../nbs/06_callbacks.ipynb #ea20478b
 from __future__ import annotations
-import math, numbers
+import math, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F, torch.distributed as dist
 from contextlib import nullcontext
 from functools import partial
-import pandas as pd
-import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import store_attr, ifnone, patch
 from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision, AMPMode
-from fastai.learner import Learner, Metric, ValueMetric
-from fastai.optimizer import OptimWrapper
+from fastai.learner import Metric, ValueMetric
 from fastai.torch_core import get_model
-import torch.distributed as dist
+from .checks import *
 from .dualbn import *
 from .attacks import *
 from .features import *
 from .losses import *
-from .checks import check_number, check_choice
-
 
 # %% auto #0
-__all__ = ['clean_acc', 'sum_over_processes', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback', 'default_gamma',
-           'ensure_in_optimizer', 'ARATCallback', 'AutoBalance', 'GradSimCallback', 'DeviceMixedPrecision',
+__all__ = ['clean_acc', 'sum_over_processes', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback', 'default_gamma', 'ARATCallback',
+           'AutoBalance', 'GradSimCallback', 'grad_sim_summary', 'plot_grad_sim_curve', 'DeviceMixedPrecision',
            'NonFiniteGuard']
-
-# %% ../nbs/06_callbacks.ipynb #f2a371a0
-def _check_attack(owner, eps, step_size, steps, norm='Linf'):
-    check_choice(owner, 'norm', norm, ('Linf', 'L2'))
-    l2 = norm == 'L2'
-    check_number(owner, 'eps', eps, hint='the L2 radius of [0,1] images, e.g. 0.5' if l2 else 'the L∞ radius in [0,1] pixel units, e.g. 8/255')
-    check_number(owner, 'step_size', step_size, hint='the L2 length of a step, e.g. eps/4' if l2 else 'in [0,1] pixel units, e.g. 2/255')
-    check_number(owner, 'steps', steps, integer=True, hint='the number of PGD steps, e.g. 10')
 
 # %% ../nbs/06_callbacks.ipynb #6614b815
 def clean_acc(inp, targ):
@@ -65,13 +52,14 @@ class RobustAccuracy(Metric):
                  metric_name:str='robust_acc', # the name the Recorder shows
                  norm:str='Linf'): # the threat model: 'Linf' or 'L2'
         check_number('RobustAccuracy', 'n', n, lo=1, integer=True, hint='the number of validation images to attack')
-        _check_attack('RobustAccuracy', eps, step_size, steps, norm); check_number('RobustAccuracy', 'seed', seed, integer=True)
+        check_attack('RobustAccuracy', eps, step_size, steps, norm); check_number('RobustAccuracy', 'seed', seed, integer=True)
         store_attr()
+    value = property(lambda self: self.correct / self.count if self.count else None)
+    name = property(lambda self: self.metric_name)
 
 # %% ../nbs/06_callbacks.ipynb #8262f0a7
 @patch
 def reset(self:RobustAccuracy): self.correct, self.count = 0, 0
-
 @patch
 def accumulate(self:RobustAccuracy, learn):
     if self.count >= self.n: return
@@ -83,13 +71,6 @@ def accumulate(self:RobustAccuracy, learn):
     with torch.no_grad(): c = (get_model(learn.model)(xa).argmax(-1) == y).sum().item()
     c, k = sum_over_processes(c, k)
     self.correct, self.count = self.correct + int(c), self.count + int(k)
-
-# %% ../nbs/06_callbacks.ipynb #c1ee9f24
-@patch(as_prop=True)
-def value(self:RobustAccuracy): return self.correct / self.count if self.count else None
-
-@patch(as_prop=True)
-def name(self:RobustAccuracy): return self.metric_name
 
 # %% ../nbs/06_callbacks.ipynb #00965d0f
 class AdvTrainCallback(Callback):
@@ -104,11 +85,8 @@ class AdvTrainCallback(Callback):
                  random_start=True, # True: uniform in the ε-ball; False: none; 'inplace': the public AR-AT code's (see below)
                  norm:str='Linf'): # the threat model: 'Linf' or 'L2'
         o = type(self).__name__
-        _check_attack(o, eps, step_size, steps, norm)
+        check_attack(o, eps, step_size, steps, norm, random_start, starts=(True, False, 'inplace'))
         check_choice(o, 'attack_mode', attack_mode, ('train', 'eval'))
-        check_choice(o, 'random_start', random_start, (True, False, 'inplace'))
-        if random_start == 'inplace' and norm != 'Linf':
-            raise ValueError(f"{o}: random_start='inplace' is the public AR-AT code's L∞ start; use it with norm='Linf'")
         store_attr('eps,step_size,steps,attack_mode,random_start,norm')
         self._sums, self._n, self._losses = {}, 0, []
         self.part_metrics = [ValueMetric(partial(self._part_mean, p), p) for p in self.parts]
@@ -116,7 +94,6 @@ class AdvTrainCallback(Callback):
 # %% ../nbs/06_callbacks.ipynb #7bb677a8
 @patch
 def _part_mean(self:AdvTrainCallback, p): return self._sums[p] / self._n if self._n and p in self._sums else float('nan')
-
 @patch
 def _add_metrics(self:AdvTrainCallback):
     names = set(L(self.learn.metrics).attrgot('name'))
@@ -125,9 +102,7 @@ def _add_metrics(self:AdvTrainCallback):
 
 # %% ../nbs/06_callbacks.ipynb #aecd3985
 @patch
-def setup(self:AdvTrainCallback):
-    "Prepare the model (idempotent): called at Learner creation and before each fit."
-
+def setup(self:AdvTrainCallback): "Prepare the model (idempotent): called at Learner creation and before each fit."
 @patch
 def after_create(self:AdvTrainCallback): self.setup(); self._add_metrics()
 @patch
@@ -148,7 +123,6 @@ def attack(self:AdvTrainCallback, x, y):
     "Adversarial examples for the clean batch `x` (on the main BNs)."
     return pgd(self.learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps,
                random_start=self.random_start, attack_mode=self.attack_mode, norm=self.norm)
-
 @patch
 def before_batch(self:AdvTrainCallback):
     x, y = plain_tensor(self.learn.xb[0]), self.learn.yb[0]
@@ -161,21 +135,17 @@ def _loss_row(total, parts):
     "The total and the tensor `parts` of one batch's loss as one float vector, on their device (no synchronisation)."
     ts = [total] + [v for v in parts.values() if torch.is_tensor(v)]
     return torch.stack([plain_tensor(t if t.dim() == 0 else t.mean()).detach().float() for t in ts])
-
 @patch
 def compute_loss(self:AdvTrainCallback):
     "The method's `(total, parts)`; default: PGD-AT's CE on the adversarial batch."
     return self.learn.loss_grad, dict(adv_ce=self.learn.loss_grad)
-
 @patch
 def after_loss(self:AdvTrainCallback):
     total, parts = self.compute_loss()
     self._losses.append(_loss_row(total, parts))   # on the device: checked once, at the end of the epoch's training
     self._row_names = [k for k, v in parts.items() if torch.is_tensor(v)]
     self.learn.loss_grad, self.learn.loss, self.learn.loss_parts = total, total.detach(), parts
-    for p in self.parts:
-        v = parts[p]
-        self._sums[p] = self._sums.get(p, 0.) + (v.detach().float() if torch.is_tensor(v) else float(v))
+    for p, v in ((p, parts[p]) for p in self.parts): self._sums[p] = self._sums.get(p, 0.) + (v.detach().float() if torch.is_tensor(v) else float(v))
     self._n += 1
 
 # %% ../nbs/06_callbacks.ipynb #4dc92673
@@ -186,7 +156,6 @@ def after_train(self:AdvTrainCallback):
     rows, self._losses = torch.stack(self._losses).cpu(), []
     bad = (~torch.isfinite(rows[:, 0])).nonzero()
     if len(bad): self._not_finite(int(bad[0]), rows[int(bad[0])].tolist())
-
 @patch
 def _not_finite(self:AdvTrainCallback, i, row):
     "Raise the error of batch `i` of this epoch, whose total and tensor parts were `row`."
@@ -202,7 +171,6 @@ def _not_finite(self:AdvTrainCallback, i, row):
 def cleanup(self:AdvTrainCallback):
     "Undo per-fit state (hooks, references)."
     self.learn.x_clean = None
-
 @patch
 def after_fit(self:AdvTrainCallback): self.cleanup()
 @patch
@@ -216,34 +184,6 @@ class ATCallback(AdvTrainCallback):
 def default_gamma(model:nn.Module):
     "γ of Table 14: 100 for WideResNets (a `block3` group), 30 otherwise (ResNet-18)."
     return 100. if any(n == 'block3' or n.endswith('.block3') for n, _ in model.named_modules()) else 30.
-
-# %% ../nbs/06_callbacks.ipynb #b6b224f8
-def _opt_param_ids(opt): return {id(p) for pl in opt.param_lists for p in pl}
-
-def _opt_state(opt):
-    "The per-parameter state: torch's (through `OptimWrapper`) or fastai's `Optimizer`'s."
-    return opt.opt.state if isinstance(opt, OptimWrapper) else opt.state
-
-# %% ../nbs/06_callbacks.ipynb #68acf4f6
-def ensure_in_optimizer(learn:Learner, # a Learner whose optimizer may already exist
-                        params): # parameters the optimizer must train
-    "Rebuild `learn.opt` if some of `params` are not in it, keeping its hyper-parameters and its parameters' state."
-    old = learn.opt
-    if old is None or all(id(p) in _opt_param_ids(old) for p in params): return False
-    hypers, state = old.hypers, dict(_opt_state(old))
-    learn.create_opt()
-    if len(learn.opt.hypers) == len(hypers):
-        for k in hypers[0]: learn.opt.set_hyper(k, [h[k] for h in hypers])
-    _opt_state(learn.opt).update({p: s for p, s in state.items() if id(p) in _opt_param_ids(learn.opt)})
-    return True
-
-# %% ../nbs/06_callbacks.ipynb #56448147
-def _check_arat(o, gamma, layers, stop_grad, predictor, split_bn, alpha, beta):
-    check_number(o, 'gamma', gamma, none_ok=True, hint="None for the paper's default (30 for ResNet-18, 100 for WideResNets)")
-    check_number(o, 'alpha', alpha); check_number(o, 'beta', beta)
-    for k, v in dict(stop_grad=stop_grad, predictor=predictor, split_bn=split_bn).items(): check_choice(o, k, v, (True, False))
-    if layers is not None and not (isinstance(layers, str) and layers.strip(' ,:')):
-        raise ValueError(f"{o}: layers must be a tap spec such as 'relus:layer4' (see tap_points), or None for the default, got {layers!r}")
 
 # %% ../nbs/06_callbacks.ipynb #5c8469a2
 class ARATCallback(AdvTrainCallback):
@@ -261,17 +201,19 @@ class ARATCallback(AdvTrainCallback):
                  single_forward:bool|str='auto', # with split-BN, clean and adversarial rows in one forward: 'auto' (when the model is on CUDA), True, False (two passes)
                  **kwargs):
         super().__init__(**kwargs)
-        _check_arat(type(self).__name__, gamma, layers, stop_grad, predictor, split_bn, alpha, beta)
-        check_choice(type(self).__name__, 'single_forward', single_forward, ('auto', True, False))
+        o = type(self).__name__
+        check_number(o, 'gamma', gamma, none_ok=True, hint="None for the paper's default (30 for ResNet-18, 100 for WideResNets)")
+        check_number(o, 'alpha', alpha); check_number(o, 'beta', beta); check_taps(o, 'layers', layers, none_ok=True)
+        for k, v in dict(stop_grad=stop_grad, predictor=predictor, split_bn=split_bn).items(): check_choice(o, k, v, (True, False))
+        check_choice(o, 'single_forward', single_forward, ('auto', True, False))
         store_attr('gamma,layers,stop_grad,predictor,split_bn,alpha,beta,single_forward')
-        self.taps, self._rows, self._route, self._single = None, False, None, None
+        self.taps, self._single, self._single_ctx = None, False, None
 
 # %% ../nbs/06_callbacks.ipynb #ace215f3
 @patch
 def _sample(self:ARATCallback):
     try: return self.learn.dls.valid.one_batch()[0]
     except Exception: return self.learn.dls.train.one_batch()[0]
-
 @patch
 def setup(self:ARATCallback):
     m = self.learn.model
@@ -291,41 +233,37 @@ def before_fit(self:ARATCallback):
     if self.taps is not None: self.taps.remove()
     self.taps = FeatureTaps(self.learn.model, self.spec, attach=False)   # hooks only while a batch needs them
     self._single = self.uses_single_forward()                            # 'auto' resolved on the model's device
-
 @patch
 def before_batch(self:ARATCallback):
     AdvTrainCallback.before_batch(self)   # the attack runs without the hooks
-    self.taps.attach()                    # fastai's forward fills z' (and z, in the one-forward route)
+    self.taps.attach()                    # fastai's forward fills z' (and z, in one forward)
     self.taps.enabled = True
-    self._rows = self._single
-    if self._rows: self._join_views()
+    if self._single: self._join_views()
 
 # %% ../nbs/06_callbacks.ipynb #77b11bf1
 @patch
 def uses_single_forward(self:ARATCallback):
     "Whether a training batch runs clean and adversarial rows in one forward (`single_forward`, `'auto'`: on CUDA; split-BN, own clean pass)."
-    single = self.single_forward
-    if single == 'auto':
-        learn = getattr(self, 'learn', None)
-        p = next(learn.model.parameters(), None) if learn is not None and learn.model is not None else None
-        single = p is not None and p.device.type == 'cuda'
+    learn = getattr(self, 'learn', None)
+    p = next(learn.model.parameters(), None) if learn is not None and learn.model is not None else None
+    single = p is not None and p.device.type == 'cuda' if self.single_forward == 'auto' else self.single_forward
     return single and self.split_bn and type(self).clean_pass is ARATCallback.clean_pass
 
+# %% ../nbs/06_callbacks.ipynb #bbc50d4a
 @patch
 def _join_views(self:ARATCallback):
     x = self.learn.x_clean
     self.learn.xb = (torch.cat([x, self.learn.xb[0]]),)
-    self._route = route_rows(self.learn.model, len(x)); self._route.__enter__()
-
+    self._single_ctx = route_rows(self.learn.model, len(x)); self._single_ctx.__enter__()
 @patch
-def _end_route(self:ARATCallback):
-    if self._route is not None: r, self._route = self._route, None; r.__exit__(None, None, None)
+def _end_single(self:ARATCallback):
+    if self._single_ctx is not None: r, self._single_ctx = self._single_ctx, None; r.__exit__(None, None, None)
 
 # %% ../nbs/06_callbacks.ipynb #35f08b70
 @patch
 def after_pred(self:ARATCallback):
-    if not self._rows: return
-    self._end_route()
+    if not self._single: return
+    self._end_single()
     n, pred, feats = len(self.learn.x_clean), self.learn.pred, self.taps.take()
     self.taps.remove()
     self._clean, self._z_adv = (pred[:n], [f[:n] for f in feats]), [f[n:] for f in feats]
@@ -339,11 +277,10 @@ def clean_pass(self:ARATCallback):
     with (use_bn(m, 'aux') if self.split_bn else nullcontext()):
         out_clean = m(self.learn.x_clean)
     return out_clean, self.taps.take()
-
 @patch
 def compute_loss(self:ARATCallback):
     m, y = self.learn.model, self.learn.yb[0]
-    if self._rows: (out_clean, z_clean), z_adv = self._clean, self._z_adv
+    if self._single: (out_clean, z_clean), z_adv = self._clean, self._z_adv
     else: z_adv = self.taps.take(); out_clean, z_clean = self.clean_pass()
     self.taps.remove(); self._clean = self._z_adv = None
     preds = get_model(m).arat_predictors if self.predictor else None   # under DDP `m` wraps the model
@@ -356,12 +293,11 @@ def compute_loss(self:ARATCallback):
 @patch
 def cleanup(self:ARATCallback):
     AdvTrainCallback.cleanup(self)
-    self._end_route(); self._rows, self._clean, self._z_adv = False, None, None
+    self._end_single(); self._single, self._clean, self._z_adv = False, None, None
     if self.taps is not None: self.taps.remove()
     self.taps = None
-
 @patch
-def after_cancel_batch(self:ARATCallback): self._end_route()
+def after_cancel_batch(self:ARATCallback): self._end_single()
 
 # %% ../nbs/06_callbacks.ipynb #fc1dcac5
 class AutoBalance(Callback):
@@ -391,7 +327,6 @@ def measure(self:AutoBalance):
             if count >= per: break
     correct, count = sum_over_processes(correct, count)
     return correct / max(count, 1)
-
 @patch
 def before_train(self:AutoBalance):
     acc = self.measure()
@@ -403,9 +338,8 @@ def before_train(self:AutoBalance):
 def _check_parts(name, v):
     "`v` as a tuple of loss-part names (a single name is fine)."
     v = (v,) if isinstance(v, str) else v
-    if not (isinstance(v, (tuple, list)) and v and all(isinstance(p, str) and p for p in v)):
-        raise ValueError(f"GradSimCallback: {name} must be loss-part names such as ('adv_ce', 'clean_ce'), got {v!r}")
-    return tuple(v)
+    if isinstance(v, (tuple, list)) and v and all(isinstance(p, str) and p for p in v): return tuple(v)
+    raise ValueError(f"GradSimCallback: {name} must be loss-part names such as ('adv_ce', 'clean_ce'), got {v!r}")
 
 # %% ../nbs/06_callbacks.ipynb #12816f4e
 class GradSimCallback(Callback):
@@ -461,22 +395,39 @@ def stats(self:GradSimCallback):
     "All measurements: one row per (step, layer), plus layer 'all' for the whole flattened gradient."
     return pd.DataFrame(self.records, columns=['step', 'epoch', 'layer', 'cos', 'conflict'])
 
+def grad_sim_summary(stats:pd.DataFrame, # `GradSimCallback.stats`, or a table with its columns step, layer and `value`
+                     value:str='cos', # 'cos' (gradient cosine similarity) or 'conflict' (share of opposite signs)
+                     layer:str|None=None): # one layer's rows (e.g. 'all': the whole gradient); None: every layer but 'all'
+    "Per measured step, the mean and std of `value` over the layers (or of one `layer`): the curve of Fig. 2."
+    d = stats[stats.layer != 'all'] if layer is None else stats[stats.layer == layer]
+    if d.empty and layer is not None: raise ValueError(f"no rows with layer {layer!r}; layers: {sorted(stats.layer.unique())[:10]}")
+    return d.groupby('step')[value].agg(['mean', 'std']).reset_index()
+
+# %% ../nbs/06_callbacks.ipynb #9d81c87d
 @patch
-def summary(self:GradSimCallback):
-    "Mean and std over layers of the cosine similarity, per measured step (the curve of Fig. 2)."
-    df = self.stats
-    return df[df.layer != 'all'].groupby('step')['cos'].agg(['mean', 'std']).reset_index()
+def summary(self:GradSimCallback, value:str='cos', layer:str|None=None):
+    "`grad_sim_summary` of `stats`: mean and std over layers of `value`, per measured step."
+    return grad_sim_summary(self.stats, value, layer)
 
 # %% ../nbs/06_callbacks.ipynb #57487de8
-@patch
-def plot(self:GradSimCallback, ax=None, label=None):
-    "Fig. 2 style: mean over layers (line) ± std (band) of the gradient cosine similarity against the training step."
+def plot_grad_sim_curve(stats:pd.DataFrame, # `GradSimCallback.stats`
+                        value:str='cos', layer:str|None=None, # as in `grad_sim_summary`
+                        ax=None, label=None): # matplotlib axes, the curve's label
+    "Fig. 2 style: the mean over layers (line) ± std (band), or one `layer`'s curve, of `value` against the training step."
     import matplotlib.pyplot as plt
-    s = self.summary()
+    s = grad_sim_summary(stats, value, layer)
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
     line, = ax.plot(s['step'], s['mean'], label=label)
-    ax.fill_between(s['step'], s['mean'] - s['std'].fillna(0), s['mean'] + s['std'].fillna(0), alpha=0.25, color=line.get_color())
-    ax.axhline(0, color='gray', lw=0.8); ax.set_xlabel('training step'); ax.set_ylabel('gradient cosine similarity')
+    if layer is None: ax.fill_between(s['step'], s['mean'] - s['std'].fillna(0), s['mean'] + s['std'].fillna(0), alpha=0.25, color=line.get_color())
+    if value == 'cos': ax.axhline(0, color='gray', lw=0.8)
+    ax.set_xlabel('training step'); ax.set_ylabel('gradient cosine similarity' if value == 'cos' else 'conflict ratio')
+    return ax
+
+# %% ../nbs/06_callbacks.ipynb #f86cc0a7
+@patch
+def plot(self:GradSimCallback, ax=None, label=None):
+    "`plot_grad_sim_curve` of `stats` (`arat.report.plot_grad_sim` draws several runs on one plot)."
+    ax = plot_grad_sim_curve(self.stats, ax=ax, label=label)
     if label: ax.legend()
     return ax
 
@@ -506,7 +457,6 @@ class NonFiniteGuard(Callback):
 
 # %% ../nbs/06_callbacks.ipynb #4a5fca55
 def _some(names, k=1): return ', '.join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else '')
-
 @patch
 def non_finite(self:NonFiniteGuard):
     "What is not finite now: 'weights (names)', 'BN running statistics (names)', and 'logits', 'loss' of this epoch's batches."
