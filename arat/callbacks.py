@@ -9,12 +9,9 @@ from __future__ import annotations
 import math, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F, torch.distributed as dist
 from contextlib import nullcontext
 from functools import partial
-from fastcore.basics import store_attr, ifnone, patch
-from fastcore.foundation import L
-from fastcore.meta import delegates
-from fastai.callback.core import Callback
+from fastcore.all import store_attr, ifnone, patch, delegates, L
 from fastai.callback.fp16 import MixedPrecision, AMPMode
-from fastai.learner import Metric, ValueMetric
+from fastai.learner import Callback, Metric, ValueMetric
 from fastai.torch_core import get_model
 from .checks import *
 from .dualbn import *
@@ -23,9 +20,8 @@ from .features import *
 from .losses import *
 
 # %% auto #0
-__all__ = ['clean_acc', 'sum_over_processes', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback', 'default_gamma', 'ARATCallback',
-           'AutoBalance', 'GradSimCallback', 'grad_sim_summary', 'plot_grad_sim_curve', 'DeviceMixedPrecision',
-           'NonFiniteGuard']
+__all__ = ['clean_acc', 'sum_over_processes', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback', 'ARATCallback', 'AutoBalance',
+           'GradSimCallback', 'grad_sim_summary', 'DeviceMixedPrecision', 'NonFiniteGuard']
 
 # %% ../nbs/06_callbacks.ipynb #6614b815
 def clean_acc(inp, targ):
@@ -54,12 +50,11 @@ class RobustAccuracy(Metric):
         check_number('RobustAccuracy', 'n', n, lo=1, integer=True, hint='the number of validation images to attack')
         check_attack('RobustAccuracy', eps, step_size, steps, norm); check_number('RobustAccuracy', 'seed', seed, integer=True)
         store_attr()
+    def reset(self): self.correct, self.count = 0, 0
     value = property(lambda self: self.correct / self.count if self.count else None)
     name = property(lambda self: self.metric_name)
 
 # %% ../nbs/06_callbacks.ipynb #8262f0a7
-@patch
-def reset(self:RobustAccuracy): self.correct, self.count = 0, 0
 @patch
 def accumulate(self:RobustAccuracy, learn):
     if self.count >= self.n: return
@@ -96,17 +91,15 @@ class AdvTrainCallback(Callback):
 def _part_mean(self:AdvTrainCallback, p): return self._sums[p] / self._n if self._n and p in self._sums else float('nan')
 @patch
 def _add_metrics(self:AdvTrainCallback):
-    names = set(L(self.learn.metrics).attrgot('name'))
-    new = [m for m in self.part_metrics if m.name not in names]
+    new = [m for m in self.part_metrics if m.name not in set(L(self.learn.metrics).attrgot('name'))]
     if new: self.learn.metrics = L(self.learn.metrics) + new
 
 # %% ../nbs/06_callbacks.ipynb #aecd3985
 @patch
 def setup(self:AdvTrainCallback): "Prepare the model (idempotent): called at Learner creation and before each fit."
 @patch
-def after_create(self:AdvTrainCallback): self.setup(); self._add_metrics()
-@patch
 def before_fit(self:AdvTrainCallback): self.setup(); self._add_metrics()
+AdvTrainCallback.after_create = AdvTrainCallback.before_fit
 @patch
 def before_train(self:AdvTrainCallback): self._sums, self._n, self._losses = {}, 0, []
 
@@ -114,8 +107,7 @@ def before_train(self:AdvTrainCallback): self._sums, self._n, self._losses = {},
 @patch
 def attack_autocast(self:AdvTrainCallback):
     "The autocast of the learner's `MixedPrecision` callback (what fastai's forward runs in), else a no-op context."
-    mp = [c for c in self.learn.cbs if isinstance(c, MixedPrecision) and getattr(c, 'autocast', None) is not None]
-    return mp[0].autocast if mp else nullcontext()
+    return next((c.autocast for c in self.learn.cbs if isinstance(c, MixedPrecision) and getattr(c, 'autocast', None) is not None), nullcontext())
 
 # %% ../nbs/06_callbacks.ipynb #cc194190
 @patch
@@ -131,10 +123,6 @@ def before_batch(self:AdvTrainCallback):
     with self.attack_autocast(): self.learn.xb = (self.attack(x, y),)
 
 # %% ../nbs/06_callbacks.ipynb #af4da180
-def _loss_row(total, parts):
-    "The total and the tensor `parts` of one batch's loss as one float vector, on their device (no synchronisation)."
-    ts = [total] + [v for v in parts.values() if torch.is_tensor(v)]
-    return torch.stack([plain_tensor(t if t.dim() == 0 else t.mean()).detach().float() for t in ts])
 @patch
 def compute_loss(self:AdvTrainCallback):
     "The method's `(total, parts)`; default: PGD-AT's CE on the adversarial batch."
@@ -142,29 +130,24 @@ def compute_loss(self:AdvTrainCallback):
 @patch
 def after_loss(self:AdvTrainCallback):
     total, parts = self.compute_loss()
-    self._losses.append(_loss_row(total, parts))   # on the device: checked once, at the end of the epoch's training
-    self._row_names = [k for k, v in parts.items() if torch.is_tensor(v)]
+    self._row_names = [k for k, v in parts.items() if torch.is_tensor(v)]   # the total and these, on the device: checked once per epoch
+    self._losses.append(torch.stack([plain_tensor(t if t.dim() == 0 else t.mean()).detach().float() for t in [total] + [parts[k] for k in self._row_names]]))
     self.learn.loss_grad, self.learn.loss, self.learn.loss_parts = total, total.detach(), parts
-    for p, v in ((p, parts[p]) for p in self.parts): self._sums[p] = self._sums.get(p, 0.) + (v.detach().float() if torch.is_tensor(v) else float(v))
+    for p in self.parts: v = parts[p]; self._sums[p] = self._sums.get(p, 0.) + (v.detach().float() if torch.is_tensor(v) else float(v))
     self._n += 1
 
 # %% ../nbs/06_callbacks.ipynb #4dc92673
 @patch
 def after_train(self:AdvTrainCallback):
     "Stop the fit if a training loss of this epoch was not finite (one read of the losses kept on the device)."
-    if not self._losses: return
-    rows, self._losses = torch.stack(self._losses).cpu(), []
+    rows, self._losses = torch.stack(self._losses).cpu() if self._losses else torch.zeros(0, 1), []
     bad = (~torch.isfinite(rows[:, 0])).nonzero()
-    if len(bad): self._not_finite(int(bad[0]), rows[int(bad[0])].tolist())
-@patch
-def _not_finite(self:AdvTrainCallback, i, row):
-    "Raise the error of batch `i` of this epoch, whose total and tensor parts were `row`."
-    vals = dict(zip(self._row_names, row[1:]))
-    bad = [k for k, v in vals.items() if not math.isfinite(v)] or ['total']
+    if not len(bad): return
+    i = int(bad[0]); vals = dict(zip(self._row_names, rows[i, 1:].tolist()))
     self.cleanup()
-    raise FloatingPointError(f"{type(self).__name__}: the loss is not finite at epoch {self.learn.epoch}, batch {i} "
-                             f"(non-finite: {', '.join(bad)}; parts {vals}). Lower the learning rate or the regularization weight, "
-                             "or check the inputs for NaNs.")
+    raise FloatingPointError(f"{type(self).__name__}: the loss is not finite at epoch {self.learn.epoch}, batch {i} (non-finite: "
+                             f"{', '.join([k for k, v in vals.items() if not math.isfinite(v)] or ['total'])}; parts {vals}). "
+                             "Lower the learning rate or the regularization weight, or check the inputs for NaNs.")
 
 # %% ../nbs/06_callbacks.ipynb #50df513c
 @patch
@@ -173,17 +156,11 @@ def cleanup(self:AdvTrainCallback):
     self.learn.x_clean = None
 @patch
 def after_fit(self:AdvTrainCallback): self.cleanup()
-@patch
-def after_cancel_fit(self:AdvTrainCallback): self.cleanup()
+AdvTrainCallback.after_cancel_fit = AdvTrainCallback.after_fit
 
 # %% ../nbs/06_callbacks.ipynb #30fce326
 class ATCallback(AdvTrainCallback):
     "PGD-AT (Madry et al.): train on `CE(f(x'), y)` with the same PGD as AR-AT."
-
-# %% ../nbs/06_callbacks.ipynb #f545a346
-def default_gamma(model:nn.Module):
-    "γ of Table 14: 100 for WideResNets (a `block3` group), 30 otherwise (ResNet-18)."
-    return 100. if any(n == 'block3' or n.endswith('.block3') for n, _ in model.named_modules()) else 30.
 
 # %% ../nbs/06_callbacks.ipynb #5c8469a2
 class ARATCallback(AdvTrainCallback):
@@ -236,16 +213,15 @@ def before_fit(self:ARATCallback):
 @patch
 def before_batch(self:ARATCallback):
     AdvTrainCallback.before_batch(self)   # the attack runs without the hooks
-    self.taps.attach()                    # fastai's forward fills z' (and z, in one forward)
-    self.taps.enabled = True
+    self.taps.attach().enabled = True     # fastai's forward fills z' (and z, in one forward)
     if self._single: self._join_views()
 
 # %% ../nbs/06_callbacks.ipynb #77b11bf1
 @patch
 def uses_single_forward(self:ARATCallback):
     "Whether a training batch runs clean and adversarial rows in one forward (`single_forward`, `'auto'`: on CUDA; split-BN, own clean pass)."
-    learn = getattr(self, 'learn', None)
-    p = next(learn.model.parameters(), None) if learn is not None and learn.model is not None else None
+    m = getattr(getattr(self, 'learn', None), 'model', None)
+    p = next(m.parameters(), None) if m is not None else None
     single = p is not None and p.device.type == 'cuda' if self.single_forward == 'auto' else self.single_forward
     return single and self.split_bn and type(self).clean_pass is ARATCallback.clean_pass
 
@@ -274,9 +250,7 @@ def after_pred(self:ARATCallback):
 def clean_pass(self:ARATCallback):
     "The clean forward (through the aux BNs with split-BN) and its tap features."
     m = self.learn.model
-    with (use_bn(m, 'aux') if self.split_bn else nullcontext()):
-        out_clean = m(self.learn.x_clean)
-    return out_clean, self.taps.take()
+    with (use_bn(m, 'aux') if self.split_bn else nullcontext()): return m(self.learn.x_clean), self.taps.take()
 @patch
 def compute_loss(self:ARATCallback):
     m, y = self.learn.model, self.learn.yb[0]
@@ -284,8 +258,7 @@ def compute_loss(self:ARATCallback):
     else: z_adv = self.taps.take(); out_clean, z_clean = self.clean_pass()
     self.taps.remove(); self._clean = self._z_adv = None
     preds = get_model(m).arat_predictors if self.predictor else None   # under DDP `m` wraps the model
-    total, parts = arat_loss(self.learn.pred, out_clean, y, z_adv, z_clean, preds, self.alpha, self.beta,
-                             self.gamma_, self.stop_grad)
+    total, parts = arat_loss(self.learn.pred, out_clean, y, z_adv, z_clean, preds, self.alpha, self.beta, self.gamma_, self.stop_grad)
     parts.update(alpha=self.alpha, beta=self.beta)
     return total, parts
 
@@ -294,8 +267,7 @@ def compute_loss(self:ARATCallback):
 def cleanup(self:ARATCallback):
     AdvTrainCallback.cleanup(self)
     self._end_single(); self._single, self._clean, self._z_adv = False, None, None
-    if self.taps is not None: self.taps.remove()
-    self.taps = None
+    if self.taps is not None: self.taps.remove(); self.taps = None
 @patch
 def after_cancel_batch(self:ARATCallback): self._end_single()
 
@@ -306,12 +278,10 @@ class AutoBalance(Callback):
     def __init__(self, n:int=1000): # how many training images to measure the accuracy on
         check_number('AutoBalance', 'n', n, lo=1, integer=True, hint='how many training images to measure the accuracy on')
         store_attr(); self.history = []
-
     def _target(self):
         cbs = [c for c in self.learn.cbs if hasattr(c, 'alpha') and hasattr(c, 'beta') and c is not self]
         if not cbs: raise ValueError("AutoBalance needs a method callback with `alpha` and `beta` (e.g. ARATCallback) in the Learner")
         return cbs[0]
-
     def before_fit(self): self._target(); self.history = []
 
 # %% ../nbs/06_callbacks.ipynb #75916807
@@ -319,8 +289,7 @@ class AutoBalance(Callback):
 def measure(self:AutoBalance):
     "Clean accuracy of the aux-BN branch (eval mode) on about `n` training images (under DDP: in all, summed over the processes)."
     m = get_model(self.learn.model)
-    correct = count = 0
-    per = math.ceil(self.n / process_count())
+    correct, count, per = 0, 0, math.ceil(self.n / process_count())
     with model_mode(m, 'eval'), (use_bn(m, 'aux') if has_dual_bn(m) else nullcontext()), torch.no_grad():
         for xb, yb in self.learn.dls.train:
             correct += (m(xb).argmax(-1) == yb).sum().item(); count += len(yb)
@@ -329,17 +298,9 @@ def measure(self:AutoBalance):
     return correct / max(count, 1)
 @patch
 def before_train(self:AutoBalance):
-    acc = self.measure()
-    t = self._target()
+    acc, t = self.measure(), self._target()
     t.alpha, t.beta = acc, 1. - acc
     self.history.append(dict(epoch=self.learn.epoch, alpha=t.alpha, beta=t.beta))
-
-# %% ../nbs/06_callbacks.ipynb #9086e485
-def _check_parts(name, v):
-    "`v` as a tuple of loss-part names (a single name is fine)."
-    v = (v,) if isinstance(v, str) else v
-    if isinstance(v, (tuple, list)) and v and all(isinstance(p, str) and p for p in v): return tuple(v)
-    raise ValueError(f"GradSimCallback: {name} must be loss-part names such as ('adv_ce', 'clean_ce'), got {v!r}")
 
 # %% ../nbs/06_callbacks.ipynb #12816f4e
 class GradSimCallback(Callback):
@@ -350,9 +311,9 @@ class GradSimCallback(Callback):
                  cls_parts=('adv_ce', 'clean_ce'), # loss parts summed into the classification loss
                  reg_parts=('inv',)): # loss parts summed into the regularization loss
         check_number('GradSimCallback', 'every', every, lo=1, integer=True, hint='measure every this many training batches')
-        cls_parts, reg_parts = _check_parts('cls_parts', cls_parts), _check_parts('reg_parts', reg_parts)
+        what = "loss-part names such as ('adv_ce', 'clean_ce')"
+        cls_parts, reg_parts = check_names('GradSimCallback', 'cls_parts', cls_parts, what), check_names('GradSimCallback', 'reg_parts', reg_parts, what)
         store_attr(); self.records = []
-
     def before_fit(self):
         self.records, skip = [], set(training_module_names())
         self.params = [(n, mod.weight) for n, mod in self.learn.model.named_modules()
@@ -380,13 +341,11 @@ def _parts(self:GradSimCallback):
 def after_loss(self:GradSimCallback):
     if self.learn.train_iter % self.every: return
     parts, ps = self._parts(), [p for _, p in self.params]
-    g_cls = torch.autograd.grad(sum(parts[p] for p in self.cls_parts), ps, retain_graph=True, allow_unused=True)
-    g_reg = torch.autograd.grad(sum(parts[p] for p in self.reg_parts), ps, retain_graph=True, allow_unused=True)
+    g_cls, g_reg = (torch.autograd.grad(sum(parts[p] for p in k), ps, retain_graph=True, allow_unused=True) for k in (self.cls_parts, self.reg_parts))
     step, flat_c, flat_r = self.learn.train_iter, [], []
-    for (n, p), a, b in zip(self.params, g_cls, g_reg):
-        a, b = (torch.zeros_like(p) if g is None else g for g in (a, b))
-        flat_c.append(a.flatten()); flat_r.append(b.flatten())
-        self.records.append(self._row(step, n, a.flatten(), b.flatten()))
+    for (n, p), *gs in zip(self.params, g_cls, g_reg):
+        a, b = (torch.zeros_like(p).flatten() if g is None else g.flatten() for g in gs)
+        flat_c.append(a); flat_r.append(b); self.records.append(self._row(step, n, a, b))
     self.records.append(self._row(step, 'all', torch.cat(flat_c), torch.cat(flat_r)))
 
 # %% ../nbs/06_callbacks.ipynb #bf190ff8
@@ -395,10 +354,8 @@ def stats(self:GradSimCallback):
     "All measurements: one row per (step, layer), plus layer 'all' for the whole flattened gradient."
     return pd.DataFrame(self.records, columns=['step', 'epoch', 'layer', 'cos', 'conflict'])
 
-def grad_sim_summary(stats:pd.DataFrame, # `GradSimCallback.stats`, or a table with its columns step, layer and `value`
-                     value:str='cos', # 'cos' (gradient cosine similarity) or 'conflict' (share of opposite signs)
-                     layer:str|None=None): # one layer's rows (e.g. 'all': the whole gradient); None: every layer but 'all'
-    "Per measured step, the mean and std of `value` over the layers (or of one `layer`): the curve of Fig. 2."
+def grad_sim_summary(stats:pd.DataFrame, value:str='cos', layer:str|None=None):
+    "Per step of `stats` (`GradSimCallback.stats`), mean and std of `value` ('cos' or 'conflict') over the layers, or of one `layer` (e.g. 'all')."
     d = stats[stats.layer != 'all'] if layer is None else stats[stats.layer == layer]
     if d.empty and layer is not None: raise ValueError(f"no rows with layer {layer!r}; layers: {sorted(stats.layer.unique())[:10]}")
     return d.groupby('step')[value].agg(['mean', 'std']).reset_index()
@@ -410,24 +367,16 @@ def summary(self:GradSimCallback, value:str='cos', layer:str|None=None):
     return grad_sim_summary(self.stats, value, layer)
 
 # %% ../nbs/06_callbacks.ipynb #57487de8
-def plot_grad_sim_curve(stats:pd.DataFrame, # `GradSimCallback.stats`
-                        value:str='cos', layer:str|None=None, # as in `grad_sim_summary`
-                        ax=None, label=None): # matplotlib axes, the curve's label
-    "Fig. 2 style: the mean over layers (line) ± std (band), or one `layer`'s curve, of `value` against the training step."
+@patch
+def plot(self:GradSimCallback, ax=None, label=None, value:str='cos', layer:str|None=None):
+    "Fig. 2 style: `summary`'s mean over layers (line) ± std (band), or one `layer`'s curve, against the training step."
     import matplotlib.pyplot as plt
-    s = grad_sim_summary(stats, value, layer)
+    s = self.summary(value, layer)
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
     line, = ax.plot(s['step'], s['mean'], label=label)
     if layer is None: ax.fill_between(s['step'], s['mean'] - s['std'].fillna(0), s['mean'] + s['std'].fillna(0), alpha=0.25, color=line.get_color())
     if value == 'cos': ax.axhline(0, color='gray', lw=0.8)
     ax.set_xlabel('training step'); ax.set_ylabel('gradient cosine similarity' if value == 'cos' else 'conflict ratio')
-    return ax
-
-# %% ../nbs/06_callbacks.ipynb #f86cc0a7
-@patch
-def plot(self:GradSimCallback, ax=None, label=None):
-    "`plot_grad_sim_curve` of `stats` (`arat.report.plot_grad_sim` draws several runs on one plot)."
-    ax = plot_grad_sim_curve(self.stats, ax=ax, label=label)
     if label: ax.legend()
     return ax
 
@@ -435,8 +384,7 @@ def plot(self:GradSimCallback, ax=None, label=None):
 class DeviceMixedPrecision(MixedPrecision):
     "fastai's `MixedPrecision`, autocasting on the model's device (CUDA or CPU) instead of CUDA only."
     def before_fit(self):
-        dev = next(self.learn.model.parameters()).device.type
-        dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
+        dev, dtype = next(self.learn.model.parameters()).device.type, torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
         if dev == 'cuda' and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
             raise ValueError("DeviceMixedPrecision: this GPU does not support bfloat16; use amp_mode='fp16'")
         self.kwargs['enabled'] = dtype == torch.float16   # loss scaling for fp16 only, as fastai
@@ -449,9 +397,8 @@ class NonFiniteGuard(Callback):
     def __init__(self): self._ok = {}
     def before_epoch(self): self._ok = {}
     def _track(self, k, t):
-        if not torch.is_tensor(t): return
-        ok = torch.isfinite(t).all()   # stays on the device: no sync per batch
-        self._ok[k] = self._ok[k] & ok if k in self._ok else ok
+        ok = torch.isfinite(t).all() if torch.is_tensor(t) else True   # stays on the device: no sync per batch
+        if ok is not True: self._ok[k] = self._ok[k] & ok if k in self._ok else ok
     def after_pred(self): self._track('logits', self.learn.pred)
     def after_loss(self): self._track('loss', self.learn.loss)
 
@@ -473,7 +420,6 @@ def non_finite(self:NonFiniteGuard):
 def after_epoch(self:NonFiniteGuard):
     bad, self._ok = self.non_finite(), {}
     if not bad: return
-    for c in self.learn.cbs:
-        if isinstance(c, AdvTrainCallback): c.cleanup()
+    for c in self.learn.cbs.filter(lambda c: isinstance(c, AdvTrainCallback)): c.cleanup()
     raise FloatingPointError(f"NonFiniteGuard: training diverged in epoch {self.epoch + 1} of {self.n_epoch}: non-finite {', '.join(bad)}; "
                              "stopped before this epoch was saved. Lower the learning rate (or the regularization weight).")

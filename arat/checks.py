@@ -1,4 +1,4 @@
-"""One way to check an option and to say what is wrong with it: numbers, choices, tap specs and the attack's settings, used by every module of arat and by the command line.
+"""One way to check an option and to say what is wrong with it: numbers, choices, names, tap specs and the attack's settings, used by every module of arat and by the command line.
 
 Docs: https://arat-dev.github.io/arat/checks.html.md"""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math, numbers
 
 # %% auto #0
-__all__ = ['STARTS', 'TAP_FORMS', 'check_number', 'check_choice', 'check_attack', 'check_taps']
+__all__ = ['STARTS', 'TAP_FORMS', 'check_number', 'check_choice', 'check_names', 'check_attack', 'check_taps']
 
 # %% ../nbs/00_checks.ipynb #4a2df179
 def check_number(owner:str, # who checks (a class, function or command name), for the message
@@ -35,6 +35,16 @@ def check_choice(owner:str, # who checks (a class, function or command name), fo
     "`v` if it is one of `choices` (of the same type: `1` is not `True`), else a one-line `ValueError`."
     if any(type(v) is type(c) and v == c for c in choices): return v
     raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}, got {v!r}" + (f"; {hint}" if hint else ''))
+
+# %% ../nbs/00_checks.ipynb #4f518fbb
+def check_names(owner:str, # who checks, for the message
+                name:str, # the option
+                v, # a name, or a list or tuple of names
+                what:str='names'): # what the names are, for the message
+    "`v` as a tuple of non-empty strings (a single string is one name), else a one-line `ValueError`."
+    v = (v,) if isinstance(v, str) else v
+    if isinstance(v, (tuple, list)) and v and all(isinstance(p, str) and p for p in v): return tuple(v)
+    raise ValueError(f"{owner}: {name} must be {what}, got {v!r}")
 
 # %% ../nbs/00_checks.ipynb #36714b9d
 STARTS = (True, False, 'uniform', 'normal', 'inplace')   # every start `arat.attacks.pgd` runs

@@ -15,7 +15,7 @@ from .dualbn import register_training_module, attach_training_module, detach_tra
 
 # %% auto #0
 __all__ = ['Predictor', 'attach_predictors', 'detach_predictors', 'ensure_in_optimizer', 'invariance_loss', 'arat_loss',
-           'ablation_variants']
+           'default_gamma', 'ablation_variants']
 
 # %% ../nbs/05_losses.ipynb #c0b2d179
 class Predictor(nn.Sequential):
@@ -98,6 +98,11 @@ def arat_loss(out_adv:torch.Tensor, # logits of the adversarial pass (main BNs)
     inv_taps = invariance_loss(z_adv, z_clean, predictors, stop_grad)
     inv = inv_taps.mean()
     return alpha*adv_ce + beta*clean_ce + gamma*inv, dict(adv_ce=adv_ce, clean_ce=clean_ce, inv=inv, inv_taps=inv_taps)
+
+# %% ../nbs/05_losses.ipynb #f545a346
+def default_gamma(model:nn.Module):
+    "γ of Table 14: 100 for WideResNets (a `block3` group), 30 otherwise (ResNet-18)."
+    return 100. if any(n == 'block3' or n.endswith('.block3') for n, _ in model.named_modules()) else 30.
 
 # %% ../nbs/05_losses.ipynb #efa535de
 def ablation_variants():
