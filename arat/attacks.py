@@ -74,6 +74,7 @@ def _per_example(v, x): return v.view(-1, *[1] * (x.ndim - 1))
 
 def _l2(t): return t.flatten(1).norm(p=2, dim=1)
 
+# %% ../nbs/03_attacks.ipynb #a5887e16
 def _start(x, eps, random_start, start_std, norm='Linf'):
     "The attack's starting point (see the list above)."
     if random_start is True or random_start == 'uniform':
@@ -96,6 +97,7 @@ def _checked_ce(y_max):
         return _ce(out, y)
     return ce
 
+# %% ../nbs/03_attacks.ipynb #4a0535d5
 def _kl_loss(model, x):
     "TRADES' per-example KL(f(x) ‖ f(x')), with the clean prediction f(x) computed now, without gradient."
     with torch.no_grad(): p = F.softmax(model(x), 1)
@@ -122,6 +124,7 @@ def _project_l2(xa, x, eps):
     d = xa - x
     return (x + d * _per_example(torch.clamp(eps / _l2(d).clamp(min=1e-12), max=1.), x)).clamp(0, 1)
 
+# %% ../nbs/03_attacks.ipynb #068caf47
 def _pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn, scale=None, norm='Linf'):
     lo, hi = (x - eps).clamp(min=0), (x + eps).clamp(max=1)
     xa = _start(x, eps, random_start, start_std, norm)

@@ -63,8 +63,7 @@ def accumulate(self:RobustAccuracy, learn):
     with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
         torch.manual_seed(self.seed + self.count)
         xa = pgd(learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps, attack_mode='eval', norm=self.norm)
-    with torch.no_grad(): c = (get_model(learn.model)(xa).argmax(-1) == y).sum().item()
-    c, k = sum_over_processes(c, k)
+    with torch.no_grad(): c, k = sum_over_processes((get_model(learn.model)(xa).argmax(-1) == y).sum().item(), k)
     self.correct, self.count = self.correct + int(c), self.count + int(k)
 
 # %% ../nbs/06_callbacks.ipynb #00965d0f
@@ -127,6 +126,8 @@ def before_batch(self:AdvTrainCallback):
 def compute_loss(self:AdvTrainCallback):
     "The method's `(total, parts)`; default: PGD-AT's CE on the adversarial batch."
     return self.learn.loss_grad, dict(adv_ce=self.learn.loss_grad)
+
+# %% ../nbs/06_callbacks.ipynb #38ebf0cc
 @patch
 def after_loss(self:AdvTrainCallback):
     total, parts = self.compute_loss()
@@ -210,6 +211,8 @@ def before_fit(self:ARATCallback):
     if self.taps is not None: self.taps.remove()
     self.taps = FeatureTaps(self.learn.model, self.spec, attach=False)   # hooks only while a batch needs them
     self._single = self.uses_single_forward()                            # 'auto' resolved on the model's device
+
+# %% ../nbs/06_callbacks.ipynb #5d61259b
 @patch
 def before_batch(self:ARATCallback):
     AdvTrainCallback.before_batch(self)   # the attack runs without the hooks
@@ -240,8 +243,7 @@ def _end_single(self:ARATCallback):
 def after_pred(self:ARATCallback):
     if not self._single: return
     self._end_single()
-    n, pred, feats = len(self.learn.x_clean), self.learn.pred, self.taps.take()
-    self.taps.remove()
+    n, pred, feats = len(self.learn.x_clean), self.learn.pred, self.taps.take(); self.taps.remove()
     self._clean, self._z_adv = (pred[:n], [f[:n] for f in feats]), [f[n:] for f in feats]
     self.learn.pred, self.learn.xb = pred[n:], (self.learn.xb[0][n:],)
 
@@ -251,14 +253,15 @@ def clean_pass(self:ARATCallback):
     "The clean forward (through the aux BNs with split-BN) and its tap features."
     m = self.learn.model
     with (use_bn(m, 'aux') if self.split_bn else nullcontext()): return m(self.learn.x_clean), self.taps.take()
+
+# %% ../nbs/06_callbacks.ipynb #eec3088b
 @patch
 def compute_loss(self:ARATCallback):
-    m, y = self.learn.model, self.learn.yb[0]
     if self._single: (out_clean, z_clean), z_adv = self._clean, self._z_adv
     else: z_adv = self.taps.take(); out_clean, z_clean = self.clean_pass()
     self.taps.remove(); self._clean = self._z_adv = None
-    preds = get_model(m).arat_predictors if self.predictor else None   # under DDP `m` wraps the model
-    total, parts = arat_loss(self.learn.pred, out_clean, y, z_adv, z_clean, preds, self.alpha, self.beta, self.gamma_, self.stop_grad)
+    preds = get_model(self.learn.model).arat_predictors if self.predictor else None   # under DDP the learner's model wraps it
+    total, parts = arat_loss(self.learn.pred, out_clean, self.learn.yb[0], z_adv, z_clean, preds, self.alpha, self.beta, self.gamma_, self.stop_grad)
     parts.update(alpha=self.alpha, beta=self.beta)
     return total, parts
 
@@ -296,6 +299,8 @@ def measure(self:AutoBalance):
             if count >= per: break
     correct, count = sum_over_processes(correct, count)
     return correct / max(count, 1)
+
+# %% ../nbs/06_callbacks.ipynb #fdace188
 @patch
 def before_train(self:AutoBalance):
     acc, t = self.measure(), self._target()

@@ -49,6 +49,7 @@ def check_names(owner:str, # who checks, for the message
 # %% ../nbs/00_checks.ipynb #36714b9d
 STARTS = (True, False, 'uniform', 'normal', 'inplace')   # every start `arat.attacks.pgd` runs
 
+# %% ../nbs/00_checks.ipynb #751f03a1
 def check_attack(owner:str, # who checks, for the message
                  eps, # the radius: L∞ in [0,1] pixel units, or L2 of [0,1] images
                  step_size, # the length of a step, in the same units
@@ -74,6 +75,7 @@ def check_attack(owner:str, # who checks, for the message
 # %% ../nbs/00_checks.ipynb #ee3076b0
 TAP_FORMS = "a comma-separated list of 'penultimate', 'relus:NAME', 'blocks:NAME' or module names, e.g. 'relus:layer4'"
 
+# %% ../nbs/00_checks.ipynb #76ca7a90
 def check_taps(owner:str, # who checks, for the message
                name:str, # the option
                spec, # a tap spec
