@@ -68,8 +68,8 @@ def check_attack(owner:str, # who checks, for the message
     check_number(owner, 'restarts', restarts, lo=1, integer=True)
     check_number(owner, 'start_std', start_std)
     if isinstance(random_start, str) and random_start == 'inplace' and (l2 or 'inplace' not in starts):
-        raise ValueError(f"{owner}: random_start='inplace' is the public AR-AT code's L∞ uniform start; "
-                         + ("use it with norm='Linf'" if l2 else f"use one of {', '.join(map(repr, starts))}"))
+        raise ValueError(f"{owner}: random_start='inplace' is the public AR-AT code's "
+                         + ("L∞ start; use it with norm='Linf'" if l2 else f"uniform start; use one of {', '.join(map(repr, starts))}"))
     check_choice(owner, 'random_start', random_start, starts)
 
 # %% ../nbs/00_checks.ipynb #ee3076b0
