@@ -107,9 +107,7 @@ def _kl_loss(model, x):
 def _attack_loss(loss_fn, model, x, y, y_max=None):
     "The per-example loss `loss_fn` names (see above); `y_max`: the largest integer label, checked by 'ce'."
     if callable(loss_fn): return loss_fn
-    if loss_fn in (None, 'ce'):
-        if y is None: raise ValueError("the 'ce' attack loss needs the labels `y`; pass them, or use loss_fn='kl'")
-        return _ce if y_max is None else _checked_ce(y_max)
+    if loss_fn in (None, 'ce'): return _ce if y_max is None else _checked_ce(y_max)   # `_check_labels` refused y=None
     if loss_fn == 'kl': return _kl_loss(model, x)
     raise ValueError(f"loss_fn must be a callable `loss_fn(out, y)` returning per-example losses, 'ce' or 'kl', got {loss_fn!r}")
 

@@ -110,20 +110,12 @@ def __repr__(self:FeatureTaps): return f"FeatureTaps({self.spec!r}: {len(self.ta
 
 # %% ../nbs/04_features.ipynb #7bd88e32
 @patch
-def _store(self:FeatureTaps, i, t):
-    t = _pool(t)
-    self.feats[i] = t.detach() if self.detach else t
-
-@patch
-def _hook(self:FeatureTaps, i, relu):
-    def f(mod, inp, out):
-        if self.enabled: self._store(i, F.relu(out) if relu else out)
-    return f
-
-@patch
-def _pre_hook(self:FeatureTaps, i):
-    def f(mod, inp):
-        if self.enabled: self._store(i, inp[0])
+def _hook(self:FeatureTaps, i, kind):
+    "The hook of tap `i`: it keeps the pooled input ('input'), output ('id') or ReLU of the output ('relu') of its module."
+    def f(mod, inp, out=None):
+        if not self.enabled: return
+        t = _pool(inp[0] if kind == 'input' else F.relu(out) if kind == 'relu' else out)
+        self.feats[i] = t.detach() if self.detach else t
     return f
 
 # %% ../nbs/04_features.ipynb #d1dbf1d1
@@ -132,8 +124,8 @@ def attach(self:FeatureTaps):
     "Register the hooks (a no-op if they are registered already)."
     if self.hooks: return self
     for i, (_, mod, kind) in enumerate(self.taps):
-        if kind == 'input': self.hooks.append(mod.register_forward_pre_hook(self._pre_hook(i)))
-        else: self.hooks.append(mod.register_forward_hook(self._hook(i, kind == 'relu')))
+        reg = mod.register_forward_pre_hook if kind == 'input' else mod.register_forward_hook
+        self.hooks.append(reg(self._hook(i, kind)))
     return self
 
 # %% ../nbs/04_features.ipynb #22450700
