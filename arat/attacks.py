@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.torch_core import get_model
 from .dualbn import local_bn
+from .checks import check_attack, check_choice
 
 # %% auto #0
 __all__ = ['plain_tensor', 'model_mode', 'pgd', 'fgsm']
@@ -27,26 +28,12 @@ _MODES = ('train', 'eval', None)
 def model_mode(model:nn.Module, # the model the attack runs on
                mode:str|None): # 'train', 'eval', or None to leave the model's modes as they are
     "Put `model` in `mode` for the block and restore every submodule's `training` flag afterwards."
-    if mode not in _MODES: raise ValueError(f"the attack mode (model mode during the attack) must be 'train', 'eval' or None, got {mode!r}")
+    check_choice('model_mode', 'mode', mode, _MODES, hint="the model's mode during the attack")
     saved = [(m, m.training) for m in model.modules()]
     if mode is not None: model.train(mode == 'train')
     try: yield model
     finally:
         for m, t in saved: m.training = t
-
-# %% ../nbs/03_attacks.ipynb #f3145c4e
-def _bad_number(v, lo, integer=False):
-    "True unless `v` is a finite real number >= `lo` (and a whole number if `integer`)."
-    if isinstance(v, (str, bool)): return True
-    try: f = float(v)
-    except (TypeError, ValueError): return True
-    return not (math.isfinite(f) and f >= lo and (not integer or f == int(f)))
-
-def _check_numbers(eps, step_size, steps, restarts):
-    if _bad_number(eps, 0): raise ValueError(f"eps must be a finite number >= 0 (the L∞ radius in [0,1] pixels; 1 is unbounded), got {eps!r}")
-    if _bad_number(step_size, 0): raise ValueError(f"step_size must be a finite number >= 0, got {step_size!r}")
-    if _bad_number(steps, 0, True): raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if _bad_number(restarts, 1, True): raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
 
 # %% ../nbs/03_attacks.ipynb #4b5805c1
 def _check_x(x):
@@ -83,20 +70,11 @@ def _check_inputs(x, y, loss_fn):
     return ys[1] if ys else None
 
 # %% ../nbs/03_attacks.ipynb #44e57f18
-_STARTS = (True, False, 'uniform', 'normal', 'inplace')
-_NORMS = ('Linf', 'L2')
-
-def _check_start(random_start, start_std, norm='Linf'):
-    if not any(random_start is s or (isinstance(s, str) and random_start == s) for s in _STARTS):
-        raise ValueError(f"random_start must be True/'uniform', 'normal', 'inplace' or False, got {random_start!r}")
-    if _bad_number(start_std, 0): raise ValueError(f"start_std must be a finite number >= 0, got {start_std!r}")
-    if not (isinstance(norm, str) and norm in _NORMS): raise ValueError(f"norm must be 'Linf' or 'L2', got {norm!r}")
-    if random_start == 'inplace' and norm != 'Linf': raise ValueError("random_start='inplace' is the public code's L∞ start; use norm='Linf'")
-
 def _per_example(v, x): return v.view(-1, *[1] * (x.ndim - 1))
 
 def _l2(t): return t.flatten(1).norm(p=2, dim=1)
 
+# %% ../nbs/03_attacks.ipynb #a5887e16
 def _start(x, eps, random_start, start_std, norm='Linf'):
     "The attack's starting point (see the list above)."
     if random_start is True or random_start == 'uniform':
@@ -119,6 +97,7 @@ def _checked_ce(y_max):
         return _ce(out, y)
     return ce
 
+# %% ../nbs/03_attacks.ipynb #4a0535d5
 def _kl_loss(model, x):
     "TRADES' per-example KL(f(x) ‖ f(x')), with the clean prediction f(x) computed now, without gradient."
     with torch.no_grad(): p = F.softmax(model(x), 1)
@@ -128,9 +107,7 @@ def _kl_loss(model, x):
 def _attack_loss(loss_fn, model, x, y, y_max=None):
     "The per-example loss `loss_fn` names (see above); `y_max`: the largest integer label, checked by 'ce'."
     if callable(loss_fn): return loss_fn
-    if loss_fn in (None, 'ce'):
-        if y is None: raise ValueError("the 'ce' attack loss needs the labels `y`; pass them, or use loss_fn='kl'")
-        return _ce if y_max is None else _checked_ce(y_max)
+    if loss_fn in (None, 'ce'): return _ce if y_max is None else _checked_ce(y_max)   # `_check_labels` refused y=None
     if loss_fn == 'kl': return _kl_loss(model, x)
     raise ValueError(f"loss_fn must be a callable `loss_fn(out, y)` returning per-example losses, 'ce' or 'kl', got {loss_fn!r}")
 
@@ -145,6 +122,7 @@ def _project_l2(xa, x, eps):
     d = xa - x
     return (x + d * _per_example(torch.clamp(eps / _l2(d).clamp(min=1e-12), max=1.), x)).clamp(0, 1)
 
+# %% ../nbs/03_attacks.ipynb #068caf47
 def _pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn, scale=None, norm='Linf'):
     lo, hi = (x - eps).clamp(min=0), (x + eps).clamp(max=1)
     xa = _start(x, eps, random_start, start_std, norm)
@@ -193,7 +171,8 @@ def pgd(model:nn.Module, # the model to attack; it takes [0,1] pixels
         start_std:float=0.001, # std of the 'normal' start
         norm:str='Linf'): # the threat model: 'Linf' or 'L2'
     "PGD adversarial examples for `x` (detached, in the L∞ or L2 ε-ball and in [0,1]); `x` and the parameters' `.grad` are untouched."
-    _check_numbers(eps, step_size, steps, restarts); _check_start(random_start, start_std, norm)
+    check_attack('pgd', eps, step_size, steps, norm, random_start, start_std=start_std, restarts=restarts)
+    check_choice('pgd', 'attack_mode', attack_mode, _MODES)
     x, y = plain_tensor(x), plain_tensor(y)
     y_max = _check_inputs(x, y, loss_fn)
     if random_start == 'inplace': x, random_start = _noise_in_place(x, eps), False
@@ -218,4 +197,5 @@ def fgsm(model:nn.Module, # the model to attack; it takes [0,1] pixels
          attack_mode:str|None='eval', # model mode during the attack
          norm:str='Linf'): # 'Linf' (FGSM) or 'L2' (the fast gradient method: one step of length ε along the normalized gradient)
     "FGSM adversarial examples: `x + eps·sign(∇x loss)` (L2: `x + eps·∇/‖∇‖₂`), clipped to [0,1]."
+    check_attack('fgsm', eps, eps, 1, norm, random_start=False)
     return pgd(model, x, y, eps=eps, step_size=eps, steps=1, random_start=False, loss_fn=loss_fn, attack_mode=attack_mode, norm=norm)

@@ -330,7 +330,7 @@ class ARRESTCallback(AdvTrainCallback):
                  teacher:nn.Module|None=None, # the standard model φ; default: a frozen copy of the model when the learner is built
                  **kwargs):
         check_number('ARRESTCallback', 'gamma', gamma, hint='the weight of the representation term, e.g. 1')
-        if not (isinstance(layers, str) and layers.strip(' ,:')): raise ValueError(f"ARRESTCallback: layers must be a tap spec such as 'penultimate', got {layers!r}")
+        check_taps('ARRESTCallback', 'layers', layers)
         if not (teacher is None or isinstance(teacher, nn.Module)):
             raise ValueError(f"ARRESTCallback: teacher must be an nn.Module, or None for a frozen copy of the model, got {teacher!r}")
         super().__init__(**kwargs)

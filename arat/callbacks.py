@@ -6,39 +6,22 @@ Docs: https://arat-dev.github.io/arat/callbacks.html.md"""
 
 # %% ../nbs/06_callbacks.ipynb #ea20478b
 from __future__ import annotations
-import math, numbers
+import math, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F, torch.distributed as dist
 from contextlib import nullcontext
 from functools import partial
-import pandas as pd
-import torch, torch.nn as nn, torch.nn.functional as F
-from fastcore.basics import store_attr, ifnone, patch
-from fastcore.foundation import L
-from fastcore.meta import delegates
-from fastai.callback.core import Callback
+from fastcore.all import store_attr, ifnone, patch, delegates, L
 from fastai.callback.fp16 import MixedPrecision, AMPMode
-from fastai.learner import Learner, Metric, ValueMetric
-from fastai.optimizer import OptimWrapper
+from fastai.learner import Callback, Metric, ValueMetric
 from fastai.torch_core import get_model
-import torch.distributed as dist
+from .checks import *
 from .dualbn import *
 from .attacks import *
 from .features import *
 from .losses import *
-from .checks import check_number, check_choice
-
 
 # %% auto #0
-__all__ = ['clean_acc', 'sum_over_processes', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback', 'default_gamma',
-           'ensure_in_optimizer', 'ARATCallback', 'AutoBalance', 'GradSimCallback', 'DeviceMixedPrecision',
-           'NonFiniteGuard']
-
-# %% ../nbs/06_callbacks.ipynb #f2a371a0
-def _check_attack(owner, eps, step_size, steps, norm='Linf'):
-    check_choice(owner, 'norm', norm, ('Linf', 'L2'))
-    l2 = norm == 'L2'
-    check_number(owner, 'eps', eps, hint='the L2 radius of [0,1] images, e.g. 0.5' if l2 else 'the L∞ radius in [0,1] pixel units, e.g. 8/255')
-    check_number(owner, 'step_size', step_size, hint='the L2 length of a step, e.g. eps/4' if l2 else 'in [0,1] pixel units, e.g. 2/255')
-    check_number(owner, 'steps', steps, integer=True, hint='the number of PGD steps, e.g. 10')
+__all__ = ['clean_acc', 'sum_over_processes', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback', 'ARATCallback', 'AutoBalance',
+           'GradSimCallback', 'grad_sim_summary', 'DeviceMixedPrecision', 'NonFiniteGuard']
 
 # %% ../nbs/06_callbacks.ipynb #6614b815
 def clean_acc(inp, targ):
@@ -65,13 +48,13 @@ class RobustAccuracy(Metric):
                  metric_name:str='robust_acc', # the name the Recorder shows
                  norm:str='Linf'): # the threat model: 'Linf' or 'L2'
         check_number('RobustAccuracy', 'n', n, lo=1, integer=True, hint='the number of validation images to attack')
-        _check_attack('RobustAccuracy', eps, step_size, steps, norm); check_number('RobustAccuracy', 'seed', seed, integer=True)
+        check_attack('RobustAccuracy', eps, step_size, steps, norm); check_number('RobustAccuracy', 'seed', seed, integer=True)
         store_attr()
+    def reset(self): self.correct, self.count = 0, 0
+    value = property(lambda self: self.correct / self.count if self.count else None)
+    name = property(lambda self: self.metric_name)
 
 # %% ../nbs/06_callbacks.ipynb #8262f0a7
-@patch
-def reset(self:RobustAccuracy): self.correct, self.count = 0, 0
-
 @patch
 def accumulate(self:RobustAccuracy, learn):
     if self.count >= self.n: return
@@ -80,16 +63,8 @@ def accumulate(self:RobustAccuracy, learn):
     with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
         torch.manual_seed(self.seed + self.count)
         xa = pgd(learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps, attack_mode='eval', norm=self.norm)
-    with torch.no_grad(): c = (get_model(learn.model)(xa).argmax(-1) == y).sum().item()
-    c, k = sum_over_processes(c, k)
+    with torch.no_grad(): c, k = sum_over_processes((get_model(learn.model)(xa).argmax(-1) == y).sum().item(), k)
     self.correct, self.count = self.correct + int(c), self.count + int(k)
-
-# %% ../nbs/06_callbacks.ipynb #c1ee9f24
-@patch(as_prop=True)
-def value(self:RobustAccuracy): return self.correct / self.count if self.count else None
-
-@patch(as_prop=True)
-def name(self:RobustAccuracy): return self.metric_name
 
 # %% ../nbs/06_callbacks.ipynb #00965d0f
 class AdvTrainCallback(Callback):
@@ -104,11 +79,8 @@ class AdvTrainCallback(Callback):
                  random_start=True, # True: uniform in the ε-ball; False: none; 'inplace': the public AR-AT code's (see below)
                  norm:str='Linf'): # the threat model: 'Linf' or 'L2'
         o = type(self).__name__
-        _check_attack(o, eps, step_size, steps, norm)
+        check_attack(o, eps, step_size, steps, norm, random_start, starts=(True, False, 'inplace'))
         check_choice(o, 'attack_mode', attack_mode, ('train', 'eval'))
-        check_choice(o, 'random_start', random_start, (True, False, 'inplace'))
-        if random_start == 'inplace' and norm != 'Linf':
-            raise ValueError(f"{o}: random_start='inplace' is the public AR-AT code's L∞ start; use it with norm='Linf'")
         store_attr('eps,step_size,steps,attack_mode,random_start,norm')
         self._sums, self._n, self._losses = {}, 0, []
         self.part_metrics = [ValueMetric(partial(self._part_mean, p), p) for p in self.parts]
@@ -116,22 +88,17 @@ class AdvTrainCallback(Callback):
 # %% ../nbs/06_callbacks.ipynb #7bb677a8
 @patch
 def _part_mean(self:AdvTrainCallback, p): return self._sums[p] / self._n if self._n and p in self._sums else float('nan')
-
 @patch
 def _add_metrics(self:AdvTrainCallback):
-    names = set(L(self.learn.metrics).attrgot('name'))
-    new = [m for m in self.part_metrics if m.name not in names]
+    new = [m for m in self.part_metrics if m.name not in set(L(self.learn.metrics).attrgot('name'))]
     if new: self.learn.metrics = L(self.learn.metrics) + new
 
 # %% ../nbs/06_callbacks.ipynb #aecd3985
 @patch
-def setup(self:AdvTrainCallback):
-    "Prepare the model (idempotent): called at Learner creation and before each fit."
-
-@patch
-def after_create(self:AdvTrainCallback): self.setup(); self._add_metrics()
+def setup(self:AdvTrainCallback): "Prepare the model (idempotent): called at Learner creation and before each fit."
 @patch
 def before_fit(self:AdvTrainCallback): self.setup(); self._add_metrics()
+AdvTrainCallback.after_create = AdvTrainCallback.before_fit
 @patch
 def before_train(self:AdvTrainCallback): self._sums, self._n, self._losses = {}, 0, []
 
@@ -139,8 +106,7 @@ def before_train(self:AdvTrainCallback): self._sums, self._n, self._losses = {},
 @patch
 def attack_autocast(self:AdvTrainCallback):
     "The autocast of the learner's `MixedPrecision` callback (what fastai's forward runs in), else a no-op context."
-    mp = [c for c in self.learn.cbs if isinstance(c, MixedPrecision) and getattr(c, 'autocast', None) is not None]
-    return mp[0].autocast if mp else nullcontext()
+    return next((c.autocast for c in self.learn.cbs if isinstance(c, MixedPrecision) and getattr(c, 'autocast', None) is not None), nullcontext())
 
 # %% ../nbs/06_callbacks.ipynb #cc194190
 @patch
@@ -148,7 +114,6 @@ def attack(self:AdvTrainCallback, x, y):
     "Adversarial examples for the clean batch `x` (on the main BNs)."
     return pgd(self.learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps,
                random_start=self.random_start, attack_mode=self.attack_mode, norm=self.norm)
-
 @patch
 def before_batch(self:AdvTrainCallback):
     x, y = plain_tensor(self.learn.xb[0]), self.learn.yb[0]
@@ -157,93 +122,46 @@ def before_batch(self:AdvTrainCallback):
     with self.attack_autocast(): self.learn.xb = (self.attack(x, y),)
 
 # %% ../nbs/06_callbacks.ipynb #af4da180
-def _loss_row(total, parts):
-    "The total and the tensor `parts` of one batch's loss as one float vector, on their device (no synchronisation)."
-    ts = [total] + [v for v in parts.values() if torch.is_tensor(v)]
-    return torch.stack([plain_tensor(t if t.dim() == 0 else t.mean()).detach().float() for t in ts])
-
 @patch
 def compute_loss(self:AdvTrainCallback):
     "The method's `(total, parts)`; default: PGD-AT's CE on the adversarial batch."
     return self.learn.loss_grad, dict(adv_ce=self.learn.loss_grad)
 
+# %% ../nbs/06_callbacks.ipynb #38ebf0cc
 @patch
 def after_loss(self:AdvTrainCallback):
     total, parts = self.compute_loss()
-    self._losses.append(_loss_row(total, parts))   # on the device: checked once, at the end of the epoch's training
-    self._row_names = [k for k, v in parts.items() if torch.is_tensor(v)]
+    self._row_names = [k for k, v in parts.items() if torch.is_tensor(v)]   # the total and these, on the device: checked once per epoch
+    self._losses.append(torch.stack([plain_tensor(t if t.dim() == 0 else t.mean()).detach().float() for t in [total] + [parts[k] for k in self._row_names]]))
     self.learn.loss_grad, self.learn.loss, self.learn.loss_parts = total, total.detach(), parts
-    for p in self.parts:
-        v = parts[p]
-        self._sums[p] = self._sums.get(p, 0.) + (v.detach().float() if torch.is_tensor(v) else float(v))
+    for p in self.parts: v = parts[p]; self._sums[p] = self._sums.get(p, 0.) + (v.detach().float() if torch.is_tensor(v) else float(v))
     self._n += 1
 
 # %% ../nbs/06_callbacks.ipynb #4dc92673
 @patch
 def after_train(self:AdvTrainCallback):
     "Stop the fit if a training loss of this epoch was not finite (one read of the losses kept on the device)."
-    if not self._losses: return
-    rows, self._losses = torch.stack(self._losses).cpu(), []
+    rows, self._losses = torch.stack(self._losses).cpu() if self._losses else torch.zeros(0, 1), []
     bad = (~torch.isfinite(rows[:, 0])).nonzero()
-    if len(bad): self._not_finite(int(bad[0]), rows[int(bad[0])].tolist())
-
-@patch
-def _not_finite(self:AdvTrainCallback, i, row):
-    "Raise the error of batch `i` of this epoch, whose total and tensor parts were `row`."
-    vals = dict(zip(self._row_names, row[1:]))
-    bad = [k for k, v in vals.items() if not math.isfinite(v)] or ['total']
+    if not len(bad): return
+    i = int(bad[0]); vals = dict(zip(self._row_names, rows[i, 1:].tolist()))
     self.cleanup()
-    raise FloatingPointError(f"{type(self).__name__}: the loss is not finite at epoch {self.learn.epoch}, batch {i} "
-                             f"(non-finite: {', '.join(bad)}; parts {vals}). Lower the learning rate or the regularization weight, "
-                             "or check the inputs for NaNs.")
+    raise FloatingPointError(f"{type(self).__name__}: the loss is not finite at epoch {self.learn.epoch}, batch {i} (non-finite: "
+                             f"{', '.join([k for k, v in vals.items() if not math.isfinite(v)] or ['total'])}; parts {vals}). "
+                             "Lower the learning rate or the regularization weight, or check the inputs for NaNs.")
 
 # %% ../nbs/06_callbacks.ipynb #50df513c
 @patch
 def cleanup(self:AdvTrainCallback):
     "Undo per-fit state (hooks, references)."
     self.learn.x_clean = None
-
 @patch
 def after_fit(self:AdvTrainCallback): self.cleanup()
-@patch
-def after_cancel_fit(self:AdvTrainCallback): self.cleanup()
+AdvTrainCallback.after_cancel_fit = AdvTrainCallback.after_fit
 
 # %% ../nbs/06_callbacks.ipynb #30fce326
 class ATCallback(AdvTrainCallback):
     "PGD-AT (Madry et al.): train on `CE(f(x'), y)` with the same PGD as AR-AT."
-
-# %% ../nbs/06_callbacks.ipynb #f545a346
-def default_gamma(model:nn.Module):
-    "γ of Table 14: 100 for WideResNets (a `block3` group), 30 otherwise (ResNet-18)."
-    return 100. if any(n == 'block3' or n.endswith('.block3') for n, _ in model.named_modules()) else 30.
-
-# %% ../nbs/06_callbacks.ipynb #b6b224f8
-def _opt_param_ids(opt): return {id(p) for pl in opt.param_lists for p in pl}
-
-def _opt_state(opt):
-    "The per-parameter state: torch's (through `OptimWrapper`) or fastai's `Optimizer`'s."
-    return opt.opt.state if isinstance(opt, OptimWrapper) else opt.state
-
-# %% ../nbs/06_callbacks.ipynb #68acf4f6
-def ensure_in_optimizer(learn:Learner, # a Learner whose optimizer may already exist
-                        params): # parameters the optimizer must train
-    "Rebuild `learn.opt` if some of `params` are not in it, keeping its hyper-parameters and its parameters' state."
-    old = learn.opt
-    if old is None or all(id(p) in _opt_param_ids(old) for p in params): return False
-    hypers, state = old.hypers, dict(_opt_state(old))
-    learn.create_opt()
-    if len(learn.opt.hypers) == len(hypers):
-        for k in hypers[0]: learn.opt.set_hyper(k, [h[k] for h in hypers])
-    _opt_state(learn.opt).update({p: s for p, s in state.items() if id(p) in _opt_param_ids(learn.opt)})
-    return True
-
-# %% ../nbs/06_callbacks.ipynb #56448147
-def _check_arat(o, gamma, layers, stop_grad, predictor, split_bn, alpha, beta):
-    check_number(o, 'gamma', gamma, none_ok=True, hint="None for the paper's default (30 for ResNet-18, 100 for WideResNets)")
-    check_number(o, 'alpha', alpha); check_number(o, 'beta', beta)
-    for k, v in dict(stop_grad=stop_grad, predictor=predictor, split_bn=split_bn).items(): check_choice(o, k, v, (True, False))
-    if layers is not None and not (isinstance(layers, str) and layers.strip(' ,:')):
-        raise ValueError(f"{o}: layers must be a tap spec such as 'relus:layer4' (see tap_points), or None for the default, got {layers!r}")
 
 # %% ../nbs/06_callbacks.ipynb #5c8469a2
 class ARATCallback(AdvTrainCallback):
@@ -261,17 +179,19 @@ class ARATCallback(AdvTrainCallback):
                  single_forward:bool|str='auto', # with split-BN, clean and adversarial rows in one forward: 'auto' (when the model is on CUDA), True, False (two passes)
                  **kwargs):
         super().__init__(**kwargs)
-        _check_arat(type(self).__name__, gamma, layers, stop_grad, predictor, split_bn, alpha, beta)
-        check_choice(type(self).__name__, 'single_forward', single_forward, ('auto', True, False))
+        o = type(self).__name__
+        check_number(o, 'gamma', gamma, none_ok=True, hint="None for the paper's default (30 for ResNet-18, 100 for WideResNets)")
+        check_number(o, 'alpha', alpha); check_number(o, 'beta', beta); check_taps(o, 'layers', layers, none_ok=True)
+        for k, v in dict(stop_grad=stop_grad, predictor=predictor, split_bn=split_bn).items(): check_choice(o, k, v, (True, False))
+        check_choice(o, 'single_forward', single_forward, ('auto', True, False))
         store_attr('gamma,layers,stop_grad,predictor,split_bn,alpha,beta,single_forward')
-        self.taps, self._rows, self._route, self._single = None, False, None, None
+        self.taps, self._single, self._single_ctx = None, False, None
 
 # %% ../nbs/06_callbacks.ipynb #ace215f3
 @patch
 def _sample(self:ARATCallback):
     try: return self.learn.dls.valid.one_batch()[0]
     except Exception: return self.learn.dls.train.one_batch()[0]
-
 @patch
 def setup(self:ARATCallback):
     m = self.learn.model
@@ -292,42 +212,38 @@ def before_fit(self:ARATCallback):
     self.taps = FeatureTaps(self.learn.model, self.spec, attach=False)   # hooks only while a batch needs them
     self._single = self.uses_single_forward()                            # 'auto' resolved on the model's device
 
+# %% ../nbs/06_callbacks.ipynb #5d61259b
 @patch
 def before_batch(self:ARATCallback):
     AdvTrainCallback.before_batch(self)   # the attack runs without the hooks
-    self.taps.attach()                    # fastai's forward fills z' (and z, in the one-forward route)
-    self.taps.enabled = True
-    self._rows = self._single
-    if self._rows: self._join_views()
+    self.taps.attach().enabled = True     # fastai's forward fills z' (and z, in one forward)
+    if self._single: self._join_views()
 
 # %% ../nbs/06_callbacks.ipynb #77b11bf1
 @patch
 def uses_single_forward(self:ARATCallback):
     "Whether a training batch runs clean and adversarial rows in one forward (`single_forward`, `'auto'`: on CUDA; split-BN, own clean pass)."
-    single = self.single_forward
-    if single == 'auto':
-        learn = getattr(self, 'learn', None)
-        p = next(learn.model.parameters(), None) if learn is not None and learn.model is not None else None
-        single = p is not None and p.device.type == 'cuda'
+    m = getattr(getattr(self, 'learn', None), 'model', None)
+    p = next(m.parameters(), None) if m is not None else None
+    single = p is not None and p.device.type == 'cuda' if self.single_forward == 'auto' else self.single_forward
     return single and self.split_bn and type(self).clean_pass is ARATCallback.clean_pass
 
+# %% ../nbs/06_callbacks.ipynb #bbc50d4a
 @patch
 def _join_views(self:ARATCallback):
     x = self.learn.x_clean
     self.learn.xb = (torch.cat([x, self.learn.xb[0]]),)
-    self._route = route_rows(self.learn.model, len(x)); self._route.__enter__()
-
+    self._single_ctx = route_rows(self.learn.model, len(x)); self._single_ctx.__enter__()
 @patch
-def _end_route(self:ARATCallback):
-    if self._route is not None: r, self._route = self._route, None; r.__exit__(None, None, None)
+def _end_single(self:ARATCallback):
+    if self._single_ctx is not None: r, self._single_ctx = self._single_ctx, None; r.__exit__(None, None, None)
 
 # %% ../nbs/06_callbacks.ipynb #35f08b70
 @patch
 def after_pred(self:ARATCallback):
-    if not self._rows: return
-    self._end_route()
-    n, pred, feats = len(self.learn.x_clean), self.learn.pred, self.taps.take()
-    self.taps.remove()
+    if not self._single: return
+    self._end_single()
+    n, pred, feats = len(self.learn.x_clean), self.learn.pred, self.taps.take(); self.taps.remove()
     self._clean, self._z_adv = (pred[:n], [f[:n] for f in feats]), [f[n:] for f in feats]
     self.learn.pred, self.learn.xb = pred[n:], (self.learn.xb[0][n:],)
 
@@ -336,19 +252,16 @@ def after_pred(self:ARATCallback):
 def clean_pass(self:ARATCallback):
     "The clean forward (through the aux BNs with split-BN) and its tap features."
     m = self.learn.model
-    with (use_bn(m, 'aux') if self.split_bn else nullcontext()):
-        out_clean = m(self.learn.x_clean)
-    return out_clean, self.taps.take()
+    with (use_bn(m, 'aux') if self.split_bn else nullcontext()): return m(self.learn.x_clean), self.taps.take()
 
+# %% ../nbs/06_callbacks.ipynb #eec3088b
 @patch
 def compute_loss(self:ARATCallback):
-    m, y = self.learn.model, self.learn.yb[0]
-    if self._rows: (out_clean, z_clean), z_adv = self._clean, self._z_adv
+    if self._single: (out_clean, z_clean), z_adv = self._clean, self._z_adv
     else: z_adv = self.taps.take(); out_clean, z_clean = self.clean_pass()
     self.taps.remove(); self._clean = self._z_adv = None
-    preds = get_model(m).arat_predictors if self.predictor else None   # under DDP `m` wraps the model
-    total, parts = arat_loss(self.learn.pred, out_clean, y, z_adv, z_clean, preds, self.alpha, self.beta,
-                             self.gamma_, self.stop_grad)
+    preds = get_model(self.learn.model).arat_predictors if self.predictor else None   # under DDP the learner's model wraps it
+    total, parts = arat_loss(self.learn.pred, out_clean, self.learn.yb[0], z_adv, z_clean, preds, self.alpha, self.beta, self.gamma_, self.stop_grad)
     parts.update(alpha=self.alpha, beta=self.beta)
     return total, parts
 
@@ -356,12 +269,10 @@ def compute_loss(self:ARATCallback):
 @patch
 def cleanup(self:ARATCallback):
     AdvTrainCallback.cleanup(self)
-    self._end_route(); self._rows, self._clean, self._z_adv = False, None, None
-    if self.taps is not None: self.taps.remove()
-    self.taps = None
-
+    self._end_single(); self._single, self._clean, self._z_adv = False, None, None
+    if self.taps is not None: self.taps.remove(); self.taps = None
 @patch
-def after_cancel_batch(self:ARATCallback): self._end_route()
+def after_cancel_batch(self:ARATCallback): self._end_single()
 
 # %% ../nbs/06_callbacks.ipynb #fc1dcac5
 class AutoBalance(Callback):
@@ -370,12 +281,10 @@ class AutoBalance(Callback):
     def __init__(self, n:int=1000): # how many training images to measure the accuracy on
         check_number('AutoBalance', 'n', n, lo=1, integer=True, hint='how many training images to measure the accuracy on')
         store_attr(); self.history = []
-
     def _target(self):
         cbs = [c for c in self.learn.cbs if hasattr(c, 'alpha') and hasattr(c, 'beta') and c is not self]
         if not cbs: raise ValueError("AutoBalance needs a method callback with `alpha` and `beta` (e.g. ARATCallback) in the Learner")
         return cbs[0]
-
     def before_fit(self): self._target(); self.history = []
 
 # %% ../nbs/06_callbacks.ipynb #75916807
@@ -383,8 +292,7 @@ class AutoBalance(Callback):
 def measure(self:AutoBalance):
     "Clean accuracy of the aux-BN branch (eval mode) on about `n` training images (under DDP: in all, summed over the processes)."
     m = get_model(self.learn.model)
-    correct = count = 0
-    per = math.ceil(self.n / process_count())
+    correct, count, per = 0, 0, math.ceil(self.n / process_count())
     with model_mode(m, 'eval'), (use_bn(m, 'aux') if has_dual_bn(m) else nullcontext()), torch.no_grad():
         for xb, yb in self.learn.dls.train:
             correct += (m(xb).argmax(-1) == yb).sum().item(); count += len(yb)
@@ -392,20 +300,12 @@ def measure(self:AutoBalance):
     correct, count = sum_over_processes(correct, count)
     return correct / max(count, 1)
 
+# %% ../nbs/06_callbacks.ipynb #fdace188
 @patch
 def before_train(self:AutoBalance):
-    acc = self.measure()
-    t = self._target()
+    acc, t = self.measure(), self._target()
     t.alpha, t.beta = acc, 1. - acc
     self.history.append(dict(epoch=self.learn.epoch, alpha=t.alpha, beta=t.beta))
-
-# %% ../nbs/06_callbacks.ipynb #9086e485
-def _check_parts(name, v):
-    "`v` as a tuple of loss-part names (a single name is fine)."
-    v = (v,) if isinstance(v, str) else v
-    if not (isinstance(v, (tuple, list)) and v and all(isinstance(p, str) and p for p in v)):
-        raise ValueError(f"GradSimCallback: {name} must be loss-part names such as ('adv_ce', 'clean_ce'), got {v!r}")
-    return tuple(v)
 
 # %% ../nbs/06_callbacks.ipynb #12816f4e
 class GradSimCallback(Callback):
@@ -416,9 +316,9 @@ class GradSimCallback(Callback):
                  cls_parts=('adv_ce', 'clean_ce'), # loss parts summed into the classification loss
                  reg_parts=('inv',)): # loss parts summed into the regularization loss
         check_number('GradSimCallback', 'every', every, lo=1, integer=True, hint='measure every this many training batches')
-        cls_parts, reg_parts = _check_parts('cls_parts', cls_parts), _check_parts('reg_parts', reg_parts)
+        what = "loss-part names such as ('adv_ce', 'clean_ce')"
+        cls_parts, reg_parts = check_names('GradSimCallback', 'cls_parts', cls_parts, what), check_names('GradSimCallback', 'reg_parts', reg_parts, what)
         store_attr(); self.records = []
-
     def before_fit(self):
         self.records, skip = [], set(training_module_names())
         self.params = [(n, mod.weight) for n, mod in self.learn.model.named_modules()
@@ -446,13 +346,11 @@ def _parts(self:GradSimCallback):
 def after_loss(self:GradSimCallback):
     if self.learn.train_iter % self.every: return
     parts, ps = self._parts(), [p for _, p in self.params]
-    g_cls = torch.autograd.grad(sum(parts[p] for p in self.cls_parts), ps, retain_graph=True, allow_unused=True)
-    g_reg = torch.autograd.grad(sum(parts[p] for p in self.reg_parts), ps, retain_graph=True, allow_unused=True)
+    g_cls, g_reg = (torch.autograd.grad(sum(parts[p] for p in k), ps, retain_graph=True, allow_unused=True) for k in (self.cls_parts, self.reg_parts))
     step, flat_c, flat_r = self.learn.train_iter, [], []
-    for (n, p), a, b in zip(self.params, g_cls, g_reg):
-        a, b = (torch.zeros_like(p) if g is None else g for g in (a, b))
-        flat_c.append(a.flatten()); flat_r.append(b.flatten())
-        self.records.append(self._row(step, n, a.flatten(), b.flatten()))
+    for (n, p), *gs in zip(self.params, g_cls, g_reg):
+        a, b = (torch.zeros_like(p).flatten() if g is None else g.flatten() for g in gs)
+        flat_c.append(a); flat_r.append(b); self.records.append(self._row(step, n, a, b))
     self.records.append(self._row(step, 'all', torch.cat(flat_c), torch.cat(flat_r)))
 
 # %% ../nbs/06_callbacks.ipynb #bf190ff8
@@ -461,22 +359,29 @@ def stats(self:GradSimCallback):
     "All measurements: one row per (step, layer), plus layer 'all' for the whole flattened gradient."
     return pd.DataFrame(self.records, columns=['step', 'epoch', 'layer', 'cos', 'conflict'])
 
+def grad_sim_summary(stats:pd.DataFrame, value:str='cos', layer:str|None=None):
+    "Per step of `stats` (`GradSimCallback.stats`), mean and std of `value` ('cos' or 'conflict') over the layers, or of one `layer` (e.g. 'all')."
+    d = stats[stats.layer != 'all'] if layer is None else stats[stats.layer == layer]
+    if d.empty and layer is not None: raise ValueError(f"no rows with layer {layer!r}; layers: {sorted(stats.layer.unique())[:10]}")
+    return d.groupby('step')[value].agg(['mean', 'std']).reset_index()
+
+# %% ../nbs/06_callbacks.ipynb #9d81c87d
 @patch
-def summary(self:GradSimCallback):
-    "Mean and std over layers of the cosine similarity, per measured step (the curve of Fig. 2)."
-    df = self.stats
-    return df[df.layer != 'all'].groupby('step')['cos'].agg(['mean', 'std']).reset_index()
+def summary(self:GradSimCallback, value:str='cos', layer:str|None=None):
+    "`grad_sim_summary` of `stats`: mean and std over layers of `value`, per measured step."
+    return grad_sim_summary(self.stats, value, layer)
 
 # %% ../nbs/06_callbacks.ipynb #57487de8
 @patch
-def plot(self:GradSimCallback, ax=None, label=None):
-    "Fig. 2 style: mean over layers (line) ± std (band) of the gradient cosine similarity against the training step."
+def plot(self:GradSimCallback, ax=None, label=None, value:str='cos', layer:str|None=None):
+    "Fig. 2 style: `summary`'s mean over layers (line) ± std (band), or one `layer`'s curve, against the training step."
     import matplotlib.pyplot as plt
-    s = self.summary()
+    s = self.summary(value, layer)
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
     line, = ax.plot(s['step'], s['mean'], label=label)
-    ax.fill_between(s['step'], s['mean'] - s['std'].fillna(0), s['mean'] + s['std'].fillna(0), alpha=0.25, color=line.get_color())
-    ax.axhline(0, color='gray', lw=0.8); ax.set_xlabel('training step'); ax.set_ylabel('gradient cosine similarity')
+    if layer is None: ax.fill_between(s['step'], s['mean'] - s['std'].fillna(0), s['mean'] + s['std'].fillna(0), alpha=0.25, color=line.get_color())
+    if value == 'cos': ax.axhline(0, color='gray', lw=0.8)
+    ax.set_xlabel('training step'); ax.set_ylabel('gradient cosine similarity' if value == 'cos' else 'conflict ratio')
     if label: ax.legend()
     return ax
 
@@ -484,8 +389,7 @@ def plot(self:GradSimCallback, ax=None, label=None):
 class DeviceMixedPrecision(MixedPrecision):
     "fastai's `MixedPrecision`, autocasting on the model's device (CUDA or CPU) instead of CUDA only."
     def before_fit(self):
-        dev = next(self.learn.model.parameters()).device.type
-        dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
+        dev, dtype = next(self.learn.model.parameters()).device.type, torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
         if dev == 'cuda' and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
             raise ValueError("DeviceMixedPrecision: this GPU does not support bfloat16; use amp_mode='fp16'")
         self.kwargs['enabled'] = dtype == torch.float16   # loss scaling for fp16 only, as fastai
@@ -498,15 +402,13 @@ class NonFiniteGuard(Callback):
     def __init__(self): self._ok = {}
     def before_epoch(self): self._ok = {}
     def _track(self, k, t):
-        if not torch.is_tensor(t): return
-        ok = torch.isfinite(t).all()   # stays on the device: no sync per batch
-        self._ok[k] = self._ok[k] & ok if k in self._ok else ok
+        ok = torch.isfinite(t).all() if torch.is_tensor(t) else True   # stays on the device: no sync per batch
+        if ok is not True: self._ok[k] = self._ok[k] & ok if k in self._ok else ok
     def after_pred(self): self._track('logits', self.learn.pred)
     def after_loss(self): self._track('loss', self.learn.loss)
 
 # %% ../nbs/06_callbacks.ipynb #4a5fca55
 def _some(names, k=1): return ', '.join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else '')
-
 @patch
 def non_finite(self:NonFiniteGuard):
     "What is not finite now: 'weights (names)', 'BN running statistics (names)', and 'logits', 'loss' of this epoch's batches."
@@ -523,7 +425,6 @@ def non_finite(self:NonFiniteGuard):
 def after_epoch(self:NonFiniteGuard):
     bad, self._ok = self.non_finite(), {}
     if not bad: return
-    for c in self.learn.cbs:
-        if isinstance(c, AdvTrainCallback): c.cleanup()
+    for c in self.learn.cbs.filter(lambda c: isinstance(c, AdvTrainCallback)): c.cleanup()
     raise FloatingPointError(f"NonFiniteGuard: training diverged in epoch {self.epoch + 1} of {self.n_epoch}: non-finite {', '.join(bad)}; "
                              "stopped before this epoch was saved. Lower the learning rate (or the regularization weight).")

@@ -1,4 +1,4 @@
-"""One way to check an option and to say what is wrong with it: numbers, choices and the attack's settings, used by every module of arat and by the command line.
+"""One way to check an option and to say what is wrong with it: numbers, choices, names, tap specs and the attack's settings, used by every module of arat and by the command line.
 
 Docs: https://arat-dev.github.io/arat/checks.html.md"""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math, numbers
 
 # %% auto #0
-__all__ = ['STARTS', 'check_number', 'check_choice', 'check_attack']
+__all__ = ['STARTS', 'TAP_FORMS', 'check_number', 'check_choice', 'check_names', 'check_attack', 'check_taps']
 
 # %% ../nbs/00_checks.ipynb #4a2df179
 def check_number(owner:str, # who checks (a class, function or command name), for the message
@@ -36,9 +36,20 @@ def check_choice(owner:str, # who checks (a class, function or command name), fo
     if any(type(v) is type(c) and v == c for c in choices): return v
     raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}, got {v!r}" + (f"; {hint}" if hint else ''))
 
+# %% ../nbs/00_checks.ipynb #4f518fbb
+def check_names(owner:str, # who checks, for the message
+                name:str, # the option
+                v, # a name, or a list or tuple of names
+                what:str='names'): # what the names are, for the message
+    "`v` as a tuple of non-empty strings (a single string is one name), else a one-line `ValueError`."
+    v = (v,) if isinstance(v, str) else v
+    if isinstance(v, (tuple, list)) and v and all(isinstance(p, str) and p for p in v): return tuple(v)
+    raise ValueError(f"{owner}: {name} must be {what}, got {v!r}")
+
 # %% ../nbs/00_checks.ipynb #36714b9d
 STARTS = (True, False, 'uniform', 'normal', 'inplace')   # every start `arat.attacks.pgd` runs
 
+# %% ../nbs/00_checks.ipynb #751f03a1
 def check_attack(owner:str, # who checks, for the message
                  eps, # the radius: L∞ in [0,1] pixel units, or L2 of [0,1] images
                  step_size, # the length of a step, in the same units
@@ -57,6 +68,22 @@ def check_attack(owner:str, # who checks, for the message
     check_number(owner, 'restarts', restarts, lo=1, integer=True)
     check_number(owner, 'start_std', start_std)
     if isinstance(random_start, str) and random_start == 'inplace' and (l2 or 'inplace' not in starts):
-        raise ValueError(f"{owner}: random_start='inplace' is the public AR-AT code's L∞ uniform start; "
-                         + ("use it with norm='Linf'" if l2 else f"use one of {', '.join(map(repr, starts))}"))
+        raise ValueError(f"{owner}: random_start='inplace' is the public AR-AT code's "
+                         + ("L∞ start; use it with norm='Linf'" if l2 else f"uniform start; use one of {', '.join(map(repr, starts))}"))
     check_choice(owner, 'random_start', random_start, starts)
+
+# %% ../nbs/00_checks.ipynb #ee3076b0
+TAP_FORMS = "a comma-separated list of 'penultimate', 'relus:NAME', 'blocks:NAME' or module names, e.g. 'relus:layer4'"
+
+# %% ../nbs/00_checks.ipynb #76ca7a90
+def check_taps(owner:str, # who checks, for the message
+               name:str, # the option
+               spec, # a tap spec
+               none_ok:bool=False): # `None` allowed (the default taps chosen later)
+    "The items of the tap spec `spec`, or `None` when `none_ok`; else a one-line `ValueError`."
+    if spec is None and none_ok: return spec
+    items = [s.strip() for s in spec.split(',') if s.strip()] if isinstance(spec, str) else []
+    bad = [it for it in items if it.partition(':')[0] in ('relus', 'blocks') and not it.partition(':')[2].strip()]
+    if items and not bad: return items
+    raise ValueError(f"{owner}: {name} must be a tap spec, {TAP_FORMS}" + (' (or None for the default)' if none_ok else '')
+                     + f", got {spec!r}" + (f" ({bad[0]!r} names no stage)" if bad else ''))

@@ -11,6 +11,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from .dualbn import DualBatchNorm, is_bn, training_module_names
 from .attacks import model_mode
+from .checks import check_taps
 
 # %% auto #0
 __all__ = ['tap_points', 'default_taps', 'FeatureTaps', 'tap_dims']
@@ -64,25 +65,12 @@ def _penultimate(model):
     n, m = lins[-1]
     return [(n, m, 'input')]
 
-# %% ../nbs/04_features.ipynb #e3e4ac54
-_FORMS = "a comma-separated list of 'penultimate', 'relus:NAME', 'blocks:NAME' or module names, e.g. 'relus:layer4'"
-
-def _spec_items(spec):
-    "The items of `spec`; an error when there are none or a stage name is missing."
-    if not isinstance(spec, str): raise ValueError(f"tap spec must be a string, {_FORMS}; got {spec!r}")
-    items = [s.strip() for s in spec.split(',') if s.strip()]
-    if not items: raise ValueError(f"tap spec {spec!r} selects no layer: give {_FORMS}")
-    for it in items:
-        if it.split(':', 1)[0] in ('relus', 'blocks') and not it.split(':', 1)[1].strip():
-            raise ValueError(f"tap spec item {it!r} names no stage: give {_FORMS}")
-    return items
-
 # %% ../nbs/04_features.ipynb #be8c41c0
 def tap_points(model:nn.Module, # the model (plain or dual-BN)
                spec:str='relus:layer4'): # which representations, see the table above
     "List of `(name, module, kind)` for the taps `spec` selects; kind is 'relu', 'id' (output) or 'input'."
     taps = []
-    for item in _spec_items(spec):
+    for item in check_taps('tap_points', 'spec', spec):
         if item == 'penultimate': taps += _penultimate(model)
         elif item.startswith('relus:'): taps += _relu_taps(model, item[6:].strip())
         elif item.startswith('blocks:'): taps += _block_taps(model, item[7:].strip())
@@ -122,20 +110,12 @@ def __repr__(self:FeatureTaps): return f"FeatureTaps({self.spec!r}: {len(self.ta
 
 # %% ../nbs/04_features.ipynb #7bd88e32
 @patch
-def _store(self:FeatureTaps, i, t):
-    t = _pool(t)
-    self.feats[i] = t.detach() if self.detach else t
-
-@patch
-def _hook(self:FeatureTaps, i, relu):
-    def f(mod, inp, out):
-        if self.enabled: self._store(i, F.relu(out) if relu else out)
-    return f
-
-@patch
-def _pre_hook(self:FeatureTaps, i):
-    def f(mod, inp):
-        if self.enabled: self._store(i, inp[0])
+def _hook(self:FeatureTaps, i, kind):
+    "The hook of tap `i`: it keeps the pooled input ('input'), output ('id') or ReLU of the output ('relu') of its module."
+    def f(mod, inp, out=None):
+        if not self.enabled: return
+        t = _pool(inp[0] if kind == 'input' else F.relu(out) if kind == 'relu' else out)
+        self.feats[i] = t.detach() if self.detach else t
     return f
 
 # %% ../nbs/04_features.ipynb #d1dbf1d1
@@ -144,8 +124,8 @@ def attach(self:FeatureTaps):
     "Register the hooks (a no-op if they are registered already)."
     if self.hooks: return self
     for i, (_, mod, kind) in enumerate(self.taps):
-        if kind == 'input': self.hooks.append(mod.register_forward_pre_hook(self._pre_hook(i)))
-        else: self.hooks.append(mod.register_forward_hook(self._hook(i, kind == 'relu')))
+        reg = mod.register_forward_pre_hook if kind == 'input' else mod.register_forward_hook
+        self.hooks.append(reg(self._hook(i, kind)))
     return self
 
 # %% ../nbs/04_features.ipynb #22450700

@@ -8,11 +8,14 @@ Docs: https://arat-dev.github.io/arat/losses.html.md"""
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import ifnone
+from fastai.learner import Learner
+from fastai.optimizer import OptimWrapper
 from .attacks import plain_tensor
 from .dualbn import register_training_module, attach_training_module, detach_training_modules
 
 # %% auto #0
-__all__ = ['Predictor', 'attach_predictors', 'detach_predictors', 'invariance_loss', 'arat_loss', 'ablation_variants']
+__all__ = ['Predictor', 'attach_predictors', 'detach_predictors', 'ensure_in_optimizer', 'invariance_loss', 'arat_loss',
+           'default_gamma', 'ablation_variants']
 
 # %% ../nbs/05_losses.ipynb #c0b2d179
 class Predictor(nn.Sequential):
@@ -42,6 +45,26 @@ def attach_predictors(model:nn.Module, # the model being trained
 def detach_predictors(model:nn.Module):
     "Remove `model.arat_predictors` (if any) and return the model."
     return detach_training_modules(model, ('arat_predictors',))
+
+# %% ../nbs/05_losses.ipynb #b6b224f8
+def _opt_param_ids(opt): return {id(p) for pl in opt.param_lists for p in pl}
+
+def _opt_state(opt):
+    "The per-parameter state: torch's (through `OptimWrapper`) or fastai's `Optimizer`'s."
+    return opt.opt.state if isinstance(opt, OptimWrapper) else opt.state
+
+# %% ../nbs/05_losses.ipynb #68acf4f6
+def ensure_in_optimizer(learn:Learner, # a Learner whose optimizer may already exist
+                        params): # parameters the optimizer must train
+    "Rebuild `learn.opt` if some of `params` are not in it, keeping its hyper-parameters and its parameters' state."
+    old = learn.opt
+    if old is None or all(id(p) in _opt_param_ids(old) for p in params): return False
+    hypers, state = old.hypers, dict(_opt_state(old))
+    learn.create_opt()
+    if len(learn.opt.hypers) == len(hypers):
+        for k in hypers[0]: learn.opt.set_hyper(k, [h[k] for h in hypers])
+    _opt_state(learn.opt).update({p: s for p, s in state.items() if id(p) in _opt_param_ids(learn.opt)})
+    return True
 
 # %% ../nbs/05_losses.ipynb #faac83da
 def invariance_loss(z_adv:list, # adversarial features, one [B, d] tensor per tap
@@ -75,6 +98,11 @@ def arat_loss(out_adv:torch.Tensor, # logits of the adversarial pass (main BNs)
     inv_taps = invariance_loss(z_adv, z_clean, predictors, stop_grad)
     inv = inv_taps.mean()
     return alpha*adv_ce + beta*clean_ce + gamma*inv, dict(adv_ce=adv_ce, clean_ce=clean_ce, inv=inv, inv_taps=inv_taps)
+
+# %% ../nbs/05_losses.ipynb #f545a346
+def default_gamma(model:nn.Module):
+    "γ of Table 14: 100 for WideResNets (a `block3` group), 30 otherwise (ResNet-18)."
+    return 100. if any(n == 'block3' or n.endswith('.block3') for n, _ in model.named_modules()) else 30.
 
 # %% ../nbs/05_losses.ipynb #efa535de
 def ablation_variants():

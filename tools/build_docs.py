@@ -28,7 +28,6 @@ HELPER_SECTIONS = {
     '02_dualbn.ipynb': ['Finding the BatchNorms'],
     '03_attacks.ipynb': ['Plain tensors'],
     '04_features.ipynb': ['Finding modules'],
-    '06_callbacks.ipynb': ['Checking options'],
     '08_learner.ipynb': ['The step schedule'],
     '09_evaluate.ipynb': ['Getting the evaluation tensors'],
     '10_runs.ipynb': ['Random states', 'Saving without a window for corruption'],
