@@ -76,7 +76,6 @@ def _l2(t): return t.flatten(1).norm(p=2, dim=1)
 
 # %% ../nbs/03_attacks.ipynb #a5887e16
 def _start(x, eps, random_start, start_std, norm='Linf'):
-    "The attack's starting point (see the list above)."
     if random_start is True or random_start == 'uniform':
         if norm == 'L2':
             d = torch.empty_like(x).normal_()
@@ -113,18 +112,16 @@ def _attack_loss(loss_fn, model, x, y, y_max=None):
 
 # %% ../nbs/03_attacks.ipynb #f691ddfe
 def _loss_scale(x):
-    "2**12 when an fp16 autocast is active on `x`'s device (fp16 input gradients underflow), else None."
     dev = x.device.type
     return 2.**12 if torch.is_autocast_enabled(dev) and torch.get_autocast_dtype(dev) == torch.float16 else None
-
-def _project_l2(xa, x, eps):
-    "`xa` moved onto the L2 ball of radius `eps` around `x` (per example), then into [0,1]."
-    d = xa - x
-    return (x + d * _per_example(torch.clamp(eps / _l2(d).clamp(min=1e-12), max=1.), x)).clamp(0, 1)
 
 # %% ../nbs/03_attacks.ipynb #068caf47
 def _pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn, scale=None, norm='Linf'):
     lo, hi = (x - eps).clamp(min=0), (x + eps).clamp(max=1)
+    def proj(a):
+        if norm == 'Linf': return torch.max(torch.min(a, hi), lo)
+        d = a - x
+        return (x + d * _per_example(torch.clamp(eps / _l2(d).clamp(min=1e-12), max=1.), x)).clamp(0, 1)
     xa = _start(x, eps, random_start, start_std, norm)
     for _ in range(steps):
         xa.requires_grad_(True)
@@ -133,29 +130,16 @@ def _pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_
         g = torch.autograd.grad(loss, xa, allow_unused=True)[0] if loss.requires_grad else None
         if g is None: g = torch.zeros_like(xa)
         elif scale: g = g.nan_to_num(nan=0.)          # an overflowing pixel makes no step
-        if norm == 'L2': xa = _project_l2(xa.detach() + step_size * g / _per_example(_l2(g) + 1e-10, g), x, eps)
-        else: xa = torch.max(torch.min(xa.detach() + step_size * g.sign(), hi), lo)
-    return _project_l2(xa.detach(), x, eps) if norm == 'L2' else torch.max(torch.min(xa.detach(), hi), lo)
+        xa = proj(xa.detach() + (step_size * g / _per_example(_l2(g) + 1e-10, g) if norm == 'L2' else step_size * g.sign()))
+    return proj(xa.detach())
 
 # %% ../nbs/03_attacks.ipynb #55c56399
 def _score(model, loss_fn, xa, y):
-    "Per-example badness of `xa`: the loss, plus a large bonus where integer labels are misclassified."
     out = model(xa)
     s = loss_fn(out, y).detach().float()
     if s.ndim != 1: raise ValueError(f"with restarts > 1, loss_fn must return one loss per example, got shape {tuple(s.shape)}")
     if y is not None and y.dtype in (torch.long, torch.int) and y.ndim == 1 and out.ndim == 2: s = s + 1e6 * (out.argmax(1) != y).float()
     return s
-
-# %% ../nbs/03_attacks.ipynb #69ea18cd
-def _worst_case(model, loss_fn, y, runs):
-    "Per example, the worst of the adversarial batches the iterator `runs` yields (see `_score`)."
-    best = next(runs)
-    with torch.no_grad(): best_s = _score(model, loss_fn, best, y)
-    for xa in runs:
-        with torch.no_grad(): s = _score(model, loss_fn, xa, y)
-        better = s > best_s
-        best, best_s = torch.where(better.view(-1, *[1]*(xa.ndim-1)), xa, best), torch.where(better, s, best_s)
-    return best
 
 # %% ../nbs/03_attacks.ipynb #c681339d
 def pgd(model:nn.Module, # the model to attack; it takes [0,1] pixels
@@ -175,18 +159,21 @@ def pgd(model:nn.Module, # the model to attack; it takes [0,1] pixels
     check_choice('pgd', 'attack_mode', attack_mode, _MODES)
     x, y = plain_tensor(x), plain_tensor(y)
     y_max = _check_inputs(x, y, loss_fn)
-    if random_start == 'inplace': x, random_start = _noise_in_place(x, eps), False
+    if random_start == 'inplace':   # the public AR-AT code's start, in the caller's storage (see below)
+        with torch.no_grad(): x.add_(torch.empty_like(x).uniform_(-eps, eps))
+        random_start = False
     x, scale, steps, restarts, model = x.detach(), _loss_scale(x), int(steps), int(restarts), get_model(model)
     with torch.enable_grad(), model_mode(model, attack_mode), local_bn(model):
-        loss_fn = _attack_loss(loss_fn, model, x, y, y_max)
-        runs = (_pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn, scale, norm) for _ in range(restarts))
-        return next(runs) if restarts == 1 else _worst_case(model, loss_fn, y, runs)
-
-# %% ../nbs/03_attacks.ipynb #f163de98
-def _noise_in_place(x, eps):
-    "The public AR-AT code's start: `x += U(−ε, ε)` in the caller's storage (not clipped); returns `x`."
-    with torch.no_grad(): x.add_(torch.empty_like(x).uniform_(-eps, eps))
-    return x
+        loss_fn, best = _attack_loss(loss_fn, model, x, y, y_max), None
+        for _ in range(restarts):
+            xa = _pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_fn, scale, norm)
+            if restarts == 1: return xa
+            with torch.no_grad(): s = _score(model, loss_fn, xa, y)
+            if best is not None:   # each example keeps its worst case so far
+                better = s > best_s
+                xa, s = torch.where(_per_example(better, xa), xa, best), torch.where(better, s, best_s)
+            best, best_s = xa, s
+        return best
 
 # %% ../nbs/03_attacks.ipynb #6fcbf58f
 def fgsm(model:nn.Module, # the model to attack; it takes [0,1] pixels

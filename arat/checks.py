@@ -27,18 +27,15 @@ def check_number(owner:str, # who checks (a class, function or command name), fo
     raise ValueError(f"{owner}: {name} must be {want}, got {v!r}" + (f"; {hint}" if hint else ''))
 
 # %% ../nbs/00_checks.ipynb #1bdf46dc
-def check_choice(owner:str, # who checks (a class, function or command name), for the message
-                 name:str, # the option
-                 v, # its value
+def check_choice(owner:str, name:str, v,
                  choices, # the values allowed
-                 hint:str=''): # what to do instead, appended to the message
-    "`v` if it is one of `choices` (of the same type: `1` is not `True`), else a one-line `ValueError`."
+                 hint:str=''):
+    "`v` if it is one of `choices` (of the same type: `1` is not `True`), else a one-line `ValueError` (the rest as in `check_number`)."
     if any(type(v) is type(c) and v == c for c in choices): return v
     raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}, got {v!r}" + (f"; {hint}" if hint else ''))
 
 # %% ../nbs/00_checks.ipynb #4f518fbb
-def check_names(owner:str, # who checks, for the message
-                name:str, # the option
+def check_names(owner:str, name:str,
                 v, # a name, or a list or tuple of names
                 what:str='names'): # what the names are, for the message
     "`v` as a tuple of non-empty strings (a single string is one name), else a one-line `ValueError`."
@@ -46,20 +43,13 @@ def check_names(owner:str, # who checks, for the message
     if isinstance(v, (tuple, list)) and v and all(isinstance(p, str) and p for p in v): return tuple(v)
     raise ValueError(f"{owner}: {name} must be {what}, got {v!r}")
 
-# %% ../nbs/00_checks.ipynb #36714b9d
+# %% ../nbs/00_checks.ipynb #751f03a1
 STARTS = (True, False, 'uniform', 'normal', 'inplace')   # every start `arat.attacks.pgd` runs
 
-# %% ../nbs/00_checks.ipynb #751f03a1
-def check_attack(owner:str, # who checks, for the message
-                 eps, # the radius: L∞ in [0,1] pixel units, or L2 of [0,1] images
-                 step_size, # the length of a step, in the same units
-                 steps, # the number of steps
-                 norm:str='Linf', # 'Linf' or 'L2'
-                 random_start=True, # the start, one of `starts`
+def check_attack(owner:str, eps, step_size, steps, norm:str='Linf', random_start=True,
                  starts=STARTS, # the starts `owner` runs
-                 start_std=0., # the scale of a Gaussian start
-                 restarts=1): # the number of runs of the attack
-    "Check an attack's settings together; a one-line `ValueError` for the first bad one."
+                 start_std=0., restarts=1):
+    "Check an attack's settings (as `arat.attacks.pgd` takes them) together; a one-line `ValueError` for the first bad one."
     check_choice(owner, 'norm', norm, ('Linf', 'L2'))
     l2 = norm == 'L2'
     check_number(owner, 'eps', eps, hint='the L2 radius of [0,1] images, e.g. 0.5' if l2 else 'the L∞ radius in [0,1] pixel units, e.g. 8/255')
@@ -72,13 +62,10 @@ def check_attack(owner:str, # who checks, for the message
                          + ("L∞ start; use it with norm='Linf'" if l2 else f"uniform start; use one of {', '.join(map(repr, starts))}"))
     check_choice(owner, 'random_start', random_start, starts)
 
-# %% ../nbs/00_checks.ipynb #ee3076b0
+# %% ../nbs/00_checks.ipynb #76ca7a90
 TAP_FORMS = "a comma-separated list of 'penultimate', 'relus:NAME', 'blocks:NAME' or module names, e.g. 'relus:layer4'"
 
-# %% ../nbs/00_checks.ipynb #76ca7a90
-def check_taps(owner:str, # who checks, for the message
-               name:str, # the option
-               spec, # a tap spec
+def check_taps(owner:str, name:str, spec,
                none_ok:bool=False): # `None` allowed (the default taps chosen later)
     "The items of the tap spec `spec`, or `None` when `none_ok`; else a one-line `ValueError`."
     if spec is None and none_ok: return spec

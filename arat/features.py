@@ -62,8 +62,7 @@ def _penultimate(model):
     skip = set(training_module_names())
     lins = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.split('.')[0] not in skip]
     if not lins: raise ValueError(f"'penultimate': {type(model).__name__} has no nn.Linear head; name a module instead")
-    n, m = lins[-1]
-    return [(n, m, 'input')]
+    return [(*lins[-1], 'input')]
 
 # %% ../nbs/04_features.ipynb #be8c41c0
 def tap_points(model:nn.Module, # the model (plain or dual-BN)
@@ -101,24 +100,20 @@ class FeatureTaps:
         self.names = [n for n,_,_ in self.taps]
         self.feats, self.enabled, self.hooks = [None]*len(self.taps), True, []
         if attach: self.attach()
-
-# %% ../nbs/04_features.ipynb #181b8f8a
-@patch
-def __len__(self:FeatureTaps): return len(self.taps)
-@patch
-def __repr__(self:FeatureTaps): return f"FeatureTaps({self.spec!r}: {len(self.taps)} taps)"
+    def __len__(self): return len(self.taps)
+    def __repr__(self): return f"FeatureTaps({self.spec!r}: {len(self.taps)} taps)"
+    def __enter__(self): return self
+    def __exit__(self, *args): self.remove()
 
 # %% ../nbs/04_features.ipynb #7bd88e32
 @patch
 def _hook(self:FeatureTaps, i, kind):
-    "The hook of tap `i`: it keeps the pooled input ('input'), output ('id') or ReLU of the output ('relu') of its module."
     def f(mod, inp, out=None):
         if not self.enabled: return
         t = _pool(inp[0] if kind == 'input' else F.relu(out) if kind == 'relu' else out)
         self.feats[i] = t.detach() if self.detach else t
     return f
 
-# %% ../nbs/04_features.ipynb #d1dbf1d1
 @patch
 def attach(self:FeatureTaps):
     "Register the hooks (a no-op if they are registered already)."
@@ -142,11 +137,6 @@ def remove(self:FeatureTaps):
     for h in self.hooks: h.remove()
     self.hooks, self.feats = [], [None]*len(self.taps)
 
-@patch
-def __enter__(self:FeatureTaps): return self
-@patch
-def __exit__(self:FeatureTaps, *args): self.remove()
-
 # %% ../nbs/04_features.ipynb #0786d67c
 @patch
 @contextmanager
@@ -158,7 +148,6 @@ def paused(self:FeatureTaps):
 
 # %% ../nbs/04_features.ipynb #662d4953
 def _tap_dim(m, kind):
-    "A tap's width read off its module, or None."
     bn = m.main if isinstance(m, DualBatchNorm) else m
     if kind == 'relu' and hasattr(bn, 'num_features'): return bn.num_features
     if kind == 'input' and isinstance(m, nn.Linear): return m.in_features

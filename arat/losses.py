@@ -46,14 +46,10 @@ def detach_predictors(model:nn.Module):
     "Remove `model.arat_predictors` (if any) and return the model."
     return detach_training_modules(model, ('arat_predictors',))
 
-# %% ../nbs/05_losses.ipynb #b6b224f8
-def _opt_param_ids(opt): return {id(p) for pl in opt.param_lists for p in pl}
-
-def _opt_state(opt):
-    "The per-parameter state: torch's (through `OptimWrapper`) or fastai's `Optimizer`'s."
-    return opt.opt.state if isinstance(opt, OptimWrapper) else opt.state
-
 # %% ../nbs/05_losses.ipynb #68acf4f6
+def _opt_param_ids(opt): return {id(p) for pl in opt.param_lists for p in pl}
+def _opt_state(opt): return opt.opt.state if isinstance(opt, OptimWrapper) else opt.state   # torch's or fastai's
+
 def ensure_in_optimizer(learn:Learner, # a Learner whose optimizer may already exist
                         params): # parameters the optimizer must train
     "Rebuild `learn.opt` if some of `params` are not in it, keeping its hyper-parameters and its parameters' state."
@@ -107,8 +103,7 @@ def default_gamma(model:nn.Module):
 # %% ../nbs/05_losses.ipynb #efa535de
 def ablation_variants():
     "The eight (stop_grad, predictor, split_bn) combinations of Table 1, in the paper's row order, with names."
-    rows = [(False,False,False),(True,False,False),(False,True,False),(True,True,False),
-            (False,False,True),(True,False,True),(False,True,True),(True,True,True)]
+    rows = [(sg, pred, bn) for bn in (False, True) for pred in (False, True) for sg in (False, True)]
     names = {(False,False,False):'L_V0', (True,False,False):'L_V1', (True,True,False):'L_V2', (True,True,True):'L_V3 (AR-AT)'}
     return [dict(name=f"({i+1}) " + names.get(r, f"sg={int(r[0])} pred={int(r[1])} splitBN={int(r[2])}"),
                  stop_grad=r[0], predictor=r[1], split_bn=r[2]) for i, r in enumerate(rows)]
