@@ -62,7 +62,6 @@ def _check_labels(x, y, loss_fn):
 
 # %% ../nbs/03_attacks.ipynb #ab51e868
 def _check_inputs(x, y, loss_fn):
-    "Check the images `x` and the labels `y` (one device sync); the largest label when 'ce' must check it, else None."
     _check_x(x); read_y = _check_labels(x, y, loss_fn)
     lo, hi, *ys = torch.stack([t.float() for t in (*torch.aminmax(x.detach()), *(torch.aminmax(y) if read_y else ()))]).tolist()
     if not (lo >= 0 and hi <= 1): raise _pixel_error(x, lo, hi)
@@ -89,7 +88,6 @@ def _start(x, eps, random_start, start_std, norm='Linf'):
 def _ce(out, y): return F.cross_entropy(out, y, reduction='none')
 
 def _checked_ce(y_max):
-    "`_ce`, refusing labels above the model's last class (`y_max`: the largest label)."
     def ce(out, y):
         if out.ndim == 2 and y_max >= out.shape[1]:
             raise ValueError(f"y holds class label {y_max:g} but the model gives {out.shape[1]} logits: labels must be 0..{out.shape[1]-1}")
@@ -98,13 +96,11 @@ def _checked_ce(y_max):
 
 # %% ../nbs/03_attacks.ipynb #4a0535d5
 def _kl_loss(model, x):
-    "TRADES' per-example KL(f(x) ‖ f(x')), with the clean prediction f(x) computed now, without gradient."
     with torch.no_grad(): p = F.softmax(model(x), 1)
     return lambda out, y: F.kl_div(F.log_softmax(out, 1), p, reduction='none').sum(1)
 
 # %% ../nbs/03_attacks.ipynb #507fc330
 def _attack_loss(loss_fn, model, x, y, y_max=None):
-    "The per-example loss `loss_fn` names (see above); `y_max`: the largest integer label, checked by 'ce'."
     if callable(loss_fn): return loss_fn
     if loss_fn in (None, 'ce'): return _ce if y_max is None else _checked_ce(y_max)   # `_check_labels` refused y=None
     if loss_fn == 'kl': return _kl_loss(model, x)
@@ -176,13 +172,9 @@ def pgd(model:nn.Module, # the model to attack; it takes [0,1] pixels
         return best
 
 # %% ../nbs/03_attacks.ipynb #6fcbf58f
-def fgsm(model:nn.Module, # the model to attack; it takes [0,1] pixels
-         x:torch.Tensor, # clean images in [0,1]; never modified
-         y:torch.Tensor, # labels
-         eps:float=8/255, # L∞ radius (and step size)
-         loss_fn=None, # per-example loss to maximise (a callable, 'ce' or 'kl'); default cross-entropy
-         attack_mode:str|None='eval', # model mode during the attack
-         norm:str='Linf'): # 'Linf' (FGSM) or 'L2' (the fast gradient method: one step of length ε along the normalized gradient)
-    "FGSM adversarial examples: `x + eps·sign(∇x loss)` (L2: `x + eps·∇/‖∇‖₂`), clipped to [0,1]."
+def fgsm(model:nn.Module, x:torch.Tensor, y:torch.Tensor,
+         eps:float=8/255, # radius and step size: L∞, or L2 with `norm='L2'` (one step of length ε along ∇/‖∇‖₂)
+         loss_fn=None, attack_mode:str|None='eval', norm:str='Linf'):
+    "FGSM adversarial examples: `x + eps·sign(∇x loss)` (L2: `x + eps·∇/‖∇‖₂`), clipped to [0,1]; the arguments as `pgd`'s."
     check_attack('fgsm', eps, eps, 1, norm, random_start=False)
     return pgd(model, x, y, eps=eps, step_size=eps, steps=1, random_start=False, loss_fn=loss_fn, attack_mode=attack_mode, norm=norm)

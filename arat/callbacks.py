@@ -21,7 +21,7 @@ from .losses import *
 
 # %% auto #0
 __all__ = ['clean_acc', 'sum_over_processes', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback', 'ARATCallback', 'AutoBalance',
-           'GradSimCallback', 'grad_sim_summary', 'DeviceMixedPrecision', 'NonFiniteGuard']
+           'GradSimCallback', 'DeviceMixedPrecision', 'NonFiniteGuard']
 
 # %% ../nbs/06_callbacks.ipynb #6614b815
 def clean_acc(inp, targ):
@@ -105,7 +105,6 @@ def before_train(self:AdvTrainCallback): self._sums, self._n, self._losses = {},
 # %% ../nbs/06_callbacks.ipynb #6a26eece
 @patch
 def attack_autocast(self:AdvTrainCallback):
-    "The autocast of the learner's `MixedPrecision` callback (what fastai's forward runs in), else a no-op context."
     return next((c.autocast for c in self.learn.cbs if isinstance(c, MixedPrecision) and getattr(c, 'autocast', None) is not None), nullcontext())
 
 # %% ../nbs/06_callbacks.ipynb #cc194190
@@ -153,7 +152,6 @@ def after_train(self:AdvTrainCallback):
 # %% ../nbs/06_callbacks.ipynb #50df513c
 @patch
 def cleanup(self:AdvTrainCallback):
-    "Undo per-fit state (hooks, references)."
     self.learn.x_clean = None
 @patch
 def after_fit(self:AdvTrainCallback): self.cleanup()
@@ -196,8 +194,7 @@ def _sample(self:ARATCallback):
 def setup(self:ARATCallback):
     m = self.learn.model
     if self.split_bn: convert_dual_bn(m, skip=training_module_names())
-    self.spec = ifnone(self.layers, default_taps(m))
-    self.gamma_ = ifnone(self.gamma, default_gamma(m))
+    self.spec, self.gamma_ = ifnone(self.layers, default_taps(m)), ifnone(self.gamma, default_gamma(m))
     tap_points(m, self.spec)   # fail early on a spec that matches nothing
     if self.predictor:
         try: dims = tap_dims(m, self.spec)
@@ -212,17 +209,10 @@ def before_fit(self:ARATCallback):
     self.taps = FeatureTaps(self.learn.model, self.spec, attach=False)   # hooks only while a batch needs them
     self._single = self.uses_single_forward()                            # 'auto' resolved on the model's device
 
-# %% ../nbs/06_callbacks.ipynb #5d61259b
-@patch
-def before_batch(self:ARATCallback):
-    AdvTrainCallback.before_batch(self)   # the attack runs without the hooks
-    self.taps.attach().enabled = True     # fastai's forward fills z' (and z, in one forward)
-    if self._single: self._join_views()
-
 # %% ../nbs/06_callbacks.ipynb #77b11bf1
 @patch
 def uses_single_forward(self:ARATCallback):
-    "Whether a training batch runs clean and adversarial rows in one forward (`single_forward`, `'auto'`: on CUDA; split-BN, own clean pass)."
+    "Whether a training batch runs its clean and adversarial rows in one forward (see above)."
     m = getattr(getattr(self, 'learn', None), 'model', None)
     p = next(m.parameters(), None) if m is not None else None
     single = p is not None and p.device.type == 'cuda' if self.single_forward == 'auto' else self.single_forward
@@ -230,10 +220,12 @@ def uses_single_forward(self:ARATCallback):
 
 # %% ../nbs/06_callbacks.ipynb #bbc50d4a
 @patch
-def _join_views(self:ARATCallback):
-    x = self.learn.x_clean
-    self.learn.xb = (torch.cat([x, self.learn.xb[0]]),)
-    self._single_ctx = route_rows(self.learn.model, len(x)); self._single_ctx.__enter__()
+def before_batch(self:ARATCallback):
+    AdvTrainCallback.before_batch(self)   # the attack runs without the hooks
+    self.taps.attach().enabled = True     # fastai's forward fills z' (and z, in one forward)
+    if not self._single: return
+    self.learn.xb = (torch.cat([self.learn.x_clean, self.learn.xb[0]]),)
+    self._single_ctx = route_rows(self.learn.model, len(self.learn.x_clean)); self._single_ctx.__enter__()
 @patch
 def _end_single(self:ARATCallback):
     if self._single_ctx is not None: r, self._single_ctx = self._single_ctx, None; r.__exit__(None, None, None)
@@ -262,8 +254,7 @@ def compute_loss(self:ARATCallback):
     self.taps.remove(); self._clean = self._z_adv = None
     preds = get_model(self.learn.model).arat_predictors if self.predictor else None   # under DDP the learner's model wraps it
     total, parts = arat_loss(self.learn.pred, out_clean, self.learn.yb[0], z_adv, z_clean, preds, self.alpha, self.beta, self.gamma_, self.stop_grad)
-    parts.update(alpha=self.alpha, beta=self.beta)
-    return total, parts
+    return total, parts | dict(alpha=self.alpha, beta=self.beta)
 
 # %% ../nbs/06_callbacks.ipynb #b7874654
 @patch
@@ -271,8 +262,7 @@ def cleanup(self:ARATCallback):
     AdvTrainCallback.cleanup(self)
     self._end_single(); self._single, self._clean, self._z_adv = False, None, None
     if self.taps is not None: self.taps.remove(); self.taps = None
-@patch
-def after_cancel_batch(self:ARATCallback): self._end_single()
+ARATCallback.after_cancel_batch = ARATCallback._end_single
 
 # %% ../nbs/06_callbacks.ipynb #fc1dcac5
 class AutoBalance(Callback):
@@ -359,17 +349,13 @@ def stats(self:GradSimCallback):
     "All measurements: one row per (step, layer), plus layer 'all' for the whole flattened gradient."
     return pd.DataFrame(self.records, columns=['step', 'epoch', 'layer', 'cos', 'conflict'])
 
-def grad_sim_summary(stats:pd.DataFrame, value:str='cos', layer:str|None=None):
-    "Per step of `stats` (`GradSimCallback.stats`), mean and std of `value` ('cos' or 'conflict') over the layers, or of one `layer` (e.g. 'all')."
-    d = stats[stats.layer != 'all'] if layer is None else stats[stats.layer == layer]
-    if d.empty and layer is not None: raise ValueError(f"no rows with layer {layer!r}; layers: {sorted(stats.layer.unique())[:10]}")
-    return d.groupby('step')[value].agg(['mean', 'std']).reset_index()
-
-# %% ../nbs/06_callbacks.ipynb #9d81c87d
 @patch
 def summary(self:GradSimCallback, value:str='cos', layer:str|None=None):
-    "`grad_sim_summary` of `stats`: mean and std over layers of `value`, per measured step."
-    return grad_sim_summary(self.stats, value, layer)
+    "Per measured step, mean and std of `value` ('cos' or 'conflict') over the layers, or of one `layer` (e.g. 'all')."
+    s = self.stats
+    d = s[s.layer != 'all'] if layer is None else s[s.layer == layer]
+    if d.empty and layer is not None: raise ValueError(f"no rows with layer {layer!r}; layers: {sorted(s.layer.unique())[:10]}")
+    return d.groupby('step')[value].agg(['mean', 'std']).reset_index()
 
 # %% ../nbs/06_callbacks.ipynb #57487de8
 @patch

@@ -13,8 +13,7 @@ __all__ = ['STARTS', 'TAP_FORMS', 'check_number', 'check_choice', 'check_names',
 
 # %% ../nbs/00_checks.ipynb #4a2df179
 def check_number(owner:str, # who checks (a class, function or command name), for the message
-                 name:str, # the option
-                 v, # its value
+                 name:str, v, # the option and its value
                  lo:float=0, # the smallest value allowed
                  integer:bool=False, # whole numbers only
                  none_ok:bool=False, # `None` allowed (a default chosen later)
@@ -47,9 +46,8 @@ def check_names(owner:str, name:str,
 STARTS = (True, False, 'uniform', 'normal', 'inplace')   # every start `arat.attacks.pgd` runs
 
 def check_attack(owner:str, eps, step_size, steps, norm:str='Linf', random_start=True,
-                 starts=STARTS, # the starts `owner` runs
-                 start_std=0., restarts=1):
-    "Check an attack's settings (as `arat.attacks.pgd` takes them) together; a one-line `ValueError` for the first bad one."
+                 starts=STARTS, start_std=0., restarts=1):
+    "Check an attack's settings (as `pgd` takes them; `starts`: those `owner` runs) together; a one-line `ValueError` for the first bad one."
     check_choice(owner, 'norm', norm, ('Linf', 'L2'))
     l2 = norm == 'L2'
     check_number(owner, 'eps', eps, hint='the L2 radius of [0,1] images, e.g. 0.5' if l2 else 'the L∞ radius in [0,1] pixel units, e.g. 8/255')

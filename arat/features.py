@@ -97,8 +97,7 @@ class FeatureTaps:
                  attach:bool=True): # register the hooks now (else call `attach()` when needed)
         self.model, self.spec, self.detach = model, spec, detach
         self.taps = tap_points(model, spec)
-        self.names = [n for n,_,_ in self.taps]
-        self.feats, self.enabled, self.hooks = [None]*len(self.taps), True, []
+        self.names, self.feats, self.enabled, self.hooks = [n for n, *_ in self.taps], [None]*len(self.taps), True, []
         if attach: self.attach()
     def __len__(self): return len(self.taps)
     def __repr__(self): return f"FeatureTaps({self.spec!r}: {len(self.taps)} taps)"
@@ -133,7 +132,6 @@ def take(self:FeatureTaps):
 
 @patch
 def remove(self:FeatureTaps):
-    "Remove every hook."
     for h in self.hooks: h.remove()
     self.hooks, self.feats = [], [None]*len(self.taps)
 
@@ -153,8 +151,7 @@ def _tap_dim(m, kind):
     if kind == 'input' and isinstance(m, nn.Linear): return m.in_features
 
 # %% ../nbs/04_features.ipynb #4d0f2bbd
-def tap_dims(model:nn.Module, # the model
-             spec:str='relus:layer4', # which representations
+def tap_dims(model:nn.Module, spec:str='relus:layer4', # the model and its taps (see `tap_points`)
              x:torch.Tensor|None=None): # a sample batch, needed only for taps whose width can't be read off a module
     "The feature width of each tap."
     dims = [_tap_dim(m, kind) for _, m, kind in tap_points(model, spec)]
