@@ -126,7 +126,8 @@ def _pgd_once(model, x, y, eps, step_size, steps, random_start, start_std, loss_
         g = torch.autograd.grad(loss, xa, allow_unused=True)[0] if loss.requires_grad else None
         if g is None: g = torch.zeros_like(xa)
         elif scale: g = g.nan_to_num(nan=0.)          # an overflowing pixel makes no step
-        xa = proj(xa.detach() + (step_size * g / _per_example(_l2(g) + 1e-10, g) if norm == 'L2' else step_size * g.sign()))
+        step = step_size * g / _per_example(_l2(g) + 1e-10, g) if norm == 'L2' else step_size * g.sign()
+        xa = proj(xa.detach() + step)
     return proj(xa.detach())
 
 # %% ../nbs/03_attacks.ipynb #55c56399
@@ -175,6 +176,6 @@ def pgd(model:nn.Module, # the model to attack; it takes [0,1] pixels
 def fgsm(model:nn.Module, x:torch.Tensor, y:torch.Tensor,
          eps:float=8/255, # radius and step size: L∞, or L2 with `norm='L2'` (one step of length ε along ∇/‖∇‖₂)
          loss_fn=None, attack_mode:str|None='eval', norm:str='Linf'):
-    "FGSM adversarial examples: `x + eps·sign(∇x loss)` (L2: `x + eps·∇/‖∇‖₂`), clipped to [0,1]; the arguments as `pgd`'s."
+    "FGSM: `x + eps·sign(∇x loss)` (L2: `x + eps·∇/‖∇‖₂`), clipped to [0,1]; the arguments as `pgd`'s."
     check_attack('fgsm', eps, eps, 1, norm, random_start=False)
     return pgd(model, x, y, eps=eps, step_size=eps, steps=1, random_start=False, loss_fn=loss_fn, attack_mode=attack_mode, norm=norm)

@@ -139,7 +139,6 @@ def after_loss(self:AdvTrainCallback):
 # %% ../nbs/06_callbacks.ipynb #4dc92673
 @patch
 def after_train(self:AdvTrainCallback):
-    "Stop the fit if a training loss of this epoch was not finite (one read of the losses kept on the device)."
     rows, self._losses = torch.stack(self._losses).cpu() if self._losses else torch.zeros(0, 1), []
     bad = (~torch.isfinite(rows[:, 0])).nonzero()
     if not len(bad): return
@@ -354,7 +353,8 @@ def summary(self:GradSimCallback, value:str='cos', layer:str|None=None):
     "Per measured step, mean and std of `value` ('cos' or 'conflict') over the layers, or of one `layer` (e.g. 'all')."
     s = self.stats
     d = s[s.layer != 'all'] if layer is None else s[s.layer == layer]
-    if d.empty and layer is not None: raise ValueError(f"no rows with layer {layer!r}; layers: {sorted(s.layer.unique())[:10]}")
+    if d.empty and layer is not None:
+        raise ValueError(f"no rows with layer {layer!r}; layers: {sorted(s.layer.unique())[:10]}")
     return d.groupby('step')[value].agg(['mean', 'std']).reset_index()
 
 # %% ../nbs/06_callbacks.ipynb #57487de8

@@ -29,7 +29,7 @@ def check_number(owner:str, # who checks (a class, function or command name), fo
 def check_choice(owner:str, name:str, v,
                  choices, # the values allowed
                  hint:str=''):
-    "`v` if it is one of `choices` (of the same type: `1` is not `True`), else a one-line `ValueError` (the rest as in `check_number`)."
+    "`v` if it is one of `choices` (of the same type: `1` is not `True`), else a one-line `ValueError`; as `check_number`."
     if any(type(v) is type(c) and v == c for c in choices): return v
     raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}, got {v!r}" + (f"; {hint}" if hint else ''))
 
@@ -47,7 +47,7 @@ STARTS = (True, False, 'uniform', 'normal', 'inplace')   # every start `arat.att
 
 def check_attack(owner:str, eps, step_size, steps, norm:str='Linf', random_start=True,
                  starts=STARTS, start_std=0., restarts=1):
-    "Check an attack's settings (as `pgd` takes them; `starts`: those `owner` runs) together; a one-line `ValueError` for the first bad one."
+    "Check an attack's settings (as `pgd` takes them; `starts`: those `owner` runs); a `ValueError` for the first bad one."
     check_choice(owner, 'norm', norm, ('Linf', 'L2'))
     l2 = norm == 'L2'
     check_number(owner, 'eps', eps, hint='the L2 radius of [0,1] images, e.g. 0.5' if l2 else 'the L∞ radius in [0,1] pixel units, e.g. 8/255')
