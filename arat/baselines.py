@@ -104,9 +104,7 @@ def default_teacher(model:nn.Module): # the student
     width = model.conv1.out_channels if isinstance(model, CifarResNet) else 64
     try: n_out = model_n_out(model)
     except ValueError as e: raise ValueError(f"default_teacher: {e}; pass `teacher=`") from None
-    t = cifar_resnet18(n_out, width=width)
-    p = next(iter(model.parameters()), None)
-    return t.to(device=p.device, dtype=p.dtype) if p is not None else t
+    return cifar_resnet18(n_out, width=width)
 
 # %% ../nbs/07_baselines.ipynb #ac6a69bb
 def lbgat_loss(out_adv:torch.Tensor, # student logits on the adversarial batch, f(x')
@@ -145,15 +143,15 @@ class LBGATCallback(AdvTrainCallback):
         store_attr('teacher,beta,start_std')
 
 # %% ../nbs/07_baselines.ipynb #b4984e53
+def _teacher(m, name, given, make):
+    "`m.<name>` if attached and no other module is `given`; else `given` (or `make()`), attached on `m`'s device and dtype."
+    t = getattr(m, name, None)
+    if t is None or (given is not None and t is not given): t = attach_training_module(m, name, given if given is not None else make())
+    return t
+
 @patch
 def setup(self:LBGATCallback):
-    m = self.learn.model
-    t = getattr(m, 'lbgat_teacher', None)
-    if t is None or (self.teacher is not None and t is not self.teacher):
-        t = self.teacher if self.teacher is not None else default_teacher(m)
-        p = next(iter(m.parameters()), None)
-        if p is not None: t = t.to(p.device)
-        attach_training_module(m, 'lbgat_teacher', t)
+    t = _teacher(self.learn.model, 'lbgat_teacher', self.teacher, lambda: default_teacher(self.learn.model))
     ensure_in_optimizer(self.learn, list(t.parameters()))
 
 # %% ../nbs/07_baselines.ipynb #76391e7e
@@ -340,13 +338,9 @@ class ARRESTCallback(AdvTrainCallback):
 @patch
 def setup(self:ARRESTCallback):
     m = self.learn.model
-    t = getattr(m, 'arrest_teacher', None)
-    if t is None or (self.teacher is not None and t is not self.teacher):
-        if self.teacher is not None: t = self.teacher
-        else:
-            with without_training_modules(m): t = copy.deepcopy(m)
-        p = next(iter(m.parameters()), None)
-        attach_training_module(m, 'arrest_teacher', (t.to(p.device) if p is not None else t).requires_grad_(False))
+    def frozen_copy():
+        with without_training_modules(m): return copy.deepcopy(m)
+    t = _teacher(m, 'arrest_teacher', self.teacher, frozen_copy).requires_grad_(False)
     tap_points(m, self.layers); tap_points(t, self.layers)   # fail early on a spec that matches nothing
 
 @patch
