@@ -135,32 +135,30 @@ class OptimWrapperNoNone(OptimWrapper):
     def hypers(self): return [{k: v for k, v in h.items() if v is not None} for h in super().hypers]
 
 # %% ../nbs/08_learner.ipynb #9f2ae129
-def _check_learner_args(lr, wd, mom, robust_n, precision, guard):
+def _check_learner_args(lr, wd, mom, robust_n, precision, guard, channels_last, swa):
     o = 'arat_learner'
     check_number(o, 'lr', lr, hint='a single learning rate, e.g. 0.1'); check_number(o, 'wd', wd); check_number(o, 'mom', mom)
     check_number(o, 'robust_n', robust_n, integer=True, hint='0 for no robust metric')
-    check_choice(o, 'precision', precision, (None, 'bf16', 'fp16')); check_choice(o, 'guard', guard, (True, False))
+    check_choice(o, 'precision', precision, (None, 'bf16', 'fp16'))
+    for k, v in dict(guard=guard, channels_last=channels_last).items(): check_choice(o, k, v, (True, False))
+    if not (swa is True or swa is False or isinstance(swa, Callback)): raise ValueError(f"{o}: swa must be True, False or an SWACallback, got {swa!r}")
 
 # %% ../nbs/08_learner.ipynb #0e8789da
 def _compile_kwargs(compile, # `arat_learner`'s `compile`: False, True (inductor) or a backend name
                    dls=None): # the `DataLoaders`, for the device inductor would compile for
     "The keyword arguments of `model.compile` for `compile`, or None for False; a one-line `ValueError` where it cannot work."
     if compile is False: return None
-    if not (compile is True or isinstance(compile, str)):
+    o, backend = f"arat_learner: compile={compile!r}", 'inductor' if compile is True else compile
+    if not isinstance(backend, str):
         raise ValueError(f"arat_learner: compile must be True, False or a torch.compile backend name, e.g. 'aot_eager', got {compile!r}")
     import torch._dynamo
     if not torch._dynamo.is_dynamo_supported():
-        raise ValueError(f"arat_learner: compile={compile!r}: torch.compile does not run on this Python/platform "
-                         f"(Python {sys.version.split()[0]}, torch {torch.__version__}); leave compile off")
-    backend = 'inductor' if compile is True else compile
-    known = torch.compiler.list_backends(exclude_tags=())
-    if backend not in known:
-        raise ValueError(f"arat_learner: compile={compile!r} is not a torch.compile backend; choose one of "
-                         f"{', '.join(torch.compiler.list_backends())} (or, for checks, eager, aot_eager)")
-    dev = getattr(dls, 'device', None)
-    if backend == 'inductor' and (dev is None or torch.device(dev).type == 'cpu') and not any(map(shutil.which, ('c++', 'g++', 'clang++'))):
-        raise ValueError(f"arat_learner: compile={compile!r}: inductor needs a C++ compiler for a CPU model and none was found "
-                         "(c++, g++, clang++); install one, or pass compile='aot_eager'")
+        raise ValueError(f"{o}: torch.compile does not run on this Python/platform (Python {sys.version.split()[0]}, torch {torch.__version__}); leave compile off")
+    if backend not in torch.compiler.list_backends(exclude_tags=()):
+        raise ValueError(f"{o} is not a torch.compile backend; choose one of {', '.join(torch.compiler.list_backends())} (or, for checks, eager, aot_eager)")
+    cpu = torch.device(getattr(dls, 'device', None) or 'cpu').type == 'cpu'
+    if backend == 'inductor' and cpu and not any(map(shutil.which, ('c++', 'g++', 'clang++'))):
+        raise ValueError(f"{o}: inductor needs a C++ compiler for a CPU model and none was found (c++, g++, clang++); install one, or pass compile='aot_eager'")
     return dict(backend=backend)
 
 # %% ../nbs/08_learner.ipynb #8445ca86
@@ -182,18 +180,13 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
                  **kwargs): # method options, see `method_options` (e.g. `eps`, `steps`, `attack_mode`, `gamma`, `beta`)
     "A `Learner` with the paper's recipe (SGD 0.9, wd 5e-4) training `model` with `method`; `fit_paper` adds the step schedule."
     if 'warmup' in kwargs: raise ValueError("arat_learner: warmup is an option of the schedule now: learn.fit_paper(n_epoch, warmup=True)")
-    _check_learner_args(lr, wd, mom, robust_n, precision, guard)
-    check_choice('arat_learner', 'channels_last', channels_last, (True, False))
-    ckw = _compile_kwargs(compile, dls)
-    if not (swa is True or swa is False or isinstance(swa, Callback)):
-        raise ValueError(f"arat_learner: swa must be True, False or an SWACallback, got {swa!r}")
-    mcbs = method_callbacks(method, auto_balance, **kwargs)
+    _check_learner_args(lr, wd, mom, robust_n, precision, guard, channels_last, swa)
+    ckw, mcbs = _compile_kwargs(compile, dls), method_callbacks(method, auto_balance, **kwargs)
     atk = mcbs[0]
     mets = [clean_acc] + ([RobustAccuracy(n=robust_n, eps=atk.eps, step_size=atk.step_size, norm=atk.norm)] if robust_n else []) + L(metrics)
-    xcbs = ([NonFiniteGuard()] if guard else []) + ([DeviceMixedPrecision(amp_mode=precision)] if precision else []) + \
-            ([DeviceChannelsLast()] if channels_last else []) + \
-            ([SWACallback() if swa is True else swa] if swa is not False else []) + \
-            ([CPUDistributed()] if num_distrib() > 1 else [])
+    xcbs = [c for c in (NonFiniteGuard() if guard else None, DeviceMixedPrecision(amp_mode=precision) if precision else None,
+                        DeviceChannelsLast() if channels_last else None, None if swa is False else SWACallback() if swa is True else swa,
+                        CPUDistributed() if num_distrib() > 1 else None) if c is not None]
     opt_func = partial(OptimWrapperNoNone, opt=torch.optim.SGD, momentum=mom, weight_decay=wd)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=opt_func, lr=lr, wd=wd, wd_bn_bias=True,
                     metrics=mets, cbs=mcbs + xcbs + L(cbs))
@@ -224,14 +217,7 @@ register_training_module('swa_model')
 
 def main_bns(model:nn.Module): # a plain or dual-BN model
     "The BN layers a main-branch forward uses: every BN outside the aux branches and outside the training-only modules."
-    skip = set(training_module_names())
-    return [m for n, m in model.named_modules() if is_bn(m) and n.split('.')[0] not in skip and 'aux' not in n.split('.')]
-
-# %% ../nbs/08_learner.ipynb #6e5f2870
-def _bn_state(bns): return [(b.running_mean.clone(), b.running_var.clone(), b.num_batches_tracked.clone()) for b in bns]
-
-def _set_bn_state(bns, st):
-    for b, (m, v, n) in zip(bns, st): b.running_mean.copy_(m); b.running_var.copy_(v); b.num_batches_tracked.copy_(n)
+    return [m for n, m in body_modules(model) if is_bn(m) and 'aux' not in n.split('.')]
 
 # %% ../nbs/08_learner.ipynb #adcec661
 @torch.no_grad()
@@ -242,9 +228,11 @@ def update_bn_adv(model:nn.Module, # the model whose main BN statistics to re-es
     bns = main_bns(model)
     moms = [b.momentum for b in bns]
     for b in bns: b.reset_running_stats(); b.momentum = None   # None: cumulative average
+    bufs = [t for b in bns for t in b.buffers()]
     with (use_bn(model, 'main') if has_dual_bn(model) else nullcontext()), model_mode(model, 'train'):
         for xb, yb in batches:
-            st = _bn_state(bns); xa = attack(model, xb, yb); _set_bn_state(bns, st)   # the attack's passes count for nothing
+            st = [t.clone() for t in bufs]; xa = attack(model, xb, yb)
+            for t, v in zip(bufs, st): t.copy_(v)   # the attack's passes count for nothing
             model(xa)
     for b, m in zip(bns, moms): b.momentum = m
     return model
@@ -306,15 +294,12 @@ def after_batch(self:SWACallback):
     with without_training_modules(m) as saved: saved['swa_model'].update_parameters(m)
 
 # %% ../nbs/08_learner.ipynb #e36d8c64
-def _attack_opts(c):
-    "The threat model of the training attack `c` (an `AdvTrainCallback`, or `None`: PGD-10 L∞ at 8/255, a random start)."
-    if c is None: return dict(eps=8/255, step_size=2/255, steps=10, random_start=True, norm='Linf')
-    return dict(eps=c.eps, step_size=c.step_size, steps=c.steps, random_start=c.random_start, norm=c.norm)
-
 @patch
 def update_bn(self:SWACallback, dl=None): # batches to estimate on; default the training set
     "Re-estimate the average's main BN statistics on adversarial batches (the training attack's norm, ε, step, steps and start; train mode)."
-    opts = _attack_opts(next((c for c in self.learn.cbs if isinstance(c, AdvTrainCallback)), None))
+    c = next((c for c in self.learn.cbs if isinstance(c, AdvTrainCallback)), None)   # none: PGD-10 L∞ at 8/255, a random start
+    opts = dict(eps=8/255, step_size=2/255, steps=10, random_start=True, norm='Linf')
+    if c is not None: opts = {k: getattr(c, k) for k in opts}
     def attack(model, x, y):
         if opts['random_start'] == 'inplace': x = x.clone()   # that start adds its noise to x: a copy, never the loader's tensor
         return pgd(model, x, y, attack_mode='train', **opts)
@@ -322,7 +307,7 @@ def update_bn(self:SWACallback, dl=None): # batches to estimate on; default the 
     update_bn_adv(avg, ifnone(dl, self.learn.dls.train), attack)
     if process_count() > 1:   # under DDP the attacks' starts differ between processes: every process keeps process 0's statistics
         for b in main_bns(avg):
-            for t in (b.running_mean, b.running_var, b.num_batches_tracked): dist.broadcast(t, 0)
+            for t in b.buffers(): dist.broadcast(t, 0)
 
 # %% ../nbs/08_learner.ipynb #9eb3ba02
 @patch
