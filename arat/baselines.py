@@ -222,6 +222,7 @@ def _is_stage_list(s):
     return isinstance(s, (list, tuple)) and len(s) > 0 and all(
         isinstance(o, (list, tuple)) and len(o) > 0 and all(isinstance(n, str) for n in o) for o in s)
 
+# %% ../nbs/07_baselines.ipynb #bd006934
 class SeparateBranchCallback(ARATCallback):
     "AR-AT (or naive invariance) whose clean branch shares only the first `separate_after` stages with the model (Fig. 4)."
     @delegates(ARATCallback.__init__)
@@ -287,6 +288,7 @@ def clean_pass(self:SeparateBranchCallback):
     self.clean_taps.enabled = False
     return out_clean, z_clean
 
+# %% ../nbs/07_baselines.ipynb #c18cd653
 @patch
 def cleanup(self:SeparateBranchCallback):
     ARATCallback.cleanup(self)
@@ -343,6 +345,7 @@ def setup(self:ARRESTCallback):
     t = _teacher(m, 'arrest_teacher', self.teacher, frozen_copy).requires_grad_(False)
     tap_points(m, self.layers); tap_points(t, self.layers)   # fail early on a spec that matches nothing
 
+# %% ../nbs/07_baselines.ipynb #72af8fc0
 @patch
 def before_fit(self:ARRESTCallback):
     AdvTrainCallback.before_fit(self); self.cleanup_taps()

@@ -98,15 +98,9 @@ def register_method(name:str, # the `method` name for `arat_learner` and `arat-t
     METHODS[name] = Method(cb, auto_balance)
 
 # %% ../nbs/08_learner.ipynb #e2eef74b
-register_method('arat', ARATCallback, auto_balance=True)
-register_method('at', ATCallback)
-register_method('trades', TRADESCallback)
-register_method('mart', MARTCallback)
-register_method('lbgat', LBGATCallback)
-register_method('asym-trades', AsymTRADESCallback, auto_balance=True)
-register_method('arat-separate', SeparateBranchCallback, auto_balance=True)
-register_method('standard', StandardCallback)
-register_method('arrest', ARRESTCallback)
+for _n, _cb in {'arat': ARATCallback, 'at': ATCallback, 'trades': TRADESCallback, 'mart': MARTCallback, 'lbgat': LBGATCallback,
+                'asym-trades': AsymTRADESCallback, 'arat-separate': SeparateBranchCallback, 'standard': StandardCallback,
+                'arrest': ARRESTCallback}.items(): register_method(_n, _cb, auto_balance=_n in ('arat', 'asym-trades', 'arat-separate'))
 
 # %% ../nbs/08_learner.ipynb #5596c7c5
 def method_options(method:str): # a name in `METHODS`
@@ -247,7 +241,7 @@ class SWACallback(Callback):
                  bn_update:bool=True, # at the end, re-estimate the average's main BN statistics on adversarial training batches
                  swap:bool=True): # at the end, put the average into `learn.model` (the raw weights into `raw_state`)
         _check_swa(start, freq, bn_update, swap)
-        store_attr(); self.raw_state, self.swapped, self._cancelled, self._trained = None, False, False, False
+        store_attr(); self.raw_state, self.swapped, self._trained = None, False, False
 
 # %% ../nbs/08_learner.ipynb #1738a0a2
 def _check_swa(start, freq, bn_update, swap):
@@ -281,11 +275,14 @@ def n_averaged(self:SWACallback): return int(get_model(self.learn.model).swa_mod
 # %% ../nbs/08_learner.ipynb #3d32cec9
 @patch
 def before_fit(self:SWACallback):
-    self.setup(); self._cancelled = self._trained = False
+    self.setup(); self._trained = False
     self.start_epoch = math.ceil(self.start * self.n_epoch) if isinstance(self.start, float) else self.start
 
 @patch
 def before_train(self:SWACallback): self._trained = True   # a fit, not `validate`/`get_preds` (which call before/after_fit too)
+
+@patch
+def after_cancel_fit(self:SWACallback): self._trained = False   # a cancelled fit keeps the raw weights
 
 @patch
 def after_batch(self:SWACallback):
@@ -330,11 +327,8 @@ def use_raw(self:SWACallback):
 
 # %% ../nbs/08_learner.ipynb #a95325a5
 @patch
-def after_cancel_fit(self:SWACallback): self._cancelled = True
-
-@patch
 def after_fit(self:SWACallback):
-    if self._cancelled or not self._trained or self.n_averaged == 0: return
+    if not self._trained or self.n_averaged == 0: return
     if self.bn_update: self.update_bn()
     if self.swap: self.use_average()
 

@@ -12,7 +12,7 @@ import torchvision
 from fastcore.basics import store_attr, ifnone, patch
 
 # %% auto #0
-__all__ = ['InputNorm', 'Normalized', 'normalized', 'CifarBasicBlock', 'CifarResNet', 'cifar_resnet18', 'PreActBlock',
+__all__ = ['normalized', 'InputNorm', 'Normalized', 'CifarBasicBlock', 'CifarResNet', 'cifar_resnet18', 'PreActBlock',
            'PreActResNet', 'preact_resnet18', 'WideBasic', 'WideResNet', 'wrn34_10', 'imagenette_resnet18']
 
 # %% ../nbs/01_models.ipynb #3e1db782
@@ -34,16 +34,14 @@ class InputNorm(nn.Module):
 # %% ../nbs/01_models.ipynb #1bdb53dd
 class Normalized(nn.Module):
     "`model` behind an `InputNorm` layer (`.norm`, then `.model`), so it takes [0,1] pixels."
-    def __init__(self, model:nn.Module, mean, std):
-        super().__init__()
-        self.norm, self.model = InputNorm(mean, std), model
+    def __init__(self,
+                 model:nn.Module, # a model that expects normalized inputs
+                 mean, # per-channel means of the pixels
+                 std): # per-channel standard deviations
+        super().__init__(); self.norm, self.model = InputNorm(mean, std), model
     def forward(self, x): return self.model(self.norm(x))
 
-def normalized(model:nn.Module, # a model that expects normalized inputs
-               mean, # per-channel means of the pixels
-               std): # per-channel standard deviations
-    "Wrap `model` so it takes [0,1] pixels: `Normalized(model, mean, std)`, with children `norm` and `model`."
-    return Normalized(model, mean, std)
+normalized = Normalized   # the name the API uses: `normalized(model, mean, std)`
 
 # %% ../nbs/01_models.ipynb #d722fee1
 class CifarBasicBlock(nn.Module):

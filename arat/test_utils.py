@@ -58,7 +58,7 @@ def test_weights_eq(a:dict, # a state dict
         if not torch.equal(a[k], b[k]): raise AssertionError(f"state dicts differ at {k!r}")
 
 # %% ../nbs/97_test_utils.ipynb #52202501
-def _plain(t): return None if t is None else t.detach().as_subclass(torch.Tensor).clone()
+def _detached(t): return None if t is None else t.detach().as_subclass(torch.Tensor).clone()
 
 class Capture(Callback):
     "Keep the first training batch after the loss: `xa`, `x` (`learn.x_clean`), `y`, `loss`, `parts`; then stop (`stop`)."
@@ -68,8 +68,8 @@ class Capture(Callback):
         if not self.training or self.loss is not None: return
         parts = {k: float(v) for k,v in (getattr(self.learn, 'loss_parts', None) or {}).items() if torch.is_tensor(v) and v.numel() == 1 or isinstance(v, (int, float))}
         # through __dict__: fastai warns when a callback attribute shadows a learner's (`loss`), and this one does on purpose
-        self.__dict__.update(xa=_plain(self.learn.xb[0]), x=_plain(getattr(self.learn, 'x_clean', None)),
-                             y=_plain(self.learn.yb[0]), loss=self.learn.loss.item(), parts=parts)
+        self.__dict__.update(xa=_detached(self.learn.xb[0]), x=_detached(getattr(self.learn, 'x_clean', None)),
+                             y=_detached(self.learn.yb[0]), loss=self.learn.loss.item(), parts=parts)
         if self.stop: raise CancelFitException()
 
 # %% ../nbs/97_test_utils.ipynb #b72b9e29
@@ -87,7 +87,7 @@ class Spy(Callback):
     "Record `seen = (xb, x_clean)` of the last training batch after `pred`, and `valid_xb`, the last validation input."
     order = 5
     def after_pred(self):
-        if self.training: self.seen = (_plain(self.learn.xb[0]), _plain(getattr(self.learn, 'x_clean', None)))
+        if self.training: self.seen = (_detached(self.learn.xb[0]), _detached(getattr(self.learn, 'x_clean', None)))
     def after_validate(self): self.valid_xb = self.learn.xb[0]
 
 # %% ../nbs/97_test_utils.ipynb #7b1c4a17
