@@ -39,7 +39,7 @@ class DualBatchNorm(nn.Module):
 # %% ../nbs/02_dualbn.ipynb #d583bad2
 def is_bn(m:nn.Module):
     "Whether `m` is a BatchNorm layer (any `_BatchNorm`, `SyncBatchNorm` included; not a `DualBatchNorm`)."
-    return isinstance(m, nn.modules.batchnorm._BatchNorm)
+    return isinstance(m, _BatchNorm)
 
 # %% ../nbs/02_dualbn.ipynb #426c0484
 def dual_bns(model:nn.Module):
@@ -196,7 +196,7 @@ def model_n_out(model:nn.Module):
 
 # %% ../nbs/02_dualbn.ipynb #38213436
 def process_count():
-    "The number of processes of the default process group (1 when `torch.distributed` is not initialised)."
+    "The size of the initialised default process group, 1 without one (fastai's `num_distrib` is the launch's, before the group exists)."
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 def collective_device():
