@@ -16,8 +16,8 @@ from .models import cifar_resnet18
 
 # %% auto #0
 __all__ = ['tiny_dls', 'tiny_net', 'fit_weights', 'test_weights_eq', 'Capture', 'capture', 'Spy', 'Float64', 'ce_by_hand',
-           'kl_by_hand', 'ConstantNet', 'BrightnessNet', 'brightness_data', 'toy_data', 'toy_net', 'quick_fit',
-           'fit_batches', 'Quantised', 'BatchCentre', 'Noisy']
+           'kl_by_hand', 'ConstantNet', 'BrightnessNet', 'brightness_data', 'toy_data', 'toy_net', 'fit_batches',
+           'quick_fit', 'Quantised', 'BatchCentre', 'Noisy']
 
 # %% ../nbs/97_test_utils.ipynb #7d46a6b6
 def tiny_dls(bs:int=16, # training batch size
@@ -144,20 +144,6 @@ def toy_net(n_out:int=10):
     return nn.Sequential(nn.Conv2d(3,16,3,padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
                          nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, n_out))
 
-# %% ../nbs/97_test_utils.ipynb #ea2a2e98
-def quick_fit(model:nn.Module, x:torch.Tensor, y:torch.Tensor,
-              steps:int=150, # Adam steps on random minibatches of 64
-              lr:float=0.01, # Adam's learning rate
-              seed:int=0): # `torch.manual_seed` first
-    "Train `model` on the tensors `(x, y)`; return it in eval mode."
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for i in range(steps):
-        idx = torch.randint(0, len(x), (64,))
-        opt.zero_grad(); F.cross_entropy(model(x[idx]), y[idx]).backward(); opt.step()
-    return model.eval()
-
 # %% ../nbs/97_test_utils.ipynb #28c73061
 def fit_batches(model:nn.Module,
                 batches, # an iterable of `(x, y)` batches, e.g. a fastai `DataLoader`
@@ -171,6 +157,16 @@ def fit_batches(model:nn.Module,
             xb, yb = xb.as_subclass(torch.Tensor), yb.as_subclass(torch.Tensor)
             opt.zero_grad(); F.cross_entropy(model(xb), yb).backward(); opt.step()
     return model.eval()
+
+# %% ../nbs/97_test_utils.ipynb #ea2a2e98
+def quick_fit(model:nn.Module, x:torch.Tensor, y:torch.Tensor,
+              steps:int=150, # Adam steps on random minibatches of 64
+              lr:float=0.01, # Adam's learning rate
+              seed:int=0): # `torch.manual_seed` first
+    "Train `model` on the tensors `(x, y)`; return it in eval mode."
+    torch.manual_seed(seed)
+    batches = ((x[i], y[i]) for i in (torch.randint(0, len(x), (64,)) for _ in range(steps)))   # drawn lazily, step by step
+    return fit_batches(model, batches, epochs=1, lr=lr)
 
 # %% ../nbs/97_test_utils.ipynb #40afb85c
 class Quantised(nn.Module):
