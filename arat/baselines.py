@@ -31,23 +31,13 @@ def _kl(logp, logq):
     return (logp.exp() * (logp - logq)).sum(1)
 
 # %% ../nbs/07_baselines.ipynb #7383214d
-def trades_loss(out_clean:torch.Tensor, # logits on the clean batch, f(x)
-                out_adv:torch.Tensor, # logits on the adversarial batch, f(x')
-                y:torch.Tensor, # labels
+def trades_loss(out_clean:torch.Tensor, out_adv:torch.Tensor, y:torch.Tensor,
                 beta:float=6.): # weight of the KL term (TRADES' 1/λ)
-    "TRADES: `CE(f(x), y) + β·KL(f(x) ‖ f(x'))` (batch mean); returns `(total, parts)` with `clean_ce`, `kl`."
+    "TRADES: `CE(f(x), y) + β·KL(f(x) ‖ f(x'))` (batch mean) of the clean and adversarial logits; returns `(total, parts)`: `clean_ce`, `kl`."
     out_clean, out_adv, y = plain_tensor(out_clean), plain_tensor(out_adv), plain_tensor(y)
     clean_ce = F.cross_entropy(out_clean, y)
     kl = _kl(F.log_softmax(out_clean, 1), F.log_softmax(out_adv, 1)).mean()
     return clean_ce + beta * kl, dict(clean_ce=clean_ce, kl=kl)
-
-# %% ../nbs/07_baselines.ipynb #52215881
-def _check_kl_attack(o, beta, start_std, random_start=True):
-    "One-line `ValueError`s for the options TRADES, MART and LBGAT share."
-    if isinstance(random_start, str) and random_start == 'inplace':
-        raise ValueError(f"{o}: random_start='inplace' is the public AR-AT code's uniform start; this method's start is Gaussian (True) or none (False)")
-    check_number(o, 'beta', beta, hint="the weight of the KL term, e.g. 6 (TRADES, MART) or 0 (LBGAT0)")
-    check_number(o, 'start_std', start_std, hint="the std of the attack's Gaussian start, e.g. 0.001")
 
 # %% ../nbs/07_baselines.ipynb #70489084
 class TRADESCallback(AdvTrainCallback):
@@ -60,7 +50,11 @@ class TRADESCallback(AdvTrainCallback):
                  start_std:float=0.001, # std of the attack's Gaussian start
                  attack_mode:str='eval', # the model's mode during the attack (TRADES: eval)
                  **kwargs):
-        _check_kl_attack(type(self).__name__, beta, start_std, kwargs.get('random_start', True))
+        o, rs = type(self).__name__, kwargs.get('random_start', True)
+        if isinstance(rs, str) and rs == 'inplace':
+            raise ValueError(f"{o}: random_start='inplace' is the public AR-AT code's uniform start; this method's start is Gaussian (True) or none (False)")
+        check_number(o, 'beta', beta, hint="the weight of the KL term, e.g. 6 (TRADES, MART) or 0 (LBGAT0)")
+        check_number(o, 'start_std', start_std, hint="the std of the attack's Gaussian start, e.g. 0.001")
         super().__init__(attack_mode=attack_mode, **kwargs)
         store_attr('beta,start_std')
 
@@ -69,7 +63,7 @@ class TRADESCallback(AdvTrainCallback):
 def attack(self:TRADESCallback, x, y):
     return pgd(self.learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps, loss_fn=self.attack_loss,
                random_start='normal' if self.random_start else False, start_std=self.start_std, attack_mode=self.attack_mode,
-               norm=getattr(self, 'norm', 'Linf'))   # the threat model, when the base class has one
+               norm=self.norm)
 
 @patch
 def compute_loss(self:TRADESCallback):
@@ -77,9 +71,7 @@ def compute_loss(self:TRADESCallback):
     return self.loss_fn(out_clean, self.learn.pred, self.learn.yb[0], self.beta)
 
 # %% ../nbs/07_baselines.ipynb #c6468a78
-def mart_loss(out_clean:torch.Tensor, # logits on the clean batch, f(x)
-              out_adv:torch.Tensor, # logits on the adversarial batch, f(x')
-              y:torch.Tensor, # labels
+def mart_loss(out_clean:torch.Tensor, out_adv:torch.Tensor, y:torch.Tensor,
               beta:float=6.): # weight of the misclassification-aware KL term
     "MART: `BCE(f(x'), y) + β·mean(KL(f(x) ‖ f(x'))·(1 − f(x)_y))`, as the MART code; returns `(total, parts)` with `adv_bce`, `kl`."
     out_clean, out_adv, y = plain_tensor(out_clean), plain_tensor(out_adv), plain_tensor(y)
@@ -125,22 +117,18 @@ def lbgat_loss(out_adv:torch.Tensor, # student logits on the adversarial batch, 
 # %% ../nbs/07_baselines.ipynb #ff3f5f79
 register_training_module('lbgat_teacher')
 
-class LBGATCallback(AdvTrainCallback):
-    "LBGAT (Cui et al., 2021): a natural teacher trained jointly; `CE(g(x), y) + MSE(f(x'), g(x)) (+ β·KL)`, KL attack on the student."
-    attack_loss, attack = 'kl', TRADESCallback.attack   # TRADES' KL attack, on the student
-    @delegates(AdvTrainCallback.__init__)
+class LBGATCallback(TRADESCallback):
+    "LBGAT (Cui et al., 2021): a natural teacher trained jointly; `CE(g(x), y) + MSE(f(x'), g(x)) (+ β·KL)`, TRADES' KL attack on the student."
+    @delegates(TRADESCallback.__init__)
     def __init__(self,
                  teacher:nn.Module|None=None, # the natural teacher g; default `default_teacher(model)`
                  beta:float=0., # weight of TRADES' KL on the student (0: LBGAT0, as the paper's Table 9)
-                 start_std:float=0.001, # std of the attack's Gaussian start
-                 attack_mode:str='eval', # the model's mode during the attack (LBGAT: eval)
                  **kwargs):
-        _check_kl_attack(type(self).__name__, beta, start_std, kwargs.get('random_start', True))
         if not (teacher is None or isinstance(teacher, nn.Module)):
             raise ValueError(f"LBGATCallback: teacher must be an nn.Module, or None for default_teacher(model), got {teacher!r}")
         self.parts = ('teacher_ce', 'mse') + (('kl',) if beta else ())
-        super().__init__(attack_mode=attack_mode, **kwargs)
-        store_attr('teacher,beta,start_std')
+        super().__init__(beta=beta, **kwargs)
+        self.teacher = teacher
 
 # %% ../nbs/07_baselines.ipynb #b4984e53
 def _teacher(m, name, given, make):
@@ -299,12 +287,8 @@ def cleanup(self:SeparateBranchCallback):
 class StandardCallback(AdvTrainCallback):
     "Standard (non-adversarial) training: `CE(f(x), y)` on the clean batch, no attack (e.g. ARREST's teacher)."
     parts = ('clean_ce',)
-
-@patch
-def before_batch(self:StandardCallback): self.learn.x_clean = plain_tensor(self.learn.xb[0])
-
-@patch
-def compute_loss(self:StandardCallback): return self.learn.loss_grad, dict(clean_ce=self.learn.loss_grad)
+    def before_batch(self): self.learn.x_clean = plain_tensor(self.learn.xb[0])
+    def compute_loss(self): return self.learn.loss_grad, dict(clean_ce=self.learn.loss_grad)
 
 # %% ../nbs/07_baselines.ipynb #a036c456
 def arrest_loss(out_adv:torch.Tensor, # student logits on the adversarial batch, f_θ(x')
@@ -348,7 +332,7 @@ def setup(self:ARRESTCallback):
 # %% ../nbs/07_baselines.ipynb #72af8fc0
 @patch
 def before_fit(self:ARRESTCallback):
-    AdvTrainCallback.before_fit(self); self.cleanup_taps()
+    AdvTrainCallback.before_fit(self); self.cleanup()
     self.taps = FeatureTaps(self.learn.model, self.layers, attach=False)
     self.t_taps = FeatureTaps(self.learn.model.arrest_teacher, self.layers)
 
@@ -366,10 +350,8 @@ def compute_loss(self:ARRESTCallback):
     return arrest_loss(self.learn.pred, self.learn.yb[0], z_adv, self.t_taps.take(), self.gamma)
 
 @patch
-def cleanup_taps(self:ARRESTCallback):
+def cleanup(self:ARRESTCallback):
+    AdvTrainCallback.cleanup(self)
     for ft in (self.taps, self.t_taps):
         if ft is not None: ft.remove()
     self.taps = self.t_taps = None
-
-@patch
-def cleanup(self:ARRESTCallback): AdvTrainCallback.cleanup(self); self.cleanup_taps()

@@ -13,6 +13,7 @@ from functools import partial
 import torch, torch.nn as nn
 from torch.optim.swa_utils import AveragedModel
 from fastcore.basics import store_attr, patch, ifnone
+from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
@@ -30,9 +31,8 @@ from .callbacks import *
 from .baselines import *
 
 # %% auto #0
-__all__ = ['METHODS', 'sched_milestones', 'MilestoneLR', 'Method', 'register_method', 'method_options', 'method_callbacks',
-           'OptimWrapperNoNone', 'arat_learner', 'main_bns', 'update_bn_adv', 'SWACallback', 'DeviceChannelsLast',
-           'CPUDistributed']
+__all__ = ['METHODS', 'sched_milestones', 'MilestoneLR', 'Method', 'method_options', 'method_callbacks', 'OptimWrapperNoNone',
+           'arat_learner', 'main_bns', 'update_bn_adv', 'SWACallback', 'DeviceChannelsLast', 'CPUDistributed']
 
 # %% ../nbs/08_learner.ipynb #540616b0
 def sched_milestones(lr:float, # the initial learning rate
@@ -84,23 +84,14 @@ def _only_lr_schedule(self:MilestoneLR):
 # %% ../nbs/08_learner.ipynb #7149f051
 @dataclass(frozen=True)
 class Method:
-    "A training method: its callback class, and whether `AutoBalance` applies to it."
-    cb: type # the callback class; `arat_learner`'s method options go to its constructor
-    auto_balance: bool = False # add `AutoBalance` (the class has `alpha` and `beta`)
+    "A training method: its callback class (which takes the method options), and whether `AutoBalance` sets its α and β."
+    cb: type
+    auto_balance: bool = False
 
-METHODS = {}
-
-# %% ../nbs/08_learner.ipynb #02d1c6fe
-def register_method(name:str, # the `method` name for `arat_learner` and `arat-train`
-                    cb:type, # the callback class that trains with the method
-                    auto_balance:bool=False): # whether `AutoBalance` sets the class's `alpha` and `beta`
-    "Register (or replace) the training method `name`."
-    METHODS[name] = Method(cb, auto_balance)
-
-# %% ../nbs/08_learner.ipynb #e2eef74b
-for _n, _cb in {'arat': ARATCallback, 'at': ATCallback, 'trades': TRADESCallback, 'mart': MARTCallback, 'lbgat': LBGATCallback,
-                'asym-trades': AsymTRADESCallback, 'arat-separate': SeparateBranchCallback, 'standard': StandardCallback,
-                'arrest': ARRESTCallback}.items(): register_method(_n, _cb, auto_balance=_n in ('arat', 'asym-trades', 'arat-separate'))
+METHODS = {'arat': Method(ARATCallback, True), 'at': Method(ATCallback), 'trades': Method(TRADESCallback),
+           'mart': Method(MARTCallback), 'lbgat': Method(LBGATCallback), 'asym-trades': Method(AsymTRADESCallback, True),
+           'arat-separate': Method(SeparateBranchCallback, True), 'standard': Method(StandardCallback),
+           'arrest': Method(ARRESTCallback)}
 
 # %% ../nbs/08_learner.ipynb #5596c7c5
 def method_options(method:str): # a name in `METHODS`
@@ -192,19 +183,15 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
 
 # %% ../nbs/08_learner.ipynb #a256122b
 @patch
+@delegates(MilestoneLR.__init__, but=['lr'])
 def fit_paper(self:Learner,
               n_epoch:int, # epochs of the whole run
               lr:float|None=None, # initial learning rate (default `self.lr`: `arat_learner`'s `lr`)
-              milestones=(0.75, 0.9), # fractions of the run where the rate is divided by `div`
-              div:float=10., # the divisor at each milestone
-              warmup:bool=False, # the first epoch at lr/5 (public AR-AT code)
-              delay:int=0, # each division this many epochs late (public AR-AT code: 1)
-              wd:float|None=None, cbs=None, reset_opt:bool=False, # as in `Learner.fit`
-              start_epoch:int=0): # resume at this epoch, as in `Learner.fit`
+              wd:float|None=None, cbs=None, reset_opt:bool=False, start_epoch:int=0, # as in `Learner.fit`
+              **kwargs): # the schedule's `milestones`, `div`, `warmup`, `delay`, as in `sched_milestones`
     "Fit `n_epoch` epochs with the paper's step schedule (`MilestoneLR`) on `lr`."
     lr = self.lr if lr is None else lr
-    sched = MilestoneLR(lr, milestones, div, warmup, delay)
-    self.fit(n_epoch, lr=lr, wd=wd, cbs=L(cbs) + [sched], reset_opt=reset_opt, start_epoch=start_epoch)
+    self.fit(n_epoch, lr=lr, wd=wd, cbs=L(cbs) + [MilestoneLR(lr, **kwargs)], reset_opt=reset_opt, start_epoch=start_epoch)
 
 # %% ../nbs/08_learner.ipynb #4ee0714b
 register_training_module('swa_model')
@@ -252,18 +239,16 @@ def _check_swa(start, freq, bn_update, swap):
     check_choice(o, 'bn_update', bn_update, (True, False)); check_choice(o, 'swap', swap, (True, False))
 
 # %% ../nbs/08_learner.ipynb #040d85bc
-def _body_keys(m):
-    with without_training_modules(m): return list(m.state_dict())
-
 @patch
 def setup(self:SWACallback):
     "Attach `learn.model.swa_model`, a frozen `AveragedModel` of the model without its training-only modules (kept if it fits)."
     m = get_model(self.learn.model)   # under DDP, the model inside the wrapper
-    swa = getattr(m, 'swa_model', None)
-    if swa is not None and list(swa.module.state_dict()) == _body_keys(m): return swa
-    if swa is not None and int(swa.n_averaged): raise ValueError("SWACallback: the model changed its layers after averaging began; "
-                                                              "the average no longer fits it")
-    with without_training_modules(m): swa = AveragedModel(m).requires_grad_(False)
+    with without_training_modules(m) as saved:
+        swa = saved.get('swa_model')
+        if swa is not None and list(swa.module.state_dict()) == list(m.state_dict()): return swa
+        if swa is not None and int(swa.n_averaged):
+            raise ValueError("SWACallback: the model changed its layers after averaging began; the average no longer fits it")
+        swa = AveragedModel(m).requires_grad_(False)
     return attach_training_module(m, 'swa_model', swa)
 
 @patch
@@ -284,6 +269,7 @@ def before_train(self:SWACallback): self._trained = True   # a fit, not `validat
 @patch
 def after_cancel_fit(self:SWACallback): self._trained = False   # a cancelled fit keeps the raw weights
 
+# %% ../nbs/08_learner.ipynb #b618971f
 @patch
 def after_batch(self:SWACallback):
     if not self.training or self.epoch < self.start_epoch or (self.epoch * self.n_iter + self.iter) % self.freq: return
@@ -317,6 +303,7 @@ def use_average(self:SWACallback):
         m.load_state_dict({k: (self.raw_state[k] if k in aux else v) for k, v in avg.state_dict().items()})
     self.swapped = True
 
+# %% ../nbs/08_learner.ipynb #e13d52ee
 @patch
 def use_raw(self:SWACallback):
     "Put the raw (last trained) weights back into `learn.model`."

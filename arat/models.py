@@ -33,11 +33,8 @@ class InputNorm(nn.Module):
 
 # %% ../nbs/01_models.ipynb #1bdb53dd
 class Normalized(nn.Module):
-    "`model` behind an `InputNorm` layer (`.norm`, then `.model`), so it takes [0,1] pixels."
-    def __init__(self,
-                 model:nn.Module, # a model that expects normalized inputs
-                 mean, # per-channel means of the pixels
-                 std): # per-channel standard deviations
+    "`model` (which expects normalized inputs) behind an `InputNorm(mean, std)` layer (`.norm`, then `.model`): it takes [0,1] pixels."
+    def __init__(self, model:nn.Module, mean, std):
         super().__init__(); self.norm, self.model = InputNorm(mean, std), model
     def forward(self, x): return self.model(self.norm(x))
 
@@ -47,9 +44,8 @@ normalized = Normalized   # the name the API uses: `normalized(model, mean, std)
 class CifarBasicBlock(nn.Module):
     "The two-convolution residual block of a CIFAR ResNet-18."
     expansion = 1
-    def __init__(self, in_planes, planes, stride=1, norm_layer=None):
+    def __init__(self, in_planes, planes, stride=1, norm_layer=nn.BatchNorm2d):
         super().__init__()
-        norm_layer = ifnone(norm_layer, nn.BatchNorm2d)
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = norm_layer(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
@@ -108,19 +104,16 @@ def features(self:CifarResNet, x):
 def forward(self:CifarResNet, x): return self.linear(self.features(x))
 
 # %% ../nbs/01_models.ipynb #a6f82ecb
-def cifar_resnet18(n_out=10, # number of classes
-                   width=64, # channels of the first stage; the paper uses 64
-                   norm_layer=None): # callable `(channels) -> module`, default `nn.BatchNorm2d`
-    "CIFAR ResNet-18 (3×3 stem, no max-pool, stages `width`×1,2,4,8) taking [0,1] pixels."
+def cifar_resnet18(n_out=10, width=64, norm_layer=None):
+    "CIFAR ResNet-18 (3×3 stem, no max-pool, stages `width`×1,2,4,8; the paper's width: 64) taking [0,1] pixels; see `CifarResNet`."
     return CifarResNet(CifarBasicBlock, [2,2,2,2], n_out=n_out, width=width, norm_layer=norm_layer)
 
 # %% ../nbs/01_models.ipynb #8ee108be
 class PreActBlock(nn.Module):
     "Pre-activation residual block: BN → ReLU → conv, twice."
     expansion = 1
-    def __init__(self, in_planes, planes, stride=1, norm_layer=None):
+    def __init__(self, in_planes, planes, stride=1, norm_layer=nn.BatchNorm2d):
         super().__init__()
-        norm_layer = ifnone(norm_layer, nn.BatchNorm2d)
         self.bn1 = norm_layer(in_planes)
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = norm_layer(planes)
@@ -132,9 +125,7 @@ class PreActBlock(nn.Module):
     def forward(self, x):
         out = F.relu(self.bn1(x))
         sc = self.shortcut(out) if self.shortcut is not None else x
-        out = self.conv1(out)
-        out = self.conv2(F.relu(self.bn2(out)))
-        return out + sc
+        return self.conv2(F.relu(self.bn2(self.conv1(out)))) + sc
 
 # %% ../nbs/01_models.ipynb #d79db7c5
 class PreActResNet(CifarResNet):
@@ -148,18 +139,15 @@ class PreActResNet(CifarResNet):
         return torch.flatten(F.adaptive_avg_pool2d(F.relu(self.bn1(out)), 1), 1)
 
 # %% ../nbs/01_models.ipynb #88dd04c0
-def preact_resnet18(n_out=10, # number of classes
-                    width=64, # channels of the first stage
-                    norm_layer=None): # callable `(channels) -> module`, default `nn.BatchNorm2d`
-    "PreAct ResNet-18 for 32×32 inputs taking [0,1] pixels."
+def preact_resnet18(n_out=10, width=64, norm_layer=None):
+    "PreAct ResNet-18 for 32×32 inputs taking [0,1] pixels; the arguments as `cifar_resnet18`'s."
     return PreActResNet(PreActBlock, [2,2,2,2], n_out=n_out, width=width, norm_layer=norm_layer)
 
 # %% ../nbs/01_models.ipynb #1cfa42c2
 class WideBasic(nn.Module):
     "Pre-activation wide block (TRADES/RobustBench layout)."
-    def __init__(self, in_planes, out_planes, stride, drop_rate=0.0, norm_layer=None):
+    def __init__(self, in_planes, out_planes, stride, drop_rate=0.0, norm_layer=nn.BatchNorm2d):
         super().__init__()
-        norm_layer = ifnone(norm_layer, nn.BatchNorm2d)
         self.bn1 = norm_layer(in_planes)
         self.relu1 = nn.ReLU()
         self.conv1 = nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
@@ -174,17 +162,13 @@ class WideBasic(nn.Module):
         o = self.relu1(self.bn1(x))
         out = self.relu2(self.bn2(self.conv1(o)))
         if self.drop_rate > 0: out = F.dropout(out, p=self.drop_rate, training=self.training)
-        out = self.conv2(out)
-        return out + (x if self.equalInOut else self.convShortcut(o))
+        return self.conv2(out) + (x if self.equalInOut else self.convShortcut(o))
 
 # %% ../nbs/01_models.ipynb #19710c62
-class _WideGroup(nn.Module):
-    "A group of `WideBasic` blocks, stored as `.layer` (TRADES' `NetworkBlock`)."
-    def __init__(self, n, in_planes, out_planes, stride, drop_rate=0.0, norm_layer=None):
-        super().__init__()
-        self.layer = nn.Sequential(*[WideBasic(in_planes if i == 0 else out_planes, out_planes, stride if i == 0 else 1,
-                                               drop_rate, norm_layer) for i in range(n)])
-    def forward(self, x): return self.layer(x)
+def _wide_group(n, in_planes, out_planes, stride, drop_rate, norm_layer):
+    "`n` `WideBasic` blocks, stored as `.layer` (TRADES' `NetworkBlock`: the state-dict keys its checkpoints use)."
+    blocks = [WideBasic(in_planes if i == 0 else out_planes, out_planes, stride if i == 0 else 1, drop_rate, norm_layer) for i in range(n)]
+    return nn.Sequential(OrderedDict(layer=nn.Sequential(*blocks)))
 
 # %% ../nbs/01_models.ipynb #53a2c3de
 class WideResNet(nn.Module):
@@ -202,13 +186,12 @@ class WideResNet(nn.Module):
         n = (depth - 4) // 6
         ch = [16, 16*widen_factor, 32*widen_factor, 64*widen_factor]
         self.conv1 = nn.Conv2d(3, ch[0], 3, stride=1, padding=1, bias=False)
-        self.block1 = _WideGroup(n, ch[0], ch[1], 1, drop_rate, norm_layer)
-        self.block2 = _WideGroup(n, ch[1], ch[2], 2, drop_rate, norm_layer)
-        self.block3 = _WideGroup(n, ch[2], ch[3], 2, drop_rate, norm_layer)
+        self.block1 = _wide_group(n, ch[0], ch[1], 1, drop_rate, norm_layer)
+        self.block2 = _wide_group(n, ch[1], ch[2], 2, drop_rate, norm_layer)
+        self.block3 = _wide_group(n, ch[2], ch[3], 2, drop_rate, norm_layer)
         self.bn1 = norm_layer(ch[3])
         self.relu = nn.ReLU()
         self.fc = nn.Linear(ch[3], n_out)
-        self.nChannels = ch[3]
         for m in self.modules():
             if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
             elif isinstance(m, nn.Linear): nn.init.zeros_(m.bias)
@@ -224,9 +207,8 @@ def features(self:WideResNet, x):
 def forward(self:WideResNet, x): return self.fc(self.features(x))
 
 # %% ../nbs/01_models.ipynb #75aadced
-def wrn34_10(n_out=10, # number of classes
-             norm_layer=None): # callable `(channels) -> module`, default `nn.BatchNorm2d`
-    "WideResNet-34-10 (TRADES/RobustBench layout) taking [0,1] pixels."
+def wrn34_10(n_out=10, norm_layer=None):
+    "WideResNet-34-10 (TRADES/RobustBench layout) taking [0,1] pixels; see `WideResNet`."
     return WideResNet(34, n_out=n_out, widen_factor=10, norm_layer=norm_layer)
 
 # %% ../nbs/01_models.ipynb #a3eb8fe3
