@@ -349,6 +349,7 @@ def compute_loss(self:ARRESTCallback):
     with torch.no_grad(), model_mode(t, 'eval'): t(self.learn.x_clean)
     return arrest_loss(self.learn.pred, self.learn.yb[0], z_adv, self.t_taps.take(), self.gamma)
 
+# %% ../nbs/07_baselines.ipynb #57764337
 @patch
 def cleanup(self:ARRESTCallback):
     AdvTrainCallback.cleanup(self)

@@ -251,6 +251,7 @@ def setup(self:SWACallback):
         swa = AveragedModel(m).requires_grad_(False)
     return attach_training_module(m, 'swa_model', swa)
 
+# %% ../nbs/08_learner.ipynb #9844d029
 @patch
 def after_create(self:SWACallback): self.setup()
 
