@@ -240,7 +240,6 @@ def setup(self:SeparateBranchCallback):
     if missing: raise ValueError(f"SeparateBranchCallback: stages names {missing}, which {type(m).__name__} lacks; pass its child names")
     with without_training_modules(m, ['arat_clean_branch']) as saved:
         ARATCallback.setup(self)        # dual BNs and predictors of the model itself
-    self.k_ = k
     if k == len(stages): return
     br = saved.get('arat_clean_branch')
     if br is None:

@@ -7,9 +7,10 @@ Docs: https://arat-dev.github.io/arat/models.html.md"""
 # %% ../nbs/01_models.ipynb #43cd0a32
 from __future__ import annotations
 from collections import OrderedDict
+from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision
-from fastcore.basics import store_attr, ifnone, patch
+from fastcore.basics import ifnone, patch
 
 # %% auto #0
 __all__ = ['normalized', 'InputNorm', 'Normalized', 'CifarBasicBlock', 'CifarResNet', 'cifar_resnet18', 'PreActBlock',
@@ -43,7 +44,6 @@ normalized = Normalized   # the name the API uses: `normalized(model, mean, std)
 # %% ../nbs/01_models.ipynb #d722fee1
 class CifarBasicBlock(nn.Module):
     "The two-convolution residual block of a CIFAR ResNet-18."
-    expansion = 1
     def __init__(self, in_planes, planes, stride=1, norm_layer=nn.BatchNorm2d):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
@@ -73,24 +73,19 @@ class CifarResNet(nn.Module):
         super().__init__()
         if width < 1: raise ValueError(f"CifarResNet: width must be a positive integer, got {width}")
         norm_layer = ifnone(norm_layer, nn.BatchNorm2d)
-        self.in_planes = width
         self.conv1 = nn.Conv2d(3, width, stem_kernel, stride=stem_stride, padding=stem_kernel//2, bias=False)
         self.bn1 = norm_layer(width)
-        self.layer1 = self._make_layer(block, width,   layers[0], 1, norm_layer)
-        self.layer2 = self._make_layer(block, width*2, layers[1], 2, norm_layer)
-        self.layer3 = self._make_layer(block, width*4, layers[2], 2, norm_layer)
-        self.layer4 = self._make_layer(block, width*8, layers[3], 2, norm_layer)
-        self.linear = nn.Linear(width*8*block.expansion, n_out)
+        mk = partial(block, norm_layer=norm_layer)
+        self.layer1 = _stage(mk, layers[0], width,   width,   1)
+        self.layer2 = _stage(mk, layers[1], width,   width*2, 2)
+        self.layer3 = _stage(mk, layers[2], width*2, width*4, 2)
+        self.layer4 = _stage(mk, layers[3], width*4, width*8, 2)
+        self.linear = nn.Linear(width*8, n_out)
 
 # %% ../nbs/01_models.ipynb #d2a52dbc
-@patch
-def _make_layer(self:CifarResNet, block, planes, n, stride, norm_layer):
-    "A stage of `n` blocks of `planes` channels; the first has stride `stride`."
-    blocks = []
-    for s in [stride] + [1]*(n-1):
-        blocks.append(block(self.in_planes, planes, s, norm_layer=norm_layer))
-        self.in_planes = planes*block.expansion
-    return nn.Sequential(*blocks)
+def _stage(make, n, in_planes, planes, stride):
+    "`n` blocks `make(in_planes, planes, stride)` of `planes` channels; the first takes `in_planes` channels, at `stride`."
+    return nn.Sequential(*[make(in_planes if i == 0 else planes, planes, stride if i == 0 else 1) for i in range(n)])
 
 # %% ../nbs/01_models.ipynb #42831b03
 @patch
@@ -111,7 +106,6 @@ def cifar_resnet18(n_out=10, width=64, norm_layer=None):
 # %% ../nbs/01_models.ipynb #8ee108be
 class PreActBlock(nn.Module):
     "Pre-activation residual block: BN → ReLU → conv, twice."
-    expansion = 1
     def __init__(self, in_planes, planes, stride=1, norm_layer=nn.BatchNorm2d):
         super().__init__()
         self.bn1 = norm_layer(in_planes)
@@ -132,7 +126,7 @@ class PreActResNet(CifarResNet):
     "Pre-activation ResNet for 32×32 inputs, with a final BN → ReLU before pooling."
     def __init__(self, block, layers, n_out=10, width=64, norm_layer=None):
         super().__init__(block, layers, n_out=n_out, width=width, norm_layer=norm_layer)
-        self.bn1 = ifnone(norm_layer, nn.BatchNorm2d)(width*8*block.expansion)  # final BN (there is no stem BN)
+        self.bn1 = ifnone(norm_layer, nn.BatchNorm2d)(width*8)  # final BN (there is no stem BN)
 
     def features(self, x):
         out = self.layer4(self.layer3(self.layer2(self.layer1(self.conv1(x)))))
@@ -164,12 +158,6 @@ class WideBasic(nn.Module):
         if self.drop_rate > 0: out = F.dropout(out, p=self.drop_rate, training=self.training)
         return self.conv2(out) + (x if self.equalInOut else self.convShortcut(o))
 
-# %% ../nbs/01_models.ipynb #19710c62
-def _wide_group(n, in_planes, out_planes, stride, drop_rate, norm_layer):
-    "`n` `WideBasic` blocks, stored as `.layer` (TRADES' `NetworkBlock`: the state-dict keys its checkpoints use)."
-    blocks = [WideBasic(in_planes if i == 0 else out_planes, out_planes, stride if i == 0 else 1, drop_rate, norm_layer) for i in range(n)]
-    return nn.Sequential(OrderedDict(layer=nn.Sequential(*blocks)))
-
 # %% ../nbs/01_models.ipynb #53a2c3de
 class WideResNet(nn.Module):
     "WideResNet-`depth`-`widen_factor` for 32×32 inputs (TRADES/RobustBench layout), taking [0,1] pixels."
@@ -186,9 +174,9 @@ class WideResNet(nn.Module):
         n = (depth - 4) // 6
         ch = [16, 16*widen_factor, 32*widen_factor, 64*widen_factor]
         self.conv1 = nn.Conv2d(3, ch[0], 3, stride=1, padding=1, bias=False)
-        self.block1 = _wide_group(n, ch[0], ch[1], 1, drop_rate, norm_layer)
-        self.block2 = _wide_group(n, ch[1], ch[2], 2, drop_rate, norm_layer)
-        self.block3 = _wide_group(n, ch[2], ch[3], 2, drop_rate, norm_layer)
+        mk = partial(WideBasic, drop_rate=drop_rate, norm_layer=norm_layer)
+        group = lambda i, s: nn.Sequential(OrderedDict(layer=_stage(mk, n, ch[i], ch[i+1], s)))   # TRADES' NetworkBlock: `.layer`
+        self.block1, self.block2, self.block3 = group(0, 1), group(1, 2), group(2, 2)
         self.bn1 = norm_layer(ch[3])
         self.relu = nn.ReLU()
         self.fc = nn.Linear(ch[3], n_out)

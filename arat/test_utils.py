@@ -50,16 +50,16 @@ def test_weights_eq(a:dict, b:dict):
 def _detached(t): return None if t is None else t.detach().as_subclass(torch.Tensor).clone()
 
 class Capture(Callback):
-    "Keep the first training batch after the loss: `xa`, `x` (`learn.x_clean`), `y`, `loss`, `parts`; then stop (`stop`)."
+    "Keep the first training batch after the loss: `xa`, `x` (`learn.x_clean`), `y`, `loss`, `parts`; then cancel the fit."
     order = 1
-    def __init__(self, stop:bool=True): self.stop,self.loss = stop,None  # stop: cancel the fit after that batch
+    def __init__(self): self.loss = None
     def after_loss(self):
         if not self.training or self.loss is not None: return
         parts = {k: float(v) for k,v in (getattr(self.learn, 'loss_parts', None) or {}).items() if torch.is_tensor(v) and v.numel() == 1 or isinstance(v, (int, float))}
         # through __dict__: fastai warns when a callback attribute shadows a learner's (`loss`), and this one does on purpose
         self.__dict__.update(xa=_detached(self.learn.xb[0]), x=_detached(getattr(self.learn, 'x_clean', None)),
                              y=_detached(self.learn.yb[0]), loss=self.learn.loss.item(), parts=parts)
-        if self.stop: raise CancelFitException()
+        raise CancelFitException()
 
 # %% ../nbs/97_test_utils.ipynb #b72b9e29
 def capture(model:nn.Module, cbs=None, dls=None):
