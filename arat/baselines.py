@@ -33,7 +33,7 @@ def _kl(logp, logq):
 # %% ../nbs/07_baselines.ipynb #7383214d
 def trades_loss(out_clean:torch.Tensor, out_adv:torch.Tensor, y:torch.Tensor,
                 beta:float=6.): # weight of the KL term (TRADES' 1/λ)
-    "TRADES: `CE(f(x), y) + β·KL(f(x) ‖ f(x'))` (batch mean) of the clean and adversarial logits; returns `(total, parts)`: `clean_ce`, `kl`."
+    "TRADES: `CE(f(x), y) + β·KL(f(x) ‖ f(x'))` (batch mean); returns `(total, parts)`: `clean_ce`, `kl`."
     out_clean, out_adv, y = plain_tensor(out_clean), plain_tensor(out_adv), plain_tensor(y)
     clean_ce = F.cross_entropy(out_clean, y)
     kl = _kl(F.log_softmax(out_clean, 1), F.log_softmax(out_adv, 1)).mean()
@@ -118,7 +118,7 @@ def lbgat_loss(out_adv:torch.Tensor, # student logits on the adversarial batch, 
 register_training_module('lbgat_teacher')
 
 class LBGATCallback(TRADESCallback):
-    "LBGAT (Cui et al., 2021): a natural teacher trained jointly; `CE(g(x), y) + MSE(f(x'), g(x)) (+ β·KL)`, TRADES' KL attack on the student."
+    "LBGAT (Cui et al., 2021): a natural teacher trained jointly; `CE(g(x), y) + MSE(f(x'), g(x)) (+ β·KL)`, TRADES' attack."
     @delegates(TRADESCallback.__init__)
     def __init__(self,
                  teacher:nn.Module|None=None, # the natural teacher g; default `default_teacher(model)`

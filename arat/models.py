@@ -34,7 +34,7 @@ class InputNorm(nn.Module):
 
 # %% ../nbs/01_models.ipynb #1bdb53dd
 class Normalized(nn.Module):
-    "`model` (which expects normalized inputs) behind an `InputNorm(mean, std)` layer (`.norm`, then `.model`): it takes [0,1] pixels."
+    "`model` (expecting normalized inputs) behind an `InputNorm(mean, std)` (`.norm`, then `.model`): it takes [0,1] pixels."
     def __init__(self, model:nn.Module, mean, std):
         super().__init__(); self.norm, self.model = InputNorm(mean, std), model
     def forward(self, x): return self.model(self.norm(x))
@@ -100,7 +100,7 @@ def forward(self:CifarResNet, x): return self.linear(self.features(x))
 
 # %% ../nbs/01_models.ipynb #a6f82ecb
 def cifar_resnet18(n_out=10, width=64, norm_layer=None):
-    "CIFAR ResNet-18 (3×3 stem, no max-pool, stages `width`×1,2,4,8; the paper's width: 64) taking [0,1] pixels; see `CifarResNet`."
+    "CIFAR ResNet-18 (3×3 stem, no max-pool, stages `width`×1,2,4,8; the paper's width: 64) taking [0,1] pixels."
     return CifarResNet(CifarBasicBlock, [2,2,2,2], n_out=n_out, width=width, norm_layer=norm_layer)
 
 # %% ../nbs/01_models.ipynb #8ee108be
@@ -175,7 +175,7 @@ class WideResNet(nn.Module):
         ch = [16, 16*widen_factor, 32*widen_factor, 64*widen_factor]
         self.conv1 = nn.Conv2d(3, ch[0], 3, stride=1, padding=1, bias=False)
         mk = partial(WideBasic, drop_rate=drop_rate, norm_layer=norm_layer)
-        group = lambda i, s: nn.Sequential(OrderedDict(layer=_stage(mk, n, ch[i], ch[i+1], s)))   # TRADES' NetworkBlock: `.layer`
+        group = lambda i, s: nn.Sequential(OrderedDict(layer=_stage(mk, n, ch[i], ch[i+1], s)))   # TRADES' NetworkBlock
         self.block1, self.block2, self.block3 = group(0, 1), group(1, 2), group(2, 2)
         self.bn1 = norm_layer(ch[3])
         self.relu = nn.ReLU()

@@ -21,7 +21,7 @@ __all__ = ['tiny_dls', 'tiny_net', 'fit_weights', 'test_weights_eq', 'Capture', 
 
 # %% ../nbs/97_test_utils.ipynb #7d46a6b6
 def tiny_dls(bs:int=16, n_train:int=64, n_valid:int=32, augment:bool=True, seed:int=0, **kwargs):
-    "Tiny real data for tests: `n_train` + `n_valid` class-balanced images of the embedded CIFAR-10 sample (`cifar10_sample_dls`)."
+    "Tiny real data for tests: `n_train` + `n_valid` class-balanced images of the embedded CIFAR-10 sample."
     return cifar10_sample_dls(bs=bs, n_train=n_train, n_valid=n_valid, seed=seed, augment=augment, **kwargs)
 
 # %% ../nbs/97_test_utils.ipynb #03915463
@@ -33,7 +33,7 @@ def tiny_net(n_out:int=10, width:int=4, seed:int|None=None):
 # %% ../nbs/97_test_utils.ipynb #44e0a3f0
 def fit_weights(cbs=None, seed:int=0, lr:float=0.05, epochs:int=1,
                 model=None): # a function returning the model; default `tiny_net`
-    "The state dict after `torch.manual_seed(seed)` and a fit (`epochs` of 4 batches) of a fresh model on fresh `tiny_dls` with `cbs`."
+    "The state dict after a seeded fit (`epochs` of 4 batches) of a fresh model (default `tiny_net`) on `tiny_dls()` with `cbs`."
     torch.manual_seed(seed)
     learn = Learner(tiny_dls(), (model or tiny_net)(), cbs=cbs)
     with learn.no_logging(): learn.fit(epochs, lr=lr)
@@ -142,7 +142,7 @@ def fit_batches(model:nn.Module,
 
 # %% ../nbs/97_test_utils.ipynb #ea2a2e98
 def quick_fit(model:nn.Module, x:torch.Tensor, y:torch.Tensor, steps:int=150, lr:float=0.01, seed:int=0):
-    "Train `model` on the tensors `(x, y)`: `steps` Adam steps on random minibatches of 64 after `torch.manual_seed(seed)`; eval mode."
+    "Train `model` on `(x, y)`: `steps` Adam steps on random minibatches of 64 after `torch.manual_seed(seed)`; eval mode."
     torch.manual_seed(seed)
     batches = ((x[i], y[i]) for i in (torch.randint(0, len(x), (64,)) for _ in range(steps)))   # drawn lazily, step by step
     return fit_batches(model, batches, epochs=1, lr=lr)
