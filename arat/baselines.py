@@ -31,23 +31,13 @@ def _kl(logp, logq):
     return (logp.exp() * (logp - logq)).sum(1)
 
 # %% ../nbs/07_baselines.ipynb #7383214d
-def trades_loss(out_clean:torch.Tensor, # logits on the clean batch, f(x)
-                out_adv:torch.Tensor, # logits on the adversarial batch, f(x')
-                y:torch.Tensor, # labels
+def trades_loss(out_clean:torch.Tensor, out_adv:torch.Tensor, y:torch.Tensor,
                 beta:float=6.): # weight of the KL term (TRADES' 1/λ)
-    "TRADES: `CE(f(x), y) + β·KL(f(x) ‖ f(x'))` (batch mean); returns `(total, parts)` with `clean_ce`, `kl`."
+    "TRADES: `CE(f(x), y) + β·KL(f(x) ‖ f(x'))` (batch mean); returns `(total, parts)`: `clean_ce`, `kl`."
     out_clean, out_adv, y = plain_tensor(out_clean), plain_tensor(out_adv), plain_tensor(y)
     clean_ce = F.cross_entropy(out_clean, y)
     kl = _kl(F.log_softmax(out_clean, 1), F.log_softmax(out_adv, 1)).mean()
     return clean_ce + beta * kl, dict(clean_ce=clean_ce, kl=kl)
-
-# %% ../nbs/07_baselines.ipynb #52215881
-def _check_kl_attack(o, beta, start_std, random_start=True):
-    "One-line `ValueError`s for the options TRADES, MART and LBGAT share."
-    if isinstance(random_start, str) and random_start == 'inplace':
-        raise ValueError(f"{o}: random_start='inplace' is the public AR-AT code's uniform start; this method's start is Gaussian (True) or none (False)")
-    check_number(o, 'beta', beta, hint="the weight of the KL term, e.g. 6 (TRADES, MART) or 0 (LBGAT0)")
-    check_number(o, 'start_std', start_std, hint="the std of the attack's Gaussian start, e.g. 0.001")
 
 # %% ../nbs/07_baselines.ipynb #70489084
 class TRADESCallback(AdvTrainCallback):
@@ -60,7 +50,11 @@ class TRADESCallback(AdvTrainCallback):
                  start_std:float=0.001, # std of the attack's Gaussian start
                  attack_mode:str='eval', # the model's mode during the attack (TRADES: eval)
                  **kwargs):
-        _check_kl_attack(type(self).__name__, beta, start_std, kwargs.get('random_start', True))
+        o, rs = type(self).__name__, kwargs.get('random_start', True)
+        if isinstance(rs, str) and rs == 'inplace':
+            raise ValueError(f"{o}: random_start='inplace' is the public AR-AT code's uniform start; this method's start is Gaussian (True) or none (False)")
+        check_number(o, 'beta', beta, hint="the weight of the KL term, e.g. 6 (TRADES, MART) or 0 (LBGAT0)")
+        check_number(o, 'start_std', start_std, hint="the std of the attack's Gaussian start, e.g. 0.001")
         super().__init__(attack_mode=attack_mode, **kwargs)
         store_attr('beta,start_std')
 
@@ -69,7 +63,7 @@ class TRADESCallback(AdvTrainCallback):
 def attack(self:TRADESCallback, x, y):
     return pgd(self.learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps, loss_fn=self.attack_loss,
                random_start='normal' if self.random_start else False, start_std=self.start_std, attack_mode=self.attack_mode,
-               norm=getattr(self, 'norm', 'Linf'))   # the threat model, when the base class has one
+               norm=self.norm)
 
 @patch
 def compute_loss(self:TRADESCallback):
@@ -77,9 +71,7 @@ def compute_loss(self:TRADESCallback):
     return self.loss_fn(out_clean, self.learn.pred, self.learn.yb[0], self.beta)
 
 # %% ../nbs/07_baselines.ipynb #c6468a78
-def mart_loss(out_clean:torch.Tensor, # logits on the clean batch, f(x)
-              out_adv:torch.Tensor, # logits on the adversarial batch, f(x')
-              y:torch.Tensor, # labels
+def mart_loss(out_clean:torch.Tensor, out_adv:torch.Tensor, y:torch.Tensor,
               beta:float=6.): # weight of the misclassification-aware KL term
     "MART: `BCE(f(x'), y) + β·mean(KL(f(x) ‖ f(x'))·(1 − f(x)_y))`, as the MART code; returns `(total, parts)` with `adv_bce`, `kl`."
     out_clean, out_adv, y = plain_tensor(out_clean), plain_tensor(out_adv), plain_tensor(y)
@@ -104,9 +96,7 @@ def default_teacher(model:nn.Module): # the student
     width = model.conv1.out_channels if isinstance(model, CifarResNet) else 64
     try: n_out = model_n_out(model)
     except ValueError as e: raise ValueError(f"default_teacher: {e}; pass `teacher=`") from None
-    t = cifar_resnet18(n_out, width=width)
-    p = next(iter(model.parameters()), None)
-    return t.to(device=p.device, dtype=p.dtype) if p is not None else t
+    return cifar_resnet18(n_out, width=width)
 
 # %% ../nbs/07_baselines.ipynb #ac6a69bb
 def lbgat_loss(out_adv:torch.Tensor, # student logits on the adversarial batch, f(x')
@@ -127,33 +117,29 @@ def lbgat_loss(out_adv:torch.Tensor, # student logits on the adversarial batch, 
 # %% ../nbs/07_baselines.ipynb #ff3f5f79
 register_training_module('lbgat_teacher')
 
-class LBGATCallback(AdvTrainCallback):
-    "LBGAT (Cui et al., 2021): a natural teacher trained jointly; `CE(g(x), y) + MSE(f(x'), g(x)) (+ β·KL)`, KL attack on the student."
-    attack_loss, attack = 'kl', TRADESCallback.attack   # TRADES' KL attack, on the student
-    @delegates(AdvTrainCallback.__init__)
+class LBGATCallback(TRADESCallback):
+    "LBGAT (Cui et al., 2021): a natural teacher trained jointly; `CE(g(x), y) + MSE(f(x'), g(x)) (+ β·KL)`, TRADES' attack."
+    @delegates(TRADESCallback.__init__)
     def __init__(self,
                  teacher:nn.Module|None=None, # the natural teacher g; default `default_teacher(model)`
                  beta:float=0., # weight of TRADES' KL on the student (0: LBGAT0, as the paper's Table 9)
-                 start_std:float=0.001, # std of the attack's Gaussian start
-                 attack_mode:str='eval', # the model's mode during the attack (LBGAT: eval)
                  **kwargs):
-        _check_kl_attack(type(self).__name__, beta, start_std, kwargs.get('random_start', True))
         if not (teacher is None or isinstance(teacher, nn.Module)):
             raise ValueError(f"LBGATCallback: teacher must be an nn.Module, or None for default_teacher(model), got {teacher!r}")
         self.parts = ('teacher_ce', 'mse') + (('kl',) if beta else ())
-        super().__init__(attack_mode=attack_mode, **kwargs)
-        store_attr('teacher,beta,start_std')
+        super().__init__(beta=beta, **kwargs)
+        self.teacher = teacher
 
 # %% ../nbs/07_baselines.ipynb #b4984e53
+def _teacher(m, name, given, make):
+    "`m.<name>` if attached and no other module is `given`; else `given` (or `make()`), attached on `m`'s device and dtype."
+    t = getattr(m, name, None)
+    if t is None or (given is not None and t is not given): t = attach_training_module(m, name, given if given is not None else make())
+    return t
+
 @patch
 def setup(self:LBGATCallback):
-    m = self.learn.model
-    t = getattr(m, 'lbgat_teacher', None)
-    if t is None or (self.teacher is not None and t is not self.teacher):
-        t = self.teacher if self.teacher is not None else default_teacher(m)
-        p = next(iter(m.parameters()), None)
-        if p is not None: t = t.to(p.device)
-        attach_training_module(m, 'lbgat_teacher', t)
+    t = _teacher(self.learn.model, 'lbgat_teacher', self.teacher, lambda: default_teacher(self.learn.model))
     ensure_in_optimizer(self.learn, list(t.parameters()))
 
 # %% ../nbs/07_baselines.ipynb #76391e7e
@@ -224,6 +210,7 @@ def _is_stage_list(s):
     return isinstance(s, (list, tuple)) and len(s) > 0 and all(
         isinstance(o, (list, tuple)) and len(o) > 0 and all(isinstance(n, str) for n in o) for o in s)
 
+# %% ../nbs/07_baselines.ipynb #bd006934
 class SeparateBranchCallback(ARATCallback):
     "AR-AT (or naive invariance) whose clean branch shares only the first `separate_after` stages with the model (Fig. 4)."
     @delegates(ARATCallback.__init__)
@@ -253,7 +240,6 @@ def setup(self:SeparateBranchCallback):
     if missing: raise ValueError(f"SeparateBranchCallback: stages names {missing}, which {type(m).__name__} lacks; pass its child names")
     with without_training_modules(m, ['arat_clean_branch']) as saved:
         ARATCallback.setup(self)        # dual BNs and predictors of the model itself
-    self.k_ = k
     if k == len(stages): return
     br = saved.get('arat_clean_branch')
     if br is None:
@@ -289,6 +275,7 @@ def clean_pass(self:SeparateBranchCallback):
     self.clean_taps.enabled = False
     return out_clean, z_clean
 
+# %% ../nbs/07_baselines.ipynb #c18cd653
 @patch
 def cleanup(self:SeparateBranchCallback):
     ARATCallback.cleanup(self)
@@ -299,12 +286,8 @@ def cleanup(self:SeparateBranchCallback):
 class StandardCallback(AdvTrainCallback):
     "Standard (non-adversarial) training: `CE(f(x), y)` on the clean batch, no attack (e.g. ARREST's teacher)."
     parts = ('clean_ce',)
-
-@patch
-def before_batch(self:StandardCallback): self.learn.x_clean = plain_tensor(self.learn.xb[0])
-
-@patch
-def compute_loss(self:StandardCallback): return self.learn.loss_grad, dict(clean_ce=self.learn.loss_grad)
+    def before_batch(self): self.learn.x_clean = plain_tensor(self.learn.xb[0])
+    def compute_loss(self): return self.learn.loss_grad, dict(clean_ce=self.learn.loss_grad)
 
 # %% ../nbs/07_baselines.ipynb #a036c456
 def arrest_loss(out_adv:torch.Tensor, # student logits on the adversarial batch, f_θ(x')
@@ -340,18 +323,15 @@ class ARRESTCallback(AdvTrainCallback):
 @patch
 def setup(self:ARRESTCallback):
     m = self.learn.model
-    t = getattr(m, 'arrest_teacher', None)
-    if t is None or (self.teacher is not None and t is not self.teacher):
-        if self.teacher is not None: t = self.teacher
-        else:
-            with without_training_modules(m): t = copy.deepcopy(m)
-        p = next(iter(m.parameters()), None)
-        attach_training_module(m, 'arrest_teacher', (t.to(p.device) if p is not None else t).requires_grad_(False))
+    def frozen_copy():
+        with without_training_modules(m): return copy.deepcopy(m)
+    t = _teacher(m, 'arrest_teacher', self.teacher, frozen_copy).requires_grad_(False)
     tap_points(m, self.layers); tap_points(t, self.layers)   # fail early on a spec that matches nothing
 
+# %% ../nbs/07_baselines.ipynb #72af8fc0
 @patch
 def before_fit(self:ARRESTCallback):
-    AdvTrainCallback.before_fit(self); self.cleanup_taps()
+    AdvTrainCallback.before_fit(self); self.cleanup()
     self.taps = FeatureTaps(self.learn.model, self.layers, attach=False)
     self.t_taps = FeatureTaps(self.learn.model.arrest_teacher, self.layers)
 
@@ -368,11 +348,10 @@ def compute_loss(self:ARRESTCallback):
     with torch.no_grad(), model_mode(t, 'eval'): t(self.learn.x_clean)
     return arrest_loss(self.learn.pred, self.learn.yb[0], z_adv, self.t_taps.take(), self.gamma)
 
+# %% ../nbs/07_baselines.ipynb #57764337
 @patch
-def cleanup_taps(self:ARRESTCallback):
+def cleanup(self:ARRESTCallback):
+    AdvTrainCallback.cleanup(self)
     for ft in (self.taps, self.t_taps):
         if ft is not None: ft.remove()
     self.taps = self.t_taps = None
-
-@patch
-def cleanup(self:ARRESTCallback): AdvTrainCallback.cleanup(self); self.cleanup_taps()

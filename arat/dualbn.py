@@ -6,17 +6,19 @@ Docs: https://arat-dev.github.io/arat/dualbn.html.md"""
 
 # %% ../nbs/02_dualbn.ipynb #327e5a0e
 from __future__ import annotations
-import copy
+import copy, types
 from contextlib import contextmanager
-import torch, torch.nn as nn
-from fastcore.basics import patch
+import torch, torch.nn as nn, torch.distributed as dist
+from torch.nn.modules.batchnorm import _BatchNorm
+from fastcore.basics import patch, ifnone
+from .checks import check_number, check_choice
 from .models import CifarResNet, PreActResNet, WideResNet
 
 # %% auto #0
 __all__ = ['DualBatchNorm', 'is_bn', 'dual_bns', 'has_dual_bn', 'convert_dual_bn', 'use_bn', 'route_rows', 'merge_dual_bn',
            'register_training_module', 'training_module_names', 'attach_training_module', 'detach_training_modules',
-           'without_training_modules', 'deployable_model', 'model_stages', 'model_n_out', 'process_count',
-           'collective_device', 'CPUSyncBatchNorm', 'convert_sync_bn', 'local_bn']
+           'without_training_modules', 'deployable_model', 'model_stages', 'body_modules', 'head_linear', 'model_n_out',
+           'process_count', 'collective_device', 'CPUSyncBatchNorm', 'convert_sync_bn', 'local_bn']
 
 # %% ../nbs/02_dualbn.ipynb #b2aa7e71
 _ROUTES = ('main', 'aux')
@@ -37,7 +39,7 @@ class DualBatchNorm(nn.Module):
 # %% ../nbs/02_dualbn.ipynb #d583bad2
 def is_bn(m:nn.Module):
     "Whether `m` is a BatchNorm layer (any `_BatchNorm`, `SyncBatchNorm` included; not a `DualBatchNorm`)."
-    return isinstance(m, nn.modules.batchnorm._BatchNorm)
+    return isinstance(m, _BatchNorm)
 
 # %% ../nbs/02_dualbn.ipynb #426c0484
 def dual_bns(model:nn.Module):
@@ -49,25 +51,24 @@ def has_dual_bn(model:nn.Module):
     return any(isinstance(m, DualBatchNorm) for m in model.modules())
 
 # %% ../nbs/02_dualbn.ipynb #ad42e578
-def _convert(module, skip, prefix=''):
-    if isinstance(module, DualBatchNorm): return module, 0
-    if is_bn(module): return DualBatchNorm(module).train(module.training), 1
-    n = 0
+def _swap(module, fn, skip=(), prefix=''):
+    "Walk `module` top down: where `fn(m)` is a module, put it in `m`'s place (`m` itself: keep it, don't descend); the new root."
+    new = fn(module)
+    if new is not None: return new
     for name, child in module.named_children():
         if f"{prefix}{name}" in skip: continue
-        new, k = _convert(child, skip, f"{prefix}{name}.")
+        new = _swap(child, fn, skip, f"{prefix}{name}.")
         if new is not child: setattr(module, name, new)
-        n += k
-    return module, n
+    return module
 
 # %% ../nbs/02_dualbn.ipynb #8f076652
 def convert_dual_bn(model:nn.Module, # a model with BatchNorm layers
                     skip=()): # names of submodules to leave as they are (e.g. heads used by one branch only)
     "Replace every BatchNorm of `model` by a `DualBatchNorm` (both branches copies of it); returns the model."
     if not isinstance(model, nn.Module): raise TypeError(f"convert_dual_bn: expected an nn.Module, got {type(model).__name__}")
-    already = has_dual_bn(model)
-    model, n = _convert(model, set(skip))
-    if n == 0 and not already:
+    dual = lambda m: m if isinstance(m, DualBatchNorm) else DualBatchNorm(m).train(m.training) if is_bn(m) else None
+    model = _swap(model, dual, set(skip))
+    if not has_dual_bn(model):
         raise ValueError(f"convert_dual_bn: {type(model).__name__} has no BatchNorm layers, and split-BN needs them "
                          "(it keeps separate BN statistics for clean and adversarial inputs). Use a model with BatchNorm "
                          "(e.g. the default `norm_layer`), or train without split-BN (`split_bn=False`).")
@@ -75,17 +76,21 @@ def convert_dual_bn(model:nn.Module, # a model with BatchNorm layers
 
 # %% ../nbs/02_dualbn.ipynb #4689353b
 @contextmanager
+def _routed(model, owner, route, n_aux=None):
+    "Every `DualBatchNorm` of `model` on `route` (and `n_aux`, if given) for the block; the previous routing restored on exit."
+    dbns = dual_bns(model)
+    if not dbns: raise ValueError(f"{owner}: {type(model).__name__} has no DualBatchNorm layers; convert it first with `convert_dual_bn(model)`")
+    prev = [(d.route, d.n_aux) for d in dbns]
+    for d in dbns: d.route, d.n_aux = route, ifnone(n_aux, d.n_aux)
+    try: yield model
+    finally:
+        for d, (r, k) in zip(dbns, prev): d.route, d.n_aux = r, k
+
+# %% ../nbs/02_dualbn.ipynb #1d3ce047
 def use_bn(model:nn.Module, # a model converted with `convert_dual_bn`
            branch:str='main'): # 'main' (adversarial inputs, inference) or 'aux' (clean inputs, training)
     "Context manager: route every `DualBatchNorm` of `model` to `branch`, restoring the previous routing on exit."
-    if branch not in _ROUTES: raise ValueError(f"use_bn: branch must be one of {_ROUTES}, got {branch!r}")
-    dbns = dual_bns(model)
-    if not dbns: raise ValueError(f"use_bn: {type(model).__name__} has no DualBatchNorm layers; convert it first with `convert_dual_bn(model)`")
-    prev = [d.route for d in dbns]
-    for d in dbns: d.route = branch
-    try: yield model
-    finally:
-        for d,r in zip(dbns, prev): d.route = r
+    return _routed(model, 'use_bn', check_choice('use_bn', 'branch', branch, _ROUTES))
 
 # %% ../nbs/02_dualbn.ipynb #9ef5f7e8
 @patch
@@ -97,35 +102,19 @@ def forward_rows(self:DualBatchNorm, x):
     return torch.cat([self.aux(xa), self.main(xm)])
 
 # %% ../nbs/02_dualbn.ipynb #721eb497
-@contextmanager
 def route_rows(model:nn.Module, # a model converted with `convert_dual_bn`
                n_aux:int): # how many leading rows of each batch go through the aux branch
     "Context manager: every `DualBatchNorm` of `model` sends the first `n_aux` rows through `aux`, the rest through `main`."
-    if not (isinstance(n_aux, int) and not isinstance(n_aux, bool) and n_aux > 0): raise ValueError(f"route_rows: n_aux must be a whole number > 0, got {n_aux!r}")
-    dbns = dual_bns(model)
-    if not dbns: raise ValueError(f"route_rows: {type(model).__name__} has no DualBatchNorm layers; convert it first with `convert_dual_bn(model)`")
-    prev = [(d.route, d.n_aux) for d in dbns]
-    for d in dbns: d.route, d.n_aux = 'rows', n_aux
-    try: yield model
-    finally:
-        for d, (r, k) in zip(dbns, prev): d.route, d.n_aux = r, k
-
-# %% ../nbs/02_dualbn.ipynb #8486ec20
-def _merge(module, keep):
-    if isinstance(module, DualBatchNorm): return getattr(module, keep)
-    for name, child in module.named_children():
-        new = _merge(child, keep)
-        if new is not child: setattr(module, name, new)
-    return module
+    return _routed(model, 'route_rows', 'rows', check_number('route_rows', 'n_aux', n_aux, lo=1, integer=True))
 
 # %% ../nbs/02_dualbn.ipynb #67a00a20
 def merge_dual_bn(model:nn.Module, # a model converted with `convert_dual_bn`
                   keep:str='main', # which branch to keep: 'main' (deploy) or 'aux'
                   inplace:bool=False): # modify `model` itself instead of a deep copy
     "A plain-BN model keeping the `keep` branch of every `DualBatchNorm` (a copy unless `inplace`)."
-    if keep not in _ROUTES: raise ValueError(f"merge_dual_bn: keep must be one of {_ROUTES}, got {keep!r}")
+    check_choice('merge_dual_bn', 'keep', keep, _ROUTES)
     if not has_dual_bn(model): raise ValueError(f"merge_dual_bn: {type(model).__name__} has no DualBatchNorm layers; nothing to merge")
-    return _merge(model if inplace else copy.deepcopy(model), keep)
+    return _swap(model if inplace else copy.deepcopy(model), lambda m: getattr(m, keep) if isinstance(m, DualBatchNorm) else None)
 
 # %% ../nbs/02_dualbn.ipynb #151bd7a2
 _TRAINING_MODULES = []
@@ -143,7 +132,7 @@ def training_module_names():
 def attach_training_module(model:nn.Module, # the model being trained
                            name:str, # a registered name (see `register_training_module`)
                            module:nn.Module): # the module to attach (saved and loaded with the model)
-    "Attach a training-only `module` to `model` as `model.<name>`; returns `module`."
+    "Attach a training-only `module` to `model` as `model.<name>`, on the model's device and dtype; returns `module`."
     if name not in _TRAINING_MODULES:
         raise ValueError(f"attach_training_module: {name!r} is not one of the registered training-module names "
                          f"{training_module_names()}; register it first with `register_training_module({name!r})`")
@@ -151,15 +140,15 @@ def attach_training_module(model:nn.Module, # the model being trained
         raise TypeError(f"cannot attach {name} to a {type(model).__name__}: its forward would call the attached module too. "
                         "Wrap the model in an nn.Module with its own forward (e.g. `arat.models.normalized` for an input "
                         "normalization, or `class Net(nn.Module): ... def forward(self, x): return self.body(x)`)")
-    setattr(model, name, module)
+    p = next(iter(model.parameters()), None)
+    setattr(model, name, module if p is None else module.to(device=p.device, dtype=p.dtype))
     return module
 
 # %% ../nbs/02_dualbn.ipynb #611c414a
 def detach_training_modules(model:nn.Module, # a model trained by a method that attaches training-only modules
                             names=None): # the attribute names to remove; default: every registered name
     "Remove the training-only submodules (predictors, LBGAT teacher, separate clean branch) from `model`; returns it."
-    for n in (training_module_names() if names is None else names):
-        if n in model._modules: del model._modules[n]
+    for n in (training_module_names() if names is None else names): model._modules.pop(n, None)
     return model
 
 # %% ../nbs/02_dualbn.ipynb #9709374d
@@ -189,21 +178,25 @@ def model_stages(model:nn.Module):
                      "module names in forward order, e.g. [['conv1','bn1'], ['layer1'], ..., ['linear']]")
 
 # %% ../nbs/02_dualbn.ipynb #f088cf20
+def body_modules(model:nn.Module):
+    "`(name, module)` pairs of `model.named_modules()` outside its training-only modules: the network itself."
+    skip = set(training_module_names())
+    return [(n, m) for n, m in model.named_modules() if n.split('.')[0] not in skip]
+
+def head_linear(model:nn.Module):
+    "`(name, module)` of the model's head, its last `nn.Linear` outside the training-only modules; None if it has none."
+    return ([(n, m) for n, m in body_modules(model) if isinstance(m, nn.Linear)] or [None])[-1]
+
+# %% ../nbs/02_dualbn.ipynb #24d5cb7b
 def model_n_out(model:nn.Module):
     "The width of `model`'s head: `out_features` of its last `nn.Linear` outside the training-only modules."
-    skip = set(training_module_names())
-    lins = [m for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.split('.')[0] not in skip]
-    if not lins: raise ValueError(f"model_n_out: {type(model).__name__} has no nn.Linear head, so its number of outputs is unknown")
-    return lins[-1].out_features
-
-# %% ../nbs/02_dualbn.ipynb #aed12e91
-import types
-import torch.distributed as dist
-from torch.nn.modules.batchnorm import _BatchNorm
+    h = head_linear(model)
+    if h is None: raise ValueError(f"model_n_out: {type(model).__name__} has no nn.Linear head, so its number of outputs is unknown")
+    return h[1].out_features
 
 # %% ../nbs/02_dualbn.ipynb #38213436
 def process_count():
-    "The number of processes of the default process group (1 when `torch.distributed` is not initialised)."
+    "The size of the initialised default process group, 1 without one (fastai's `num_distrib` is the launch's, before the group exists)."
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 def collective_device():
@@ -250,18 +243,15 @@ def _update_stats(self:CPUSyncBatchNorm, mean, var):
         self.running_var.mul_(1 - mom).add_(var.to(self.running_var.dtype), alpha=mom)
 
 # %% ../nbs/02_dualbn.ipynb #6f0886ea
+def _sync(bn):
+    "A `CPUSyncBatchNorm` sharing `bn`'s parameters and running statistics (the same tensors)."
+    new = CPUSyncBatchNorm(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
+    for k in ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked'): setattr(new, k, getattr(bn, k))
+    return new.train(bn.training)
+
 def convert_sync_bn(module:nn.Module): # a model (its BNs, both branches of each `DualBatchNorm` included, are converted)
     "Replace every BatchNorm of `module` by a `CPUSyncBatchNorm` sharing its parameters and statistics; returns the (new) root."
-    if is_bn(module) and not isinstance(module, (nn.SyncBatchNorm, CPUSyncBatchNorm)):
-        new = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
-        if module.affine: new.weight, new.bias = module.weight, module.bias
-        if module.track_running_stats:
-            new.running_mean, new.running_var, new.num_batches_tracked = module.running_mean, module.running_var, module.num_batches_tracked
-        return new.train(module.training)
-    for name, child in module.named_children():
-        new = convert_sync_bn(child)
-        if new is not child: setattr(module, name, new)
-    return module
+    return _swap(module, lambda m: (m if isinstance(m, (nn.SyncBatchNorm, CPUSyncBatchNorm)) else _sync(m)) if is_bn(m) else None)
 
 # %% ../nbs/02_dualbn.ipynb #5eccb70c
 @contextmanager

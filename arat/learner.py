@@ -13,6 +13,7 @@ from functools import partial
 import torch, torch.nn as nn
 from torch.optim.swa_utils import AveragedModel
 from fastcore.basics import store_attr, patch, ifnone
+from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
@@ -30,9 +31,8 @@ from .callbacks import *
 from .baselines import *
 
 # %% auto #0
-__all__ = ['METHODS', 'sched_milestones', 'MilestoneLR', 'Method', 'register_method', 'method_options', 'method_callbacks',
-           'OptimWrapperNoNone', 'arat_learner', 'main_bns', 'update_bn_adv', 'SWACallback', 'DeviceChannelsLast',
-           'CPUDistributed']
+__all__ = ['METHODS', 'sched_milestones', 'MilestoneLR', 'Method', 'method_options', 'method_callbacks', 'OptimWrapperNoNone',
+           'arat_learner', 'main_bns', 'update_bn_adv', 'SWACallback', 'DeviceChannelsLast', 'CPUDistributed']
 
 # %% ../nbs/08_learner.ipynb #540616b0
 def sched_milestones(lr:float, # the initial learning rate
@@ -84,29 +84,14 @@ def _only_lr_schedule(self:MilestoneLR):
 # %% ../nbs/08_learner.ipynb #7149f051
 @dataclass(frozen=True)
 class Method:
-    "A training method: its callback class, and whether `AutoBalance` applies to it."
-    cb: type # the callback class; `arat_learner`'s method options go to its constructor
-    auto_balance: bool = False # add `AutoBalance` (the class has `alpha` and `beta`)
+    "A training method: its callback class (which takes the method options), and whether `AutoBalance` sets its α and β."
+    cb: type
+    auto_balance: bool = False
 
-METHODS = {}
-
-# %% ../nbs/08_learner.ipynb #02d1c6fe
-def register_method(name:str, # the `method` name for `arat_learner` and `arat-train`
-                    cb:type, # the callback class that trains with the method
-                    auto_balance:bool=False): # whether `AutoBalance` sets the class's `alpha` and `beta`
-    "Register (or replace) the training method `name`."
-    METHODS[name] = Method(cb, auto_balance)
-
-# %% ../nbs/08_learner.ipynb #e2eef74b
-register_method('arat', ARATCallback, auto_balance=True)
-register_method('at', ATCallback)
-register_method('trades', TRADESCallback)
-register_method('mart', MARTCallback)
-register_method('lbgat', LBGATCallback)
-register_method('asym-trades', AsymTRADESCallback, auto_balance=True)
-register_method('arat-separate', SeparateBranchCallback, auto_balance=True)
-register_method('standard', StandardCallback)
-register_method('arrest', ARRESTCallback)
+METHODS = {'arat': Method(ARATCallback, True), 'at': Method(ATCallback), 'trades': Method(TRADESCallback),
+           'mart': Method(MARTCallback), 'lbgat': Method(LBGATCallback), 'asym-trades': Method(AsymTRADESCallback, True),
+           'arat-separate': Method(SeparateBranchCallback, True), 'standard': Method(StandardCallback),
+           'arrest': Method(ARRESTCallback)}
 
 # %% ../nbs/08_learner.ipynb #5596c7c5
 def method_options(method:str): # a name in `METHODS`
@@ -135,32 +120,30 @@ class OptimWrapperNoNone(OptimWrapper):
     def hypers(self): return [{k: v for k, v in h.items() if v is not None} for h in super().hypers]
 
 # %% ../nbs/08_learner.ipynb #9f2ae129
-def _check_learner_args(lr, wd, mom, robust_n, precision, guard):
+def _check_learner_args(lr, wd, mom, robust_n, precision, guard, channels_last, swa):
     o = 'arat_learner'
     check_number(o, 'lr', lr, hint='a single learning rate, e.g. 0.1'); check_number(o, 'wd', wd); check_number(o, 'mom', mom)
     check_number(o, 'robust_n', robust_n, integer=True, hint='0 for no robust metric')
-    check_choice(o, 'precision', precision, (None, 'bf16', 'fp16')); check_choice(o, 'guard', guard, (True, False))
+    check_choice(o, 'precision', precision, (None, 'bf16', 'fp16'))
+    for k, v in dict(guard=guard, channels_last=channels_last).items(): check_choice(o, k, v, (True, False))
+    if not (swa is True or swa is False or isinstance(swa, Callback)): raise ValueError(f"{o}: swa must be True, False or an SWACallback, got {swa!r}")
 
 # %% ../nbs/08_learner.ipynb #0e8789da
 def _compile_kwargs(compile, # `arat_learner`'s `compile`: False, True (inductor) or a backend name
                    dls=None): # the `DataLoaders`, for the device inductor would compile for
     "The keyword arguments of `model.compile` for `compile`, or None for False; a one-line `ValueError` where it cannot work."
     if compile is False: return None
-    if not (compile is True or isinstance(compile, str)):
+    o, backend = f"arat_learner: compile={compile!r}", 'inductor' if compile is True else compile
+    if not isinstance(backend, str):
         raise ValueError(f"arat_learner: compile must be True, False or a torch.compile backend name, e.g. 'aot_eager', got {compile!r}")
     import torch._dynamo
     if not torch._dynamo.is_dynamo_supported():
-        raise ValueError(f"arat_learner: compile={compile!r}: torch.compile does not run on this Python/platform "
-                         f"(Python {sys.version.split()[0]}, torch {torch.__version__}); leave compile off")
-    backend = 'inductor' if compile is True else compile
-    known = torch.compiler.list_backends(exclude_tags=())
-    if backend not in known:
-        raise ValueError(f"arat_learner: compile={compile!r} is not a torch.compile backend; choose one of "
-                         f"{', '.join(torch.compiler.list_backends())} (or, for checks, eager, aot_eager)")
-    dev = getattr(dls, 'device', None)
-    if backend == 'inductor' and (dev is None or torch.device(dev).type == 'cpu') and not any(map(shutil.which, ('c++', 'g++', 'clang++'))):
-        raise ValueError(f"arat_learner: compile={compile!r}: inductor needs a C++ compiler for a CPU model and none was found "
-                         "(c++, g++, clang++); install one, or pass compile='aot_eager'")
+        raise ValueError(f"{o}: torch.compile does not run on this Python/platform (Python {sys.version.split()[0]}, torch {torch.__version__}); leave compile off")
+    if backend not in torch.compiler.list_backends(exclude_tags=()):
+        raise ValueError(f"{o} is not a torch.compile backend; choose one of {', '.join(torch.compiler.list_backends())} (or, for checks, eager, aot_eager)")
+    cpu = torch.device(getattr(dls, 'device', None) or 'cpu').type == 'cpu'
+    if backend == 'inductor' and cpu and not any(map(shutil.which, ('c++', 'g++', 'clang++'))):
+        raise ValueError(f"{o}: inductor needs a C++ compiler for a CPU model and none was found (c++, g++, clang++); install one, or pass compile='aot_eager'")
     return dict(backend=backend)
 
 # %% ../nbs/08_learner.ipynb #8445ca86
@@ -182,18 +165,13 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
                  **kwargs): # method options, see `method_options` (e.g. `eps`, `steps`, `attack_mode`, `gamma`, `beta`)
     "A `Learner` with the paper's recipe (SGD 0.9, wd 5e-4) training `model` with `method`; `fit_paper` adds the step schedule."
     if 'warmup' in kwargs: raise ValueError("arat_learner: warmup is an option of the schedule now: learn.fit_paper(n_epoch, warmup=True)")
-    _check_learner_args(lr, wd, mom, robust_n, precision, guard)
-    check_choice('arat_learner', 'channels_last', channels_last, (True, False))
-    ckw = _compile_kwargs(compile, dls)
-    if not (swa is True or swa is False or isinstance(swa, Callback)):
-        raise ValueError(f"arat_learner: swa must be True, False or an SWACallback, got {swa!r}")
-    mcbs = method_callbacks(method, auto_balance, **kwargs)
+    _check_learner_args(lr, wd, mom, robust_n, precision, guard, channels_last, swa)
+    ckw, mcbs = _compile_kwargs(compile, dls), method_callbacks(method, auto_balance, **kwargs)
     atk = mcbs[0]
     mets = [clean_acc] + ([RobustAccuracy(n=robust_n, eps=atk.eps, step_size=atk.step_size, norm=atk.norm)] if robust_n else []) + L(metrics)
-    xcbs = ([NonFiniteGuard()] if guard else []) + ([DeviceMixedPrecision(amp_mode=precision)] if precision else []) + \
-            ([DeviceChannelsLast()] if channels_last else []) + \
-            ([SWACallback() if swa is True else swa] if swa is not False else []) + \
-            ([CPUDistributed()] if num_distrib() > 1 else [])
+    xcbs = [c for c in (NonFiniteGuard() if guard else None, DeviceMixedPrecision(amp_mode=precision) if precision else None,
+                        DeviceChannelsLast() if channels_last else None, None if swa is False else SWACallback() if swa is True else swa,
+                        CPUDistributed() if num_distrib() > 1 else None) if c is not None]
     opt_func = partial(OptimWrapperNoNone, opt=torch.optim.SGD, momentum=mom, weight_decay=wd)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=opt_func, lr=lr, wd=wd, wd_bn_bias=True,
                     metrics=mets, cbs=mcbs + xcbs + L(cbs))
@@ -205,33 +183,22 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
 
 # %% ../nbs/08_learner.ipynb #a256122b
 @patch
+@delegates(MilestoneLR.__init__, but=['lr'])
 def fit_paper(self:Learner,
               n_epoch:int, # epochs of the whole run
               lr:float|None=None, # initial learning rate (default `self.lr`: `arat_learner`'s `lr`)
-              milestones=(0.75, 0.9), # fractions of the run where the rate is divided by `div`
-              div:float=10., # the divisor at each milestone
-              warmup:bool=False, # the first epoch at lr/5 (public AR-AT code)
-              delay:int=0, # each division this many epochs late (public AR-AT code: 1)
-              wd:float|None=None, cbs=None, reset_opt:bool=False, # as in `Learner.fit`
-              start_epoch:int=0): # resume at this epoch, as in `Learner.fit`
+              wd:float|None=None, cbs=None, reset_opt:bool=False, start_epoch:int=0, # as in `Learner.fit`
+              **kwargs): # the schedule's `milestones`, `div`, `warmup`, `delay`, as in `sched_milestones`
     "Fit `n_epoch` epochs with the paper's step schedule (`MilestoneLR`) on `lr`."
     lr = self.lr if lr is None else lr
-    sched = MilestoneLR(lr, milestones, div, warmup, delay)
-    self.fit(n_epoch, lr=lr, wd=wd, cbs=L(cbs) + [sched], reset_opt=reset_opt, start_epoch=start_epoch)
+    self.fit(n_epoch, lr=lr, wd=wd, cbs=L(cbs) + [MilestoneLR(lr, **kwargs)], reset_opt=reset_opt, start_epoch=start_epoch)
 
 # %% ../nbs/08_learner.ipynb #4ee0714b
 register_training_module('swa_model')
 
 def main_bns(model:nn.Module): # a plain or dual-BN model
     "The BN layers a main-branch forward uses: every BN outside the aux branches and outside the training-only modules."
-    skip = set(training_module_names())
-    return [m for n, m in model.named_modules() if is_bn(m) and n.split('.')[0] not in skip and 'aux' not in n.split('.')]
-
-# %% ../nbs/08_learner.ipynb #6e5f2870
-def _bn_state(bns): return [(b.running_mean.clone(), b.running_var.clone(), b.num_batches_tracked.clone()) for b in bns]
-
-def _set_bn_state(bns, st):
-    for b, (m, v, n) in zip(bns, st): b.running_mean.copy_(m); b.running_var.copy_(v); b.num_batches_tracked.copy_(n)
+    return [m for n, m in body_modules(model) if is_bn(m) and 'aux' not in n.split('.')]
 
 # %% ../nbs/08_learner.ipynb #adcec661
 @torch.no_grad()
@@ -242,9 +209,11 @@ def update_bn_adv(model:nn.Module, # the model whose main BN statistics to re-es
     bns = main_bns(model)
     moms = [b.momentum for b in bns]
     for b in bns: b.reset_running_stats(); b.momentum = None   # None: cumulative average
+    bufs = [t for b in bns for t in b.buffers()]
     with (use_bn(model, 'main') if has_dual_bn(model) else nullcontext()), model_mode(model, 'train'):
         for xb, yb in batches:
-            st = _bn_state(bns); xa = attack(model, xb, yb); _set_bn_state(bns, st)   # the attack's passes count for nothing
+            st = [t.clone() for t in bufs]; xa = attack(model, xb, yb)
+            for t, v in zip(bufs, st): t.copy_(v)   # the attack's passes count for nothing
             model(xa)
     for b, m in zip(bns, moms): b.momentum = m
     return model
@@ -259,7 +228,7 @@ class SWACallback(Callback):
                  bn_update:bool=True, # at the end, re-estimate the average's main BN statistics on adversarial training batches
                  swap:bool=True): # at the end, put the average into `learn.model` (the raw weights into `raw_state`)
         _check_swa(start, freq, bn_update, swap)
-        store_attr(); self.raw_state, self.swapped, self._cancelled, self._trained = None, False, False, False
+        store_attr(); self.raw_state, self.swapped, self._trained = None, False, False
 
 # %% ../nbs/08_learner.ipynb #1738a0a2
 def _check_swa(start, freq, bn_update, swap):
@@ -270,20 +239,19 @@ def _check_swa(start, freq, bn_update, swap):
     check_choice(o, 'bn_update', bn_update, (True, False)); check_choice(o, 'swap', swap, (True, False))
 
 # %% ../nbs/08_learner.ipynb #040d85bc
-def _body_keys(m):
-    with without_training_modules(m): return list(m.state_dict())
-
 @patch
 def setup(self:SWACallback):
     "Attach `learn.model.swa_model`, a frozen `AveragedModel` of the model without its training-only modules (kept if it fits)."
     m = get_model(self.learn.model)   # under DDP, the model inside the wrapper
-    swa = getattr(m, 'swa_model', None)
-    if swa is not None and list(swa.module.state_dict()) == _body_keys(m): return swa
-    if swa is not None and int(swa.n_averaged): raise ValueError("SWACallback: the model changed its layers after averaging began; "
-                                                              "the average no longer fits it")
-    with without_training_modules(m): swa = AveragedModel(m).requires_grad_(False)
+    with without_training_modules(m) as saved:
+        swa = saved.get('swa_model')
+        if swa is not None and list(swa.module.state_dict()) == list(m.state_dict()): return swa
+        if swa is not None and int(swa.n_averaged):
+            raise ValueError("SWACallback: the model changed its layers after averaging began; the average no longer fits it")
+        swa = AveragedModel(m).requires_grad_(False)
     return attach_training_module(m, 'swa_model', swa)
 
+# %% ../nbs/08_learner.ipynb #9844d029
 @patch
 def after_create(self:SWACallback): self.setup()
 
@@ -293,12 +261,16 @@ def n_averaged(self:SWACallback): return int(get_model(self.learn.model).swa_mod
 # %% ../nbs/08_learner.ipynb #3d32cec9
 @patch
 def before_fit(self:SWACallback):
-    self.setup(); self._cancelled = self._trained = False
+    self.setup(); self._trained = False
     self.start_epoch = math.ceil(self.start * self.n_epoch) if isinstance(self.start, float) else self.start
 
 @patch
 def before_train(self:SWACallback): self._trained = True   # a fit, not `validate`/`get_preds` (which call before/after_fit too)
 
+@patch
+def after_cancel_fit(self:SWACallback): self._trained = False   # a cancelled fit keeps the raw weights
+
+# %% ../nbs/08_learner.ipynb #b618971f
 @patch
 def after_batch(self:SWACallback):
     if not self.training or self.epoch < self.start_epoch or (self.epoch * self.n_iter + self.iter) % self.freq: return
@@ -306,15 +278,12 @@ def after_batch(self:SWACallback):
     with without_training_modules(m) as saved: saved['swa_model'].update_parameters(m)
 
 # %% ../nbs/08_learner.ipynb #e36d8c64
-def _attack_opts(c):
-    "The threat model of the training attack `c` (an `AdvTrainCallback`, or `None`: PGD-10 L∞ at 8/255, a random start)."
-    if c is None: return dict(eps=8/255, step_size=2/255, steps=10, random_start=True, norm='Linf')
-    return dict(eps=c.eps, step_size=c.step_size, steps=c.steps, random_start=c.random_start, norm=c.norm)
-
 @patch
 def update_bn(self:SWACallback, dl=None): # batches to estimate on; default the training set
     "Re-estimate the average's main BN statistics on adversarial batches (the training attack's norm, ε, step, steps and start; train mode)."
-    opts = _attack_opts(next((c for c in self.learn.cbs if isinstance(c, AdvTrainCallback)), None))
+    c = next((c for c in self.learn.cbs if isinstance(c, AdvTrainCallback)), None)   # none: PGD-10 L∞ at 8/255, a random start
+    opts = dict(eps=8/255, step_size=2/255, steps=10, random_start=True, norm='Linf')
+    if c is not None: opts = {k: getattr(c, k) for k in opts}
     def attack(model, x, y):
         if opts['random_start'] == 'inplace': x = x.clone()   # that start adds its noise to x: a copy, never the loader's tensor
         return pgd(model, x, y, attack_mode='train', **opts)
@@ -322,7 +291,7 @@ def update_bn(self:SWACallback, dl=None): # batches to estimate on; default the 
     update_bn_adv(avg, ifnone(dl, self.learn.dls.train), attack)
     if process_count() > 1:   # under DDP the attacks' starts differ between processes: every process keeps process 0's statistics
         for b in main_bns(avg):
-            for t in (b.running_mean, b.running_var, b.num_batches_tracked): dist.broadcast(t, 0)
+            for t in b.buffers(): dist.broadcast(t, 0)
 
 # %% ../nbs/08_learner.ipynb #9eb3ba02
 @patch
@@ -335,6 +304,7 @@ def use_average(self:SWACallback):
         m.load_state_dict({k: (self.raw_state[k] if k in aux else v) for k, v in avg.state_dict().items()})
     self.swapped = True
 
+# %% ../nbs/08_learner.ipynb #e13d52ee
 @patch
 def use_raw(self:SWACallback):
     "Put the raw (last trained) weights back into `learn.model`."
@@ -345,11 +315,8 @@ def use_raw(self:SWACallback):
 
 # %% ../nbs/08_learner.ipynb #a95325a5
 @patch
-def after_cancel_fit(self:SWACallback): self._cancelled = True
-
-@patch
 def after_fit(self:SWACallback):
-    if self._cancelled or not self._trained or self.n_averaged == 0: return
+    if not self._trained or self.n_averaged == 0: return
     if self.bn_update: self.update_bn()
     if self.swap: self.use_average()
 

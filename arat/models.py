@@ -7,12 +7,13 @@ Docs: https://arat-dev.github.io/arat/models.html.md"""
 # %% ../nbs/01_models.ipynb #43cd0a32
 from __future__ import annotations
 from collections import OrderedDict
+from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision
-from fastcore.basics import store_attr, ifnone, patch
+from fastcore.basics import ifnone, patch
 
 # %% auto #0
-__all__ = ['InputNorm', 'Normalized', 'normalized', 'CifarBasicBlock', 'CifarResNet', 'cifar_resnet18', 'PreActBlock',
+__all__ = ['normalized', 'InputNorm', 'Normalized', 'CifarBasicBlock', 'CifarResNet', 'cifar_resnet18', 'PreActBlock',
            'PreActResNet', 'preact_resnet18', 'WideBasic', 'WideResNet', 'wrn34_10', 'imagenette_resnet18']
 
 # %% ../nbs/01_models.ipynb #3e1db782
@@ -33,25 +34,18 @@ class InputNorm(nn.Module):
 
 # %% ../nbs/01_models.ipynb #1bdb53dd
 class Normalized(nn.Module):
-    "`model` behind an `InputNorm` layer (`.norm`, then `.model`), so it takes [0,1] pixels."
+    "`model` (expecting normalized inputs) behind an `InputNorm(mean, std)` (`.norm`, then `.model`): it takes [0,1] pixels."
     def __init__(self, model:nn.Module, mean, std):
-        super().__init__()
-        self.norm, self.model = InputNorm(mean, std), model
+        super().__init__(); self.norm, self.model = InputNorm(mean, std), model
     def forward(self, x): return self.model(self.norm(x))
 
-def normalized(model:nn.Module, # a model that expects normalized inputs
-               mean, # per-channel means of the pixels
-               std): # per-channel standard deviations
-    "Wrap `model` so it takes [0,1] pixels: `Normalized(model, mean, std)`, with children `norm` and `model`."
-    return Normalized(model, mean, std)
+normalized = Normalized   # the name the API uses: `normalized(model, mean, std)`
 
 # %% ../nbs/01_models.ipynb #d722fee1
 class CifarBasicBlock(nn.Module):
     "The two-convolution residual block of a CIFAR ResNet-18."
-    expansion = 1
-    def __init__(self, in_planes, planes, stride=1, norm_layer=None):
+    def __init__(self, in_planes, planes, stride=1, norm_layer=nn.BatchNorm2d):
         super().__init__()
-        norm_layer = ifnone(norm_layer, nn.BatchNorm2d)
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = norm_layer(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
@@ -79,24 +73,19 @@ class CifarResNet(nn.Module):
         super().__init__()
         if width < 1: raise ValueError(f"CifarResNet: width must be a positive integer, got {width}")
         norm_layer = ifnone(norm_layer, nn.BatchNorm2d)
-        self.in_planes = width
         self.conv1 = nn.Conv2d(3, width, stem_kernel, stride=stem_stride, padding=stem_kernel//2, bias=False)
         self.bn1 = norm_layer(width)
-        self.layer1 = self._make_layer(block, width,   layers[0], 1, norm_layer)
-        self.layer2 = self._make_layer(block, width*2, layers[1], 2, norm_layer)
-        self.layer3 = self._make_layer(block, width*4, layers[2], 2, norm_layer)
-        self.layer4 = self._make_layer(block, width*8, layers[3], 2, norm_layer)
-        self.linear = nn.Linear(width*8*block.expansion, n_out)
+        mk = partial(block, norm_layer=norm_layer)
+        self.layer1 = _stage(mk, layers[0], width,   width,   1)
+        self.layer2 = _stage(mk, layers[1], width,   width*2, 2)
+        self.layer3 = _stage(mk, layers[2], width*2, width*4, 2)
+        self.layer4 = _stage(mk, layers[3], width*4, width*8, 2)
+        self.linear = nn.Linear(width*8, n_out)
 
 # %% ../nbs/01_models.ipynb #d2a52dbc
-@patch
-def _make_layer(self:CifarResNet, block, planes, n, stride, norm_layer):
-    "A stage of `n` blocks of `planes` channels; the first has stride `stride`."
-    blocks = []
-    for s in [stride] + [1]*(n-1):
-        blocks.append(block(self.in_planes, planes, s, norm_layer=norm_layer))
-        self.in_planes = planes*block.expansion
-    return nn.Sequential(*blocks)
+def _stage(make, n, in_planes, planes, stride):
+    "`n` blocks `make(in_planes, planes, stride)` of `planes` channels; the first takes `in_planes` channels, at `stride`."
+    return nn.Sequential(*[make(in_planes if i == 0 else planes, planes, stride if i == 0 else 1) for i in range(n)])
 
 # %% ../nbs/01_models.ipynb #42831b03
 @patch
@@ -110,19 +99,15 @@ def features(self:CifarResNet, x):
 def forward(self:CifarResNet, x): return self.linear(self.features(x))
 
 # %% ../nbs/01_models.ipynb #a6f82ecb
-def cifar_resnet18(n_out=10, # number of classes
-                   width=64, # channels of the first stage; the paper uses 64
-                   norm_layer=None): # callable `(channels) -> module`, default `nn.BatchNorm2d`
-    "CIFAR ResNet-18 (3×3 stem, no max-pool, stages `width`×1,2,4,8) taking [0,1] pixels."
+def cifar_resnet18(n_out=10, width=64, norm_layer=None):
+    "CIFAR ResNet-18 (3×3 stem, no max-pool, stages `width`×1,2,4,8; the paper's width: 64) taking [0,1] pixels."
     return CifarResNet(CifarBasicBlock, [2,2,2,2], n_out=n_out, width=width, norm_layer=norm_layer)
 
 # %% ../nbs/01_models.ipynb #8ee108be
 class PreActBlock(nn.Module):
     "Pre-activation residual block: BN → ReLU → conv, twice."
-    expansion = 1
-    def __init__(self, in_planes, planes, stride=1, norm_layer=None):
+    def __init__(self, in_planes, planes, stride=1, norm_layer=nn.BatchNorm2d):
         super().__init__()
-        norm_layer = ifnone(norm_layer, nn.BatchNorm2d)
         self.bn1 = norm_layer(in_planes)
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = norm_layer(planes)
@@ -134,34 +119,29 @@ class PreActBlock(nn.Module):
     def forward(self, x):
         out = F.relu(self.bn1(x))
         sc = self.shortcut(out) if self.shortcut is not None else x
-        out = self.conv1(out)
-        out = self.conv2(F.relu(self.bn2(out)))
-        return out + sc
+        return self.conv2(F.relu(self.bn2(self.conv1(out)))) + sc
 
 # %% ../nbs/01_models.ipynb #d79db7c5
 class PreActResNet(CifarResNet):
     "Pre-activation ResNet for 32×32 inputs, with a final BN → ReLU before pooling."
     def __init__(self, block, layers, n_out=10, width=64, norm_layer=None):
         super().__init__(block, layers, n_out=n_out, width=width, norm_layer=norm_layer)
-        self.bn1 = ifnone(norm_layer, nn.BatchNorm2d)(width*8*block.expansion)  # final BN (there is no stem BN)
+        self.bn1 = ifnone(norm_layer, nn.BatchNorm2d)(width*8)  # final BN (there is no stem BN)
 
     def features(self, x):
         out = self.layer4(self.layer3(self.layer2(self.layer1(self.conv1(x)))))
         return torch.flatten(F.adaptive_avg_pool2d(F.relu(self.bn1(out)), 1), 1)
 
 # %% ../nbs/01_models.ipynb #88dd04c0
-def preact_resnet18(n_out=10, # number of classes
-                    width=64, # channels of the first stage
-                    norm_layer=None): # callable `(channels) -> module`, default `nn.BatchNorm2d`
-    "PreAct ResNet-18 for 32×32 inputs taking [0,1] pixels."
+def preact_resnet18(n_out=10, width=64, norm_layer=None):
+    "PreAct ResNet-18 for 32×32 inputs taking [0,1] pixels; the arguments as `cifar_resnet18`'s."
     return PreActResNet(PreActBlock, [2,2,2,2], n_out=n_out, width=width, norm_layer=norm_layer)
 
 # %% ../nbs/01_models.ipynb #1cfa42c2
 class WideBasic(nn.Module):
     "Pre-activation wide block (TRADES/RobustBench layout)."
-    def __init__(self, in_planes, out_planes, stride, drop_rate=0.0, norm_layer=None):
+    def __init__(self, in_planes, out_planes, stride, drop_rate=0.0, norm_layer=nn.BatchNorm2d):
         super().__init__()
-        norm_layer = ifnone(norm_layer, nn.BatchNorm2d)
         self.bn1 = norm_layer(in_planes)
         self.relu1 = nn.ReLU()
         self.conv1 = nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
@@ -176,17 +156,7 @@ class WideBasic(nn.Module):
         o = self.relu1(self.bn1(x))
         out = self.relu2(self.bn2(self.conv1(o)))
         if self.drop_rate > 0: out = F.dropout(out, p=self.drop_rate, training=self.training)
-        out = self.conv2(out)
-        return out + (x if self.equalInOut else self.convShortcut(o))
-
-# %% ../nbs/01_models.ipynb #19710c62
-class _WideGroup(nn.Module):
-    "A group of `WideBasic` blocks, stored as `.layer` (TRADES' `NetworkBlock`)."
-    def __init__(self, n, in_planes, out_planes, stride, drop_rate=0.0, norm_layer=None):
-        super().__init__()
-        self.layer = nn.Sequential(*[WideBasic(in_planes if i == 0 else out_planes, out_planes, stride if i == 0 else 1,
-                                               drop_rate, norm_layer) for i in range(n)])
-    def forward(self, x): return self.layer(x)
+        return self.conv2(out) + (x if self.equalInOut else self.convShortcut(o))
 
 # %% ../nbs/01_models.ipynb #53a2c3de
 class WideResNet(nn.Module):
@@ -204,13 +174,12 @@ class WideResNet(nn.Module):
         n = (depth - 4) // 6
         ch = [16, 16*widen_factor, 32*widen_factor, 64*widen_factor]
         self.conv1 = nn.Conv2d(3, ch[0], 3, stride=1, padding=1, bias=False)
-        self.block1 = _WideGroup(n, ch[0], ch[1], 1, drop_rate, norm_layer)
-        self.block2 = _WideGroup(n, ch[1], ch[2], 2, drop_rate, norm_layer)
-        self.block3 = _WideGroup(n, ch[2], ch[3], 2, drop_rate, norm_layer)
+        mk = partial(WideBasic, drop_rate=drop_rate, norm_layer=norm_layer)
+        group = lambda i, s: nn.Sequential(OrderedDict(layer=_stage(mk, n, ch[i], ch[i+1], s)))   # TRADES' NetworkBlock
+        self.block1, self.block2, self.block3 = group(0, 1), group(1, 2), group(2, 2)
         self.bn1 = norm_layer(ch[3])
         self.relu = nn.ReLU()
         self.fc = nn.Linear(ch[3], n_out)
-        self.nChannels = ch[3]
         for m in self.modules():
             if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
             elif isinstance(m, nn.Linear): nn.init.zeros_(m.bias)
@@ -226,9 +195,8 @@ def features(self:WideResNet, x):
 def forward(self:WideResNet, x): return self.fc(self.features(x))
 
 # %% ../nbs/01_models.ipynb #75aadced
-def wrn34_10(n_out=10, # number of classes
-             norm_layer=None): # callable `(channels) -> module`, default `nn.BatchNorm2d`
-    "WideResNet-34-10 (TRADES/RobustBench layout) taking [0,1] pixels."
+def wrn34_10(n_out=10, norm_layer=None):
+    "WideResNet-34-10 (TRADES/RobustBench layout) taking [0,1] pixels; see `WideResNet`."
     return WideResNet(34, n_out=n_out, widen_factor=10, norm_layer=norm_layer)
 
 # %% ../nbs/01_models.ipynb #a3eb8fe3

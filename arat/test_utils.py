@@ -16,67 +16,54 @@ from .models import cifar_resnet18
 
 # %% auto #0
 __all__ = ['tiny_dls', 'tiny_net', 'fit_weights', 'test_weights_eq', 'Capture', 'capture', 'Spy', 'Float64', 'ce_by_hand',
-           'kl_by_hand', 'ConstantNet', 'BrightnessNet', 'brightness_data', 'toy_data', 'toy_net', 'quick_fit',
-           'fit_batches', 'Quantised', 'BatchCentre', 'Noisy']
+           'ConstantNet', 'BrightnessNet', 'brightness_data', 'toy_data', 'toy_net', 'fit_batches', 'quick_fit',
+           'Quantised', 'BatchCentre', 'Noisy']
 
 # %% ../nbs/97_test_utils.ipynb #7d46a6b6
-def tiny_dls(bs:int=16, # training batch size
-             n_train:int=64, # class-balanced training images of the embedded sample
-             n_valid:int=32, # class-balanced validation images
-             augment:bool=True, # pad-crop-flip the training batches
-             seed:int=0, # seed of the subsets, the shuffle order and the augmentation
-             **kwargs): # passed to `cifar10_sample_dls`, e.g. `device='cpu'`
-    "Tiny real data for tests: `n_train` + `n_valid` images of the embedded CIFAR-10 sample."
+def tiny_dls(bs:int=16, n_train:int=64, n_valid:int=32, augment:bool=True, seed:int=0, **kwargs):
+    "Tiny real data for tests: `n_train` + `n_valid` class-balanced images of the embedded CIFAR-10 sample."
     return cifar10_sample_dls(bs=bs, n_train=n_train, n_valid=n_valid, seed=seed, augment=augment, **kwargs)
 
 # %% ../nbs/97_test_utils.ipynb #03915463
-def tiny_net(n_out:int=10, # number of classes
-             width:int=4, # channels of the first stage (the paper's model: 64)
-             seed:int|None=None): # if given, `torch.manual_seed(seed)` first
-    "A narrow CIFAR ResNet-18 for tests."
+def tiny_net(n_out:int=10, width:int=4, seed:int|None=None):
+    "A CIFAR ResNet-18 of width `width` (the paper's: 64) for tests, after `torch.manual_seed(seed)` if `seed` is given."
     if seed is not None: torch.manual_seed(seed)
     return cifar_resnet18(n_out, width=width)
 
 # %% ../nbs/97_test_utils.ipynb #44e0a3f0
-def fit_weights(cbs=None, # callbacks of the `Learner` (pass fresh instances each time)
-                seed:int=0, # `torch.manual_seed` before the data and the model are built
-                lr:float=0.05, # learning rate
-                epochs:int=1, # epochs (4 batches each)
+def fit_weights(cbs=None, seed:int=0, lr:float=0.05, epochs:int=1,
                 model=None): # a function returning the model; default `tiny_net`
-    "The state dict after a seeded fit of a fresh `tiny_net` on fresh `tiny_dls` with `cbs`."
+    "The state dict after a seeded fit (`epochs` of 4 batches) of a fresh model (default `tiny_net`) on `tiny_dls()` with `cbs`."
     torch.manual_seed(seed)
     learn = Learner(tiny_dls(), (model or tiny_net)(), cbs=cbs)
     with learn.no_logging(): learn.fit(epochs, lr=lr)
     return learn.model.state_dict()
 
 # %% ../nbs/97_test_utils.ipynb #d94228db
-def test_weights_eq(a:dict, # a state dict
-                    b:dict): # another one
+def test_weights_eq(a:dict, b:dict):
     "Test that two state dicts have the same keys and bit-identical tensors."
     test_eq(list(a), list(b))
     for k in a:
         if not torch.equal(a[k], b[k]): raise AssertionError(f"state dicts differ at {k!r}")
 
 # %% ../nbs/97_test_utils.ipynb #52202501
-def _plain(t): return None if t is None else t.detach().as_subclass(torch.Tensor).clone()
+def _detached(t): return None if t is None else t.detach().as_subclass(torch.Tensor).clone()
 
 class Capture(Callback):
-    "Keep the first training batch after the loss: `xa`, `x` (`learn.x_clean`), `y`, `loss`, `parts`; then stop (`stop`)."
+    "Keep the first training batch after the loss: `xa`, `x` (`learn.x_clean`), `y`, `loss`, `parts`; then cancel the fit."
     order = 1
-    def __init__(self, stop:bool=True): self.stop,self.loss = stop,None  # stop: cancel the fit after that batch
+    def __init__(self): self.loss = None
     def after_loss(self):
         if not self.training or self.loss is not None: return
         parts = {k: float(v) for k,v in (getattr(self.learn, 'loss_parts', None) or {}).items() if torch.is_tensor(v) and v.numel() == 1 or isinstance(v, (int, float))}
         # through __dict__: fastai warns when a callback attribute shadows a learner's (`loss`), and this one does on purpose
-        self.__dict__.update(xa=_plain(self.learn.xb[0]), x=_plain(getattr(self.learn, 'x_clean', None)),
-                             y=_plain(self.learn.yb[0]), loss=self.learn.loss.item(), parts=parts)
-        if self.stop: raise CancelFitException()
+        self.__dict__.update(xa=_detached(self.learn.xb[0]), x=_detached(getattr(self.learn, 'x_clean', None)),
+                             y=_detached(self.learn.yb[0]), loss=self.learn.loss.item(), parts=parts)
+        raise CancelFitException()
 
 # %% ../nbs/97_test_utils.ipynb #b72b9e29
-def capture(model:nn.Module, # the model; unchanged (learning rate 0, stopped before the step)
-            cbs=None, # the training callbacks under test
-            dls=None): # data; default `tiny_dls()`
-    "Run the first training batch of `Learner(dls, model, cbs=cbs)` at lr 0 and return its `Capture`."
+def capture(model:nn.Module, cbs=None, dls=None):
+    "Run the first training batch of `Learner(dls, model, cbs=cbs)` (default `tiny_dls()`) at lr 0 and return its `Capture`."
     cap = Capture()
     learn = Learner(dls if dls is not None else tiny_dls(), model, cbs=cbs)
     with learn.no_bar(), learn.no_logging(): learn.fit(1, lr=0., cbs=cap)
@@ -87,7 +74,7 @@ class Spy(Callback):
     "Record `seen = (xb, x_clean)` of the last training batch after `pred`, and `valid_xb`, the last validation input."
     order = 5
     def after_pred(self):
-        if self.training: self.seen = (_plain(self.learn.xb[0]), _plain(getattr(self.learn, 'x_clean', None)))
+        if self.training: self.seen = (_detached(self.learn.xb[0]), _detached(getattr(self.learn, 'x_clean', None)))
     def after_validate(self): self.valid_xb = self.learn.xb[0]
 
 # %% ../nbs/97_test_utils.ipynb #7b1c4a17
@@ -103,10 +90,6 @@ class Float64(Callback):
 def ce_by_hand(out:torch.Tensor, y:torch.Tensor):
     "Cross-entropy of logits `out` and labels `y`, batch mean, from its definition."
     return -(out.log_softmax(1)[torch.arange(len(y)), y]).mean()
-
-def kl_by_hand(p:torch.Tensor, q:torch.Tensor):
-    "KL(p ‖ q) of rows of probabilities, batch mean, from its definition."
-    return (p * (p.log() - q.log())).sum(1).mean()
 
 # %% ../nbs/97_test_utils.ipynb #18134335
 class ConstantNet(nn.Module):
@@ -144,26 +127,11 @@ def toy_net(n_out:int=10):
     return nn.Sequential(nn.Conv2d(3,16,3,padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
                          nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, n_out))
 
-# %% ../nbs/97_test_utils.ipynb #ea2a2e98
-def quick_fit(model:nn.Module, x:torch.Tensor, y:torch.Tensor,
-              steps:int=150, # Adam steps on random minibatches of 64
-              lr:float=0.01, # Adam's learning rate
-              seed:int=0): # `torch.manual_seed` first
-    "Train `model` on the tensors `(x, y)`; return it in eval mode."
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for i in range(steps):
-        idx = torch.randint(0, len(x), (64,))
-        opt.zero_grad(); F.cross_entropy(model(x[idx]), y[idx]).backward(); opt.step()
-    return model.eval()
-
 # %% ../nbs/97_test_utils.ipynb #28c73061
 def fit_batches(model:nn.Module,
                 batches, # an iterable of `(x, y)` batches, e.g. a fastai `DataLoader`
-                epochs:int=15, # passes over `batches`
-                lr:float=0.01): # Adam's learning rate
-    "Train `model` with Adam on `batches` for `epochs` passes; return it in eval mode."
+                epochs:int=15, lr:float=0.01):
+    "Train `model` with Adam at `lr` on `batches` for `epochs` passes; return it in eval mode."
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     for _ in range(epochs):
@@ -171,6 +139,13 @@ def fit_batches(model:nn.Module,
             xb, yb = xb.as_subclass(torch.Tensor), yb.as_subclass(torch.Tensor)
             opt.zero_grad(); F.cross_entropy(model(xb), yb).backward(); opt.step()
     return model.eval()
+
+# %% ../nbs/97_test_utils.ipynb #ea2a2e98
+def quick_fit(model:nn.Module, x:torch.Tensor, y:torch.Tensor, steps:int=150, lr:float=0.01, seed:int=0):
+    "Train `model` on `(x, y)`: `steps` Adam steps on random minibatches of 64 after `torch.manual_seed(seed)`; eval mode."
+    torch.manual_seed(seed)
+    batches = ((x[i], y[i]) for i in (torch.randint(0, len(x), (64,)) for _ in range(steps)))   # drawn lazily, step by step
+    return fit_batches(model, batches, epochs=1, lr=lr)
 
 # %% ../nbs/97_test_utils.ipynb #40afb85c
 class Quantised(nn.Module):
