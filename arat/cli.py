@@ -42,7 +42,10 @@ CHOICES = dict(method=tuple(METHODS), arch=ARCHS, dataset=DATASETS, recipe=('pap
                random_start=('uniform', 'inplace'), attack_mode=('train', 'eval'), precision=('bf16', 'fp16'),
                device_data=('auto', 'on', 'off'), aa=('standard', 'cheap'))   # the flags that take one of a few values
 
-def _one_of(k): return Annotated[str, dict(choices=CHOICES[k])]   # a flag's type: argparse refuses other values
+def _one_of(k):
+    "A flag's type: argparse refuses a value not in `CHOICES[k]`; `--help` names short lists in the flag, long ones in its comment."
+    m = '|'.join(CHOICES[k])
+    return Annotated[str, dict(choices=CHOICES[k], metavar=m if len(m) <= 20 else k.upper())]
 def _flag(k): return '--' + k.replace('_', '-')
 
 # %% ../nbs/12_cli.ipynb #c0a10001
@@ -529,10 +532,10 @@ def _fit(cfg, out, state, debug):
 # %% ../nbs/12_cli.ipynb #d955a59d
 @call_parse
 def arat_train(
-    method:_one_of('method')='arat', # training method (arat.learner.METHODS)
-    arch:_one_of('arch')=None, # architecture (default: imagenette-resnet18 for imagenette, else resnet18)
+    method:_one_of('method')='arat', # arat, at, trades, mart, lbgat, asym-trades, arat-separate, standard or arrest: a training method of arat.learner.METHODS
+    arch:_one_of('arch')=None, # resnet18, preact18, wrn34-10 or imagenette-resnet18 (default: imagenette-resnet18 for imagenette, else resnet18)
     width:int=None, # resnet18/preact18/imagenette-resnet18: channels of the first stage; wrn34-10: widen factor (default: 16 on the sample, else 64 / 10 as the paper)
-    dataset:_one_of('dataset')='sample', # sample (embedded CIFAR-10 sample, no download) or a dataset to download
+    dataset:_one_of('dataset')='sample', # sample (embedded CIFAR-10 sample, no download), cifar10, cifar100 or imagenette
     recipe:_one_of('recipe')='paper', # imagenette: paper (128 px, pad-4 crop; ResNet-18 with a 7x7 stride-2 stem, no max-pool) or imagenet (160 px, torchvision's ResNet-18)
     path:str=None, # a folder in fastai's layout (train/, test/ or val/ class folders) instead of downloading --dataset
     epochs:int=None, # epochs (default: 12 on the sample, else 100 as the paper)
@@ -677,7 +680,7 @@ def arat_eval(
     aa_iters:int=None, # iterations of each AutoAttack attack (default: AutoAttack's 100); fewer is cheaper and weaker
     device:str=None, # cpu, cuda or cuda:N (default: cuda if available)
     out:str=None, # the report's Markdown file (default: <run>/report/robustness_report.md; HTML, figures, results.json and model_card.md beside it)
-    dataset:_one_of('dataset')=None, # evaluate on this dataset instead of the run's
+    dataset:_one_of('dataset')=None, # evaluate on this dataset (sample, cifar10, cifar100, imagenette) instead of the run's
     path:str=None, # ... or on this folder (fastai layout)
     norm:_one_of('norm')=None, # threat model (default: the run's --norm)
     eps:float=None, # radius, as arat-train's --eps: L∞ in pixel levels, L2 as it is (default: the run's --eps)

@@ -330,7 +330,9 @@ def read_config(f, # a run's config.json
     return cfg
 
 # %% ../nbs/10_runs.ipynb #r10a0014
-def files_state(folder): return {p: (s.st_mtime_ns, s.st_size) for p in Path(folder).rglob('*') if p.is_file() and (s := p.stat())}
+def files_state(folder): # a folder
+    "`{file: (mtime, size)}` of the files under `folder`, to tell later which ones a tool wrote."
+    return {p: (s.st_mtime_ns, s.st_size) for p in Path(folder).rglob('*') if p.is_file() and (s := p.stat())}
 
 def list_new_files(run, # a run folder
                    folder, # a folder inside it (e.g. its report/)
