@@ -652,6 +652,7 @@ def _say_report(res):
         _say('sanity checks: ' + ('all pass' if not bad else 'FLAGGED: ' + ', '.join(bad)))
     _say(f"report: {res['md']} and {res['html']}; results: {res['results']} and {res['card']}")
 
+# %% ../nbs/12_cli.ipynb #4c870004
 def _report(run, out, n, aa, aa_iters, device, dataset, path, norm, eps, sanity, analysis, bs, seed, quiet, t0):
     "`arat_eval`'s work: load the run, evaluate it, write the report and results.json beside it, list them in the run's manifest."
     dev, run = _parse_device(device), Path(run).expanduser()
