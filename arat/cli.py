@@ -6,58 +6,64 @@ Docs: https://arat-dev.github.io/arat/cli.html.md"""
 
 # %% ../nbs/12_cli.ipynb #b8fec6ab
 from __future__ import annotations
-import os, sys, json, math, time, shutil, hashlib, inspect, traceback, subprocess
+import os, sys, json, time, inspect, traceback, subprocess
 import torch.distributed as dist
-from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import Annotated
 import pandas as pd
 import torch, torch.nn as nn
 from fastcore.basics import ifnone
 from fastcore.script import call_parse, anno_parser, CliError, is_cli
-from fastai.torch_core import set_seed
+from fastai.torch_core import set_seed, rank_distrib, num_distrib, distrib_barrier
 from fastai.callback.progress import ProgressCallback
 from fastai.callback.core import Callback
+from .checks import check_number, check_choice
 from .data import *
 from .models import *
 from .dualbn import deployable_model, model_n_out
 from .callbacks import GradSimCallback
 from .baselines import StandardCallback
-from .learner import METHODS, sched_milestones, method_options, method_callbacks, arat_learner, SWACallback, _compile_kwargs
+from .learner import METHODS, sched_milestones, method_options, method_callbacks, arat_learner, SWACallback
 from .evaluate import evaluate_robustness, eps_text
 from .report import robustness_report, plot_log, save_grad_sim, results_record, write_results
-from .runs import atomic_write, ResumeCheckpoint, RunLogger, CheckpointError, load_resume, load_file, restore_learner, state_mismatch, save_atomically
+from .runs import *
 
 # %% auto #0
-__all__ = ['ARCHS', 'DATASETS', 'RECIPES', 'METHOD_FLAGS', 'ATTACK_FLAGS', 'DEVICE_DATA', 'DEFAULT_EPS', 'SAMPLE_DEFAULTS',
-           'PAPER_DEFAULTS', 'MANIFEST', 'build_model', 'build_dls', 'method_kwargs', 'attack_kwargs',
-           'check_method_options', 'check_train_args', 'data_fingerprint', 'train_config', 'build_learner', 'build_run',
+__all__ = ['ARCHS', 'DATASETS', 'CHOICES', 'METHOD_FLAGS', 'DEFAULT_EPS', 'SAMPLE_DEFAULTS', 'PAPER_DEFAULTS', 'RESUME',
+           'build_model', 'build_dls', 'attack_kwargs', 'method_kwargs', 'train_config', 'build_learner', 'build_run',
            'final_eval', 'arat_train', 'load_run', 'arat_eval']
 
 # %% ../nbs/12_cli.ipynb #64ace6fa
 ARCHS = ('resnet18', 'preact18', 'wrn34-10', 'imagenette-resnet18')
 DATASETS = ('sample', 'cifar10', 'cifar100', 'imagenette')
-RECIPES = ('paper', 'imagenet')
+CHOICES = dict(method=tuple(METHODS), arch=ARCHS, dataset=DATASETS, recipe=('paper', 'imagenet'), norm=('Linf', 'L2'),
+               random_start=('uniform', 'inplace'), attack_mode=('train', 'eval'), precision=('bf16', 'fp16'),
+               device_data=('auto', 'on', 'off'), aa=('standard', 'cheap'))   # the flags that take one of a few values
 
-def _choice(name, v, choices, what):
-    "Check that the value `v` of `name` (a flag, e.g. `--arch`) is one of `choices`."
-    if isinstance(v, (list, dict)) or v not in choices:
-        raise CliError(f"{name} {v!r} is not {what}; choose one of: {', '.join(choices)}")
+def _one_of(k):
+    "A flag's type: argparse refuses a value not in `CHOICES[k]`; `--help` names short lists in the flag, long ones in its comment."
+    m = '|'.join(CHOICES[k])
+    return Annotated[str, dict(choices=CHOICES[k], metavar=m if len(m) <= 20 else k.upper())]
+def _flag(k): return '--' + k.replace('_', '-')
 
+# %% ../nbs/12_cli.ipynb #c0a10001
 def build_model(arch:str='resnet18', # one of `ARCHS`
                 n_out:int=10, # number of classes
                 width:int|None=None, # resnet18/preact18/imagenette-resnet18: channels of the first stage (64); wrn34-10: widen factor (10)
                 recipe:str='paper'): # imagenette-resnet18: 'paper' (7×7 stride-2 stem, no max-pool) or 'imagenet' (torchvision's)
     "The plain (single-BN) model `arch`, taking [0,1] pixels."
-    _choice('--arch', arch, ARCHS, 'an architecture')
-    if width is not None and width < 1: raise CliError(f"--width {width} must be a positive integer")
+    check_choice('build_model', 'arch', arch, ARCHS)
     if arch == 'resnet18': return cifar_resnet18(n_out, width=ifnone(width, 64))
     if arch == 'preact18': return preact_resnet18(n_out, width=ifnone(width, 64))
     if arch == 'wrn34-10': return WideResNet(34, n_out=n_out, widen_factor=ifnone(width, 10))
-    if recipe == 'imagenet' and width is not None:
-        raise CliError(f"--width {width}: --recipe imagenet uses torchvision's ResNet-18, of width 64; drop --width, or use --recipe paper")
     return imagenette_resnet18(n_out, width=ifnone(width, 64), recipe=recipe)
+
+# %% ../nbs/12_cli.ipynb #4e7a8001
+def _check_path(path):
+    if path is not None and not Path(path).expanduser().is_dir():
+        raise CliError(f"--path {path}: no such folder; pass a folder in fastai's layout (train/ and test/ or val/ class folders)")
 
 # %% ../nbs/12_cli.ipynb #d43324c4
 def build_dls(dataset:str='sample', # one of `DATASETS`
@@ -69,28 +75,14 @@ def build_dls(dataset:str='sample', # one of `DATASETS`
               num_workers:int=0, # data-loader worker processes
               device=None, # device of the batches
               recipe:str='paper'): # imagenette: 'paper' (128 px, pad-4 crop + flip) or 'imagenet' (160 px, random-resized crop)
-    "fastai `DataLoaders` of `dataset` (or `path`), user errors become `CliError`s."
-    _choice('--dataset', dataset, DATASETS, 'a dataset')
-    if path is not None and not Path(path).expanduser().is_dir():
-        raise CliError(f"--path {path}: no such folder; pass a folder in fastai's layout (train/ and test/ or val/ class "
-                       f"folders), or drop --path to use --dataset {dataset}")
+    "fastai `DataLoaders` of `dataset` (or `path`); a missing folder or download is a `CliError`."
+    check_choice('build_dls', 'dataset', dataset, DATASETS); _check_path(path)
     kw = dict(bs=bs, n_train=n_train, n_valid=n_valid, seed=seed, num_workers=num_workers, device=device)
     try:
-        if dataset == 'imagenette': dls = imagenette_dls(path, recipe=recipe, **kw)
-        elif path is not None or dataset != 'sample': dls = (cifar100_dls if dataset == 'cifar100' else cifar10_dls)(path, **kw)
-        else: dls = cifar10_sample_dls(**kw)
-    except (FileNotFoundError, ValueError, ConnectionError) as e: raise CliError(f"--dataset {dataset}{'' if path is None else f' --path {path}'}: {e}") from None
-    return dls
-
-# %% ../nbs/12_cli.ipynb #491bc9a9
-def _show(v): return v if isinstance(v, (int, float)) and not isinstance(v, bool) else repr(v)
-
-def _positive(name, v, allow_zero=False, integer=True):
-    "Check that the value `v` of `name` (a flag, e.g. `--bs`) is a positive (or non-negative) number."
-    if v is None: return
-    num = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    if not num or v < 0 or (v == 0 and not allow_zero) or (integer and not float(v).is_integer()):
-        raise CliError(f"{name} {_show(v)} must be a {'non-negative' if allow_zero else 'positive'} {'integer' if integer else 'number'}")
+        if dataset == 'imagenette': return imagenette_dls(path, recipe=recipe, **kw)
+        if path is not None or dataset != 'sample': return (cifar100_dls if dataset == 'cifar100' else cifar10_dls)(path, **kw)
+        return cifar10_sample_dls(**kw)
+    except (FileNotFoundError, ConnectionError) as e: raise CliError(f"--dataset {dataset}{'' if path is None else f' --path {path}'}: {e}") from None
 
 # %% ../nbs/12_cli.ipynb #f57efeca
 def _parse_device(device):
@@ -98,148 +90,81 @@ def _parse_device(device):
     if device is None: return 'cuda' if torch.cuda.is_available() else 'cpu'
     try: d = torch.device(device)
     except (RuntimeError, TypeError): raise CliError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N") from None
-    if d.type == 'cuda' and not torch.cuda.is_available(): raise CliError(f"--device {device}: CUDA is not available here; use --device cpu")
-    if d.type == 'mps' and not torch.backends.mps.is_available(): raise CliError(f"--device {device}: MPS is not available here; use --device cpu")
+    if not dict(cuda=torch.cuda.is_available, mps=torch.backends.mps.is_available).get(d.type, lambda: True)():
+        raise CliError(f"--device {device}: {d.type.upper()} is not available here; use --device cpu")
     return str(d)
 
 # %% ../nbs/12_cli.ipynb #df21fdb9
 METHOD_FLAGS = ('gamma', 'layers', 'alpha', 'beta', 'attack_mode')
-ATTACK_FLAGS = dict(eps='eps', step_size='step', steps='steps')
+DEFAULT_EPS = dict(Linf=8., L2=0.5)   # the flags' default radius per threat model (L∞ in pixel levels)
+_EPS_HINT = 'L∞ in pixel levels (8 means 8/255), L2 as it is (e.g. 0.5)'
 
-def _method_args(s, name='--method-args'):
-    "Parse `--method-args` (a JSON object)."
-    if not s: return {}
-    if not isinstance(s, str): raise CliError(f"{name} {s!r} must be a JSON object in a string, e.g. '{{\"beta\": 6}}'")
-    try: d = json.loads(s)
-    except json.JSONDecodeError as e: raise CliError(f"{name} {s!r} is not valid JSON ({e}); pass an object, e.g. '{{\"beta\": 6}}'") from None
-    if not isinstance(d, dict): raise CliError(f"{name} {s!r} must be a JSON object, e.g. '{{\"beta\": 6}}'")
-    return d
+def _unit(v, norm): return v if norm == 'L2' else v / 255   # L∞ flags are in pixel levels (8 means 8/255)
+
+def attack_kwargs(cfg:dict): # the resolved arguments of `arat_train`
+    "The attack options of `cfg` as the callbacks take them: radius and step in [0,1]-pixel units, norm, start."
+    norm, kw = cfg.get('norm', 'Linf'), dict(eps=_unit(cfg['eps'], cfg.get('norm')), step_size=_unit(cfg['step'], cfg.get('norm')), steps=cfg['steps'])
+    return kw | ({'norm': 'L2'} if norm == 'L2' else {}) | ({'random_start': 'inplace'} if cfg.get('random_start') == 'inplace' else {})
 
 # %% ../nbs/12_cli.ipynb #e01c66c6
-def _flag(cfg, k):
-    "How a message names setting `k` of `cfg`: the flag, or, for a value from a saved configuration, the file and the key."
-    if cfg.get('_src') and k not in cfg.get('_given', ()): return f"{cfg['_src']}: {k}"
-    return '--' + k.replace('_', '-')
-
 def method_kwargs(cfg:dict): # the resolved arguments of `arat_train`
-    "The options of `cfg['method']`'s callback: the method flags given, and `--method-args`; `CliError` for one it does not take."
-    kw, m, ma = {k: cfg[k] for k in METHOD_FLAGS if cfg.get(k) is not None}, cfg['method'], _flag(cfg, 'method_args')
-    opts, extra = method_options(m), _method_args(cfg.get('method_args'), ma)
-    takes = f"({METHODS[m].cb.__name__} takes: {', '.join(opts)})"
-    for k in kw:
-        if k not in opts: raise CliError(f"{_flag(cfg, k)} is not an option of --method {m} {takes}; drop it")
-    if cfg.get('two_pass'):
-        if 'single_forward' not in opts: raise CliError(f"{_flag(cfg, 'two_pass')} is not an option of --method {m} {takes}; drop it")
-        kw['single_forward'] = False
-    for k in extra:
-        if k not in opts: raise CliError(f"{ma}: {k!r} is not an option of --method {m} {takes}")
-        if k in kw or k in ATTACK_FLAGS or k == 'single_forward': raise CliError(f"{ma}: {k!r} has its own flag, --{ATTACK_FLAGS.get(k, 'two-pass' if k == 'single_forward' else k).replace('_', '-')}: give it once, as the flag")
+    "The options of `cfg['method']`'s callback: the method flags given, `--two-pass`, and `--method-args` (a JSON object)."
+    kw = {k: cfg[k] for k in METHOD_FLAGS if cfg.get(k) is not None} | ({'single_forward': False} if cfg.get('two_pass') else {})
+    if 'single_forward' in kw and 'single_forward' not in method_options(cfg['method']): raise CliError(f"--two-pass is not an option of --method {cfg['method']}; drop it")
+    try: extra = json.loads(cfg.get('method_args') or '{}')
+    except (TypeError, ValueError) as e: extra = e
+    if not isinstance(extra, dict): raise CliError(f"--method-args {cfg['method_args']!r} is not a JSON object ({extra}); pass one, e.g. '{{\"beta\": 6}}'")
+    if dup := [k for k in extra if k in kw or k in ('eps', 'step_size', 'steps', 'norm', 'random_start', 'single_forward')]:
+        own = _flag(dict(step_size='step', single_forward='two_pass').get(dup[0], dup[0]))
+        raise CliError(f"--method-args: {dup[0]!r} has its own flag, {own}: give it once, as the flag")
     return kw | extra
 
 # %% ../nbs/12_cli.ipynb #3143b5ae
-def _check_train_args(cfg):
-    f = partial(_flag, cfg)
-    _choice(f('method'), cfg['method'], list(METHODS), 'a training method')
-    _choice(f('arch'), cfg['arch'], ARCHS, 'an architecture')
-    _choice(f('dataset'), cfg['dataset'], DATASETS, 'a dataset')
-    _choice(f('recipe'), cfg['recipe'], RECIPES, 'a recipe')
-    for k in ('epochs', 'bs', 'width', 'n_train', 'n_valid', 'eval_n', 'stop_after'): _positive(f(k), cfg[k])
-    for k in ('steps', 'robust_n', 'grad_sim', 'num_workers', 'seed', 'lr_delay'): _positive(f(k), cfg[k], allow_zero=True)
-    for k in ('eps', 'gamma', 'alpha', 'beta'): _positive(f(k), cfg[k], allow_zero=True, integer=False)   # --eps before --step: L2's default step is --eps / 4
-    for k in ('lr', 'step'): _positive(f(k), cfg[k], integer=False)
-    for k in ('warmup', 'auto_balance', 'channels_last', 'swa', 'two_pass', 'compile'):
-        if not isinstance(cfg[k], bool): raise CliError(f"{f(k)} {cfg[k]!r} must be true or false")
-    if cfg['attack_mode'] is not None: _choice(f('attack_mode'), cfg['attack_mode'], ('train', 'eval'), 'a model mode')
-    if cfg['precision'] is not None: _choice(f('precision'), cfg['precision'], ('bf16', 'fp16'), 'a precision')
-    _choice(f('norm'), cfg['norm'], ('Linf', 'L2'), 'a threat model')
-    _choice(f('random_start'), cfg['random_start'], ('uniform', 'inplace'), 'a random start')
-    _choice(f('device_data'), cfg['device_data'], DEVICE_DATA, 'a data placement')
-    _check_run_args(cfg)
-    check_method_options(cfg)
+_WHOLE = dict(epochs=1, bs=1, width=1, n_train=1, n_valid=1, eval_n=1, stop_after=1, nproc=1, lr_delay=0, seed=0, num_workers=0)
+_SWITCHES = ('warmup', 'auto_balance', 'channels_last', 'swa', 'two_pass', 'compile', 'sync_bn')
+
+def _check_flags(cfg, o='arat-train'):
+    "The checks only the command line makes (the library checks the rest as it builds the run): choices, numbers, switches."
+    for k, cs in CHOICES.items():
+        if cfg.get(k) is not None: check_choice(o, _flag(k), cfg[k], cs)
+    for k, lo in _WHOLE.items():
+        if cfg.get(k) is not None: check_number(o, _flag(k), cfg[k], lo, integer=True)
+    for k in ('eps', 'lr', 'step'): check_number(o, _flag(k), cfg[k], hint=_EPS_HINT if k == 'eps' else '')
+    for k in ('lr', 'step'):
+        if cfg[k] == 0: raise ValueError(f"{o}: {_flag(k)} must be > 0, got {cfg[k]!r}")
+    for k in _SWITCHES: check_choice(o, _flag(k), cfg.get(k, False), (True, False))
 
 # %% ../nbs/12_cli.ipynb #8f2e805f
-def _check_run_args(cfg):
-    "The checks of `check_train_args` that involve more than one value or the file system."
-    f = partial(_flag, cfg)
+def _check_run(cfg, resume=False):
+    "The flags that go together, each refused with what to do; then the method's callbacks and SWA, built as the run will."
+    f, m = _flag, cfg['method']
     if cfg['stop_after'] is not None and cfg['stop_after'] >= cfg['epochs']:
-        raise CliError(f"{f('stop_after')} {cfg['stop_after']} must be less than {f('epochs')} {cfg['epochs']} (it simulates an interruption)")
-    if cfg['path'] is not None and (not isinstance(cfg['path'], str) or not Path(cfg['path']).expanduser().is_dir()):
-        if f('path') != '--path': raise CliError(f"the run's data folder {cfg['path']!r} ({f('path')}) is not there any more; put the data back there to continue the run")
-        raise CliError(f"--path {cfg['path']}: no such folder; pass a folder in fastai's layout (train/ and test/ or val/ "
-                       "class folders), or drop --path to use the embedded sample")
-    _check_swa_args(cfg)
-    if cfg['init'] is not None and not cfg.get('_src') and (not isinstance(cfg['init'], str) or not Path(cfg['init']).expanduser().is_file()):
-        raise CliError(f"--init {cfg['init']}: no such file; pass a state-dict file, e.g. the model.pth of an arat-train run")
+        raise CliError(f"--stop-after {cfg['stop_after']} must be less than --epochs {cfg['epochs']} (it simulates an interruption)")
+    for k in ('swa_start', 'swa_freq'):
+        if cfg[k] is not None and not cfg['swa']: raise CliError(f"{f(k)} {cfg[k]:g} sets up SWA, which is off: add --swa, or drop {f(k)}")
+    if isinstance(st := _swa_start(cfg['swa_start']), int) and cfg['swa'] and st >= cfg['epochs']:
+        raise CliError(f"--swa-start {st} is not an epoch of the run (0-based, --epochs {cfg['epochs']}): nothing would be averaged; "
+                       "pass a smaller epoch or a fraction, e.g. 0.75")
+    _check_path(cfg['path'])
     if cfg['device_data'] == 'on' and cfg['dataset'] == 'imagenette':
-        raise CliError(f"{f('device_data')} on: Imagenette's item transforms are random, so its images cannot be kept "
-                       "on the device ready-made; use --device-data auto or off")
-    if not cfg['auto_balance'] and not METHODS[cfg['method']].auto_balance:
-        raise CliError(f"--no-auto-balance: --method {cfg['method']} has no auto-balance (methods with one: "
-                       f"{', '.join(k for k, m in METHODS.items() if m.auto_balance)}); drop the flag")
+        raise CliError("--device-data on: Imagenette's item transforms are random, so its images cannot be kept on the device ready-made; use auto or off")
+    if cfg['init'] is not None and not resume and not Path(cfg['init']).expanduser().is_file():
+        raise CliError(f"--init {cfg['init']}: no such file; pass a state-dict file, e.g. the model.pth of an arat-train run")
+    if not cfg['auto_balance'] and not METHODS[m].auto_balance:
+        raise CliError(f"--no-auto-balance: --method {m} has no auto-balance (methods with one: "
+                       f"{', '.join(k for k, r in METHODS.items() if r.auto_balance)}); drop the flag")
+    if cfg['compile'] and torch.device(cfg['device']).type == 'cpu' and cfg['auto_balance'] and METHODS[m].auto_balance:
+        raise CliError(f"--compile: on the CPU, inductor fails to compile --method {m}'s auto-balance pass; drop --compile, "
+                       "or pass --no-auto-balance (with --alpha/--beta), or train on a GPU")
+    method_callbacks(m, cfg['auto_balance'], **attack_kwargs(cfg), **method_kwargs(cfg)); _swa_cb(cfg)
 
 # %% ../nbs/12_cli.ipynb #f93d4ee9
-DEVICE_DATA = ('auto', 'on', 'off')
-
-def _swa_start(v):
-    "`--swa-start` as `SWACallback` takes it: a whole number (the parser gives floats) is a 0-based epoch index."
-    return int(v) if isinstance(v, float) and v >= 1 and v.is_integer() else v
+def _swa_start(v): return int(v) if isinstance(v, float) and v >= 1 and v.is_integer() else v   # a whole number: a 0-based epoch
 
 def _swa_cb(cfg):
     "The `SWACallback` of `cfg` (`False`: no SWA)."
-    if not cfg['swa']: return False
-    return SWACallback(**{k: v for k, v in dict(start=_swa_start(cfg['swa_start']), freq=cfg['swa_freq']).items() if v is not None})
-
-def _check_swa_args(cfg):
-    "A `CliError` naming the SWA flag whose value `SWACallback` refuses (or that is given without `--swa`)."
-    f = partial(_flag, cfg)
-    for k in ('swa_start', 'swa_freq'):
-        if cfg[k] is None: continue
-        if not cfg['swa']: raise CliError(f"{f(k)} {_show(cfg[k])} sets up SWA, which is off: add --swa, or drop {f(k)}")
-        try: _swa_cb(dict(swa=True, swa_start=cfg['swa_start'] if k == 'swa_start' else None, swa_freq=cfg[k] if k == 'swa_freq' else None))
-        except (ValueError, TypeError) as e: raise CliError(f"{f(k)} {_show(cfg[k])}: {e}") from None
-    st = _swa_start(cfg['swa_start'])
-    if cfg['swa'] and isinstance(st, int) and st >= cfg['epochs']:
-        raise CliError(f"{f('swa_start')} {st} is not an epoch of the run (0-based, {f('epochs')} {cfg['epochs']}): nothing would be averaged; "
-                       "pass a smaller epoch or a fraction, e.g. 0.75")
-
-# %% ../nbs/12_cli.ipynb #db53c0db
-DEFAULT_EPS = dict(Linf=8., L2=0.5)   # the flags' default radius per threat model (L∞ in pixel levels)
-
-def _unit(v, norm):
-    "A radius or step of the flags in [0,1]-pixel units: L∞ flags are in pixel levels (8 means 8/255), L2 flags as they are."
-    return v if norm == 'L2' else v / 255
-
-def attack_kwargs(cfg:dict): # the resolved arguments of `arat_train`
-    "The attack options of `cfg` as the callbacks take them: radius and step in [0,1]-pixel units (L∞ flags are in 1/255), norm, start."
-    norm = cfg.get('norm', 'Linf')
-    kw = dict(eps=_unit(cfg['eps'], norm), step_size=_unit(cfg['step'], norm), steps=cfg['steps'])
-    if norm == 'L2': kw['norm'] = 'L2'
-    if cfg.get('random_start', 'uniform') == 'inplace': kw['random_start'] = 'inplace'
-    return kw
-
-def check_method_options(cfg:dict): # the resolved arguments of `arat_train`
-    "Build the callbacks of `cfg`'s method once, so that a bad option is a `CliError` naming its flag before any work."
-    kw, base = method_kwargs(cfg), attack_kwargs(cfg)
-    mk = lambda **o: method_callbacks(cfg['method'], cfg['auto_balance'], **base, **o)
-    try: mk(**kw); return kw
-    except (ValueError, TypeError) as e: err = e
-    if 'random_start' in base:
-        try: mk()
-        except (ValueError, TypeError) as e: raise CliError(f"{_flag(cfg, 'random_start')} inplace: {e}") from None
-    extra = _method_args(cfg.get('method_args'))
-    for k, v in kw.items():
-        try: mk(**{k: v})
-        except (ValueError, TypeError) as e:
-            raise CliError(f"{_flag(cfg, 'method_args')} {k!r}: {e}" if k in extra else f"{_flag(cfg, k)} {_show(v)}: {e}") from None
-    raise CliError(f"--method {cfg['method']}: {err}") from None
-
-# %% ../nbs/12_cli.ipynb #fb5384a6
-def check_train_args(cfg:dict): # the resolved arguments of `arat_train`
-    "Raise a `CliError` naming the first bad value in `cfg`."
-    try: _check_train_args(cfg)
-    except CliError as e:
-        if not cfg.get('_src') or not str(e).startswith(cfg['_src']): raise
-        raise CliError(f"{e} (the file is not as arat-train wrote it: restore it, or train again with --overwrite)") from None
+    kw = dict(start=_swa_start(cfg['swa_start']), freq=cfg['swa_freq'])
+    return cfg['swa'] and SWACallback(**{k: v for k, v in kw.items() if v is not None})
 
 # %% ../nbs/12_cli.ipynb #2532ea40
 SAMPLE_DEFAULTS = dict(width=16, epochs=12, bs=64, robust_n=100)
@@ -249,60 +174,39 @@ def _resolve(cfg):
     "Fill the data-dependent defaults (`None`) of `cfg`."
     cfg = dict(cfg)
     if cfg['path'] is not None and cfg['dataset'] == 'sample': cfg['dataset'] = 'cifar10'
-    for k, v in (SAMPLE_DEFAULTS if cfg['dataset'] == 'sample' else PAPER_DEFAULTS).items():
-        if cfg[k] is None: cfg[k] = v
+    cfg |= {k: v for k, v in (SAMPLE_DEFAULTS if cfg['dataset'] == 'sample' else PAPER_DEFAULTS).items() if cfg[k] is None}
     if cfg['arch'] is None: cfg['arch'] = 'imagenette-resnet18' if cfg['dataset'] == 'imagenette' else 'resnet18'
     l2 = cfg.get('norm') == 'L2'
-    if cfg['eps'] is None: cfg['eps'] = DEFAULT_EPS['L2' if l2 else 'Linf']
-    if cfg['step'] is None:   # L2: ε/4 (with --eps 0, which attacks nothing, the default radius's step, as L∞ keeps its 2)
-        e = cfg['eps'] if isinstance(cfg['eps'], (int, float)) and cfg['eps'] > 0 else DEFAULT_EPS['L2']
-        cfg['step'] = e / 4 if l2 else 2.
-    if cfg['out'] is None: cfg['out'] = f"runs/{cfg['method']}-{cfg['dataset']}"
+    cfg['eps'] = ifnone(cfg['eps'], DEFAULT_EPS['L2' if l2 else 'Linf'])
+    e = cfg['eps'] if isinstance(cfg['eps'], (int, float)) and cfg['eps'] > 0 else DEFAULT_EPS['L2']   # --eps 0: the default radius's step
+    cfg['step'] = ifnone(cfg['step'], e / 4 if l2 else 2.)
+    cfg['out'] = ifnone(cfg['out'], f"runs/{cfg['method']}-{cfg['dataset']}")
     return cfg
 
 # %% ../nbs/12_cli.ipynb #0d9ce479
-_NOT_SAVED = ('resume', 'stop_after', 'overwrite', 'debug', 'nproc')
-_RESUME_CHANGES = ('epochs', 'eval_n', 'device', 'num_workers', 'quiet')   # saved settings that `--resume` may change
-_RESUME_FREE = ('out',) + _NOT_SAVED + _RESUME_CHANGES
-_SETTINGS_FREE = ('out', 'resume', 'stop_after', 'quiet', 'device', 'num_workers', 'overwrite', 'debug', 'nproc')
-
-# settings added by later versions: a saved configuration without one ran with its default
-_ADDED = ('lr_delay', 'precision', 'channels_last', 'swa', 'swa_start', 'swa_freq', 'device_data', 'two_pass', 'init', 'norm', 'random_start', 'sync_bn', 'compile')
-
-def _with_added(saved): return {**{k: _default(k) for k in _ADDED}, **saved} if isinstance(saved, dict) else saved
-
-def _default(k):
-    "The default of `arat_train`'s parameter `k`."
-    return inspect.signature(arat_train).parameters[k].default
-
-def _settings(): return [k for k in inspect.signature(arat_train).parameters if k not in _SETTINGS_FREE]
-def _given(args): return {k for k, v in args.items() if k in inspect.signature(arat_train).parameters and v != _default(k)}
+RESUME = dict(epochs='more', eval_n='more', out='free', device='free', num_workers='free', quiet='free', world_size='free',
+              resume=None, stop_after=None, overwrite=None, debug=None, nproc=None)
+def _rule(k): return RESUME.get(k, 'run')
+def _params(): return inspect.signature(arat_train).parameters
+def _settings(*rules): return [k for k in _params() if _rule(k) in rules]
+def _saved(cfg): return {k: v for k, v in cfg.items() if _rule(k) is not None and not k.startswith('_')}
 def _abs(p): return None if p is None else str(Path(p).expanduser().resolve())
-
-# %% ../nbs/12_cli.ipynb #5134206f
-def _read_config(f, keys, fix):
-    "The configuration in JSON file `f`, which must have `keys`; a `CliError` ending with `fix` otherwise."
-    try: cfg = json.loads(Path(f).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise CliError(f"{f} cannot be read as JSON ({e}); {fix}") from None
-    if not isinstance(cfg, dict): raise CliError(f"{f} is not a run configuration (a JSON object); {fix}")
-    miss = [k for k in keys if k not in cfg]
-    if miss: raise CliError(f"{f} is incomplete: no {', '.join(miss)}; {fix}")
-    return cfg
 
 # %% ../nbs/12_cli.ipynb #3a114bec
 def _resumed_config(args, out):
-    "The saved configuration of the run in `out`, with the flags that may change on resuming."
-    src = out/'config.json'
-    saved = _with_added(_read_config(src, [k for k in _settings() if k not in _ADDED] + ['n_out'],
-                                     "restore it, or train again with --overwrite (without --resume)"))
-    for k in _given(args):
+    "The saved configuration of the run in `out`, with the flags `RESUME` lets change; a `CliError` for another."
+    src, fix = out/'config.json', "restore it, or train again with --overwrite (without --resume)"
+    if not src.exists(): raise CliError(f"--resume: {out} holds no run (no config.json); start it without --resume, or pass the --out of the run")
+    saved = read_config(src, _settings('run', 'more') + ['n_out'], fix)
+    for k, p in _params().items():
         v = _abs(args[k]) if k in ('path', 'init') else args[k]
-        if k not in _RESUME_FREE and k in saved and v != saved[k]:
-            raise CliError(f"--resume continues the run in {out} with its saved configuration: --{k.replace('_', '-')} was "
+        if _rule(k) == 'run' and args[k] != p.default and v != saved[k]:
+            raise CliError(f"--resume continues the run in {out} with its saved configuration: {_flag(k)} was "
                            f"{saved[k]!r} there, {args[k]!r} now; drop the flag, or start a new run in another --out")
-    cfg = {**saved, **{k: args[k] for k in _SETTINGS_FREE}, 'epochs': ifnone(args['epochs'], saved['epochs']),
-           'eval_n': ifnone(args['eval_n'], saved['eval_n']), 'quiet': args['quiet'] or saved.get('quiet') is True}   # a quiet run stays quiet
-    return cfg | dict(_src=str(src), _given=_given(args))
+    if (p := saved['path']) is not None and not (isinstance(p, str) and Path(p).is_dir()):
+        raise CliError(f"the run's data folder {p!r} ({src}: path) is not there any more; put the data back there to continue the run")
+    now = {k: args[k] for k in _params() if _rule(k) in ('free', None)} | {k: ifnone(args[k], saved[k]) for k in _settings('more')}
+    return saved | now | dict(quiet=args['quiet'] or saved.get('quiet') is True)   # a quiet run stays quiet
 
 # %% ../nbs/12_cli.ipynb #171fbfcd
 def _usage(msg):
@@ -310,189 +214,114 @@ def _usage(msg):
     if not is_cli(arat_train): raise CliError(msg)
     print(f"usage error: {msg}", file=sys.stderr); raise SystemExit(2)
 
-def _check_out(out, name='--out'):
-    "A `CliError` if folder `out` cannot be made or written: it is a file, lies under one, or its parent is not writable."
-    if out.exists() and not out.is_dir(): raise CliError(f"{name} {out} is a file, not a folder; pass a folder (it is made if missing)")
-    p = out
-    while not p.exists() and p != p.parent: p = p.parent
-    if not p.is_dir(): raise CliError(f"{name} {out}: {p} is a file, so no folder can be made under it; pass another {name}")
-    if not os.access(p, os.W_OK | os.X_OK): raise CliError(f"{name} {out}: {p} is not writable (permission denied); pass a folder you can write to")
-
 # %% ../nbs/12_cli.ipynb #b90192de
 _RUN_FILES = ('config.json', 'resume.pth', 'train_state.pth', 'model.pth', 'log.csv', 'loss.png', 'metrics.png', 'grad_sim.csv',
-              'grad_sim.png', 'eval.csv', 'results.json', 'model_card.md', 'report', 'manifest.json')
-_TRAIN_FILES = tuple(n for n in _RUN_FILES if n not in ('report', 'manifest.json'))   # what arat-train writes, listed in its manifest
-MANIFEST = 'manifest.json'   # the files a run of arat wrote in its folder: the only ones `--overwrite` deletes
-
-def _manifest(folder):
-    "The relative names of the files the manifest of `folder` lists (`None`: no readable manifest, so not a run to replace)."
-    try: m = json.loads((Path(folder)/MANIFEST).read_text())
-    except (OSError, UnicodeDecodeError, ValueError): return None
-    fs = m.get('files') if isinstance(m, dict) else None
-    return [f for f in fs if isinstance(f, str)] if isinstance(fs, list) else None
-
-def _add_to_manifest(folder, names):
-    "List `names` (relative to `folder`) in its manifest, beside those it lists."
-    old = _manifest(folder) or []
-    atomic_write(Path(folder)/MANIFEST, json.dumps(dict(tool='arat', files=old + [n for n in names if n not in old]), indent=1))
-
-def _run_files(out): return [n for n in _RUN_FILES if (out/n).exists()] if out.is_dir() else []
+              'grad_sim.png', 'eval.csv', 'results.json', 'model_card.md', 'report', MANIFEST)   # what arat-train and arat-eval write
 
 def _setting_diff(saved, cfg):
     "The first setting in which `cfg` differs from the saved configuration, in words (`None`: the same run)."
-    k = next((k for k in _settings() if saved.get(k, '<none>') != cfg[k]), None)
-    return None if k is None else f"--{k.replace('_', '-')} was {saved.get(k, '<none>')!r} there, {cfg[k]!r} now"
-
-# %% ../nbs/12_cli.ipynb #6d372724
-def _finished(out, state, epochs):
-    "Whether the run in `out` finished: `epochs` epochs checkpointed, its results and a readable `model.pth` written."
-    if state is None or state['epoch'] < epochs or not (out/'results.json').exists(): return False
-    try: load_file(out/'model.pth'); return True
-    except CheckpointError: return False
-
-def _try_resume(out):
-    try: return load_resume(out)
-    except CheckpointError: return None
+    k = next((k for k in _settings('run', 'more') if saved.get(k, '<none>') != cfg[k]), None)
+    return k and f"{_flag(k)} was {saved.get(k, '<none>')!r} there, {cfg[k]!r} now"
 
 # %% ../nbs/12_cli.ipynb #7f7f03ba
 def _existing_run(cfg, out):
     "For a new run: `None` if `out` holds no run (or `--overwrite`); the checkpoint of the same run if it finished; else a `CliError`."
-    old = _run_files(out)
-    if not old: return None
-    if cfg['overwrite']:
-        if _manifest(out) is not None: return None
-        raise CliError(f"--overwrite: {out} holds files ({', '.join(old[:3])}) but no {MANIFEST} of an arat run listing them, so nothing "
-                       "there is known to be a run's to delete; move your files out of it, or pass another --out")
-    try: saved = json.loads((out/'config.json').read_text())
-    except (OSError, ValueError): saved = None
-    saved = _with_added(saved)
-    diff = (f"its files ({', '.join(old[:3])}) without a readable config.json" if not isinstance(saved, dict)
-            else _setting_diff(saved, cfg))
-    how = ("or --overwrite to replace that run (all its files, report/ included)" if _manifest(out) is not None else
+    old, listed = [n for n in _RUN_FILES if (out/n).exists()] if out.is_dir() else [], run_manifest(out) is not None
+    if not old or cfg['overwrite'] and listed: return None
+    if cfg['overwrite']: raise CliError(f"--overwrite: {out} holds files ({', '.join(old[:3])}) but no {MANIFEST} of an arat run listing "
+                                        "them, so nothing there is known to be a run's to delete; move your files out of it, or pass another --out")
+    try: diff = _setting_diff(json.loads((out/'config.json').read_text()), cfg)
+    except (OSError, ValueError, AttributeError): diff = f"its files ({', '.join(old[:3])}) without a readable config.json"
+    how = ("or --overwrite to replace that run (all its files, report/ included)" if listed else
            f"or move those files away (no {MANIFEST} lists them as a run's, so --overwrite would not delete them)")
     if diff: raise CliError(f"--out {out} holds another run ({diff}); pass another --out, {how}")
-    state = _try_resume(out)
-    if _finished(out, state, cfg['epochs']): return state
-    raise CliError(f"--out {out} holds this run, unfinished ({state['epoch'] if state else 0} of {cfg['epochs']} epochs saved): "
+    if st := finished_state(out, cfg['epochs']): return st
+    raise CliError(f"--out {out} holds this run, unfinished ({saved_epochs(out)} of {cfg['epochs']} epochs saved): "
                    f"continue it with `arat-train --resume --out {out}`, or pass --overwrite to start it again")
 
-# %% ../nbs/12_cli.ipynb #4499529f
-def data_fingerprint(path): # a data folder (`None`: no fingerprint)
-    "The number of files under `path`, the sha256 of their sorted relative names and that of their names with their sizes."
-    if path is None: return None
-    root = Path(path)
-    fs = sorted(((Path(d).relative_to(root)/f).as_posix(), os.path.getsize(os.path.join(d, f))) for d, _, ns in os.walk(root) for f in ns)
-    sha = lambda s: hashlib.sha256(s.encode()).hexdigest()
-    return dict(files=len(fs), names_sha256=sha('\n'.join(n for n, _ in fs)), sizes_sha256=sha('\n'.join(f"{n}\t{s}" for n, s in fs)))
-
+# %% ../nbs/12_cli.ipynb #bad9b75f
 def _check_data(cfg, what, fix):
     "A `CliError` if the data folder of `cfg` is not the one its fingerprint was taken of."
-    old = cfg.get('data')
-    if cfg.get('path') is None or not isinstance(old, dict): return
-    new = data_fingerprint(cfg['path'])
-    if any(new.get(k) != v for k, v in old.items()):   # a fingerprint of an older arat has no sizes: its keys are compared
-        how = (f"{old.get('files')} files then, {new['files']} now" if old.get('files') != new['files'] else
-               f"the same number of files ({new['files']}), other names" if old.get('names_sha256') != new['names_sha256'] else
-               "the same file names, other file sizes: a file was replaced or changed")
+    if cfg.get('path') is not None and isinstance(cfg.get('data'), dict) and (how := data_change(cfg['data'], cfg['path'])):
         raise CliError(f"{what}: the data in {cfg['path']} changed since the run started ({how}); {fix}")
 
-# %% ../nbs/12_cli.ipynb #bad9b75f
 def _resume_state(cfg, out):
-    "The checkpoint of the run in `out` to resume from (`None`: no epoch finished), after checking the run's data."
+    "The checkpoint to resume from (`None`: no epoch finished), after checking the data and that `config.json` is the one it trained with."
     _check_data(cfg, f"--resume {out}", "put the run's data back, or start a new run in another --out")
     try: state = load_resume(out)
-    except CheckpointError as e:
-        raise CliError(f"{e}; the run cannot continue from it: restore the file, or train again with --overwrite") from None
-    _check_unchanged(cfg, state, out)
+    except CheckpointError as e: raise CliError(f"{e}; the run cannot continue from it: restore the file, or train again with --overwrite") from None
+    old, now = ((state or {}).get('extra') or {}).get('config') or {}, json.loads(json.dumps(_saved(cfg)))   # as config.json holds it
+    if k := next((k for k in old if _rule(k) == 'run' and now.get(k, '<none>') != old[k]), None):
+        raise CliError(f"{out/'config.json'}: {k} is {now.get(k, '<none>')!r} there, but the run trained with {old[k]!r} ({out/'resume.pth'} "
+                       f"records its settings); --resume changes only {', '.join(map(_flag, [k for k in _settings('more', 'free') if k != 'out']))}: "
+                       f"restore {k}, or start a new run in another --out")
     return state
 
-def _check_unchanged(cfg, state, out):
-    "A `CliError` naming the first setting of `config.json` that differs from the one the checkpoint was trained with (a hand edit)."
-    old = ((state or {}).get('extra') or {}).get('config')
-    if not isinstance(old, dict): return   # no epoch saved yet, or a checkpoint of an older arat: nothing to compare
-    now = json.loads(json.dumps(_saved(cfg)))   # as config.json holds it (tuples as lists)
-    k = next((k for k in old if k not in _RESUME_FREE + ('world_size',) and now.get(k, '<none>') != old[k]), None)
-    if k is None: return
-    raise CliError(f"{out/'config.json'}: {k} is {now.get(k, '<none>')!r} there, but the run trained with {old[k]!r} ({out/'resume.pth'} "
-                   f"records its settings); --resume changes only {', '.join('--' + f.replace('_', '-') for f in _RESUME_CHANGES)}: "
-                   f"restore {k}, or start a new run in another --out")
-
 # %% ../nbs/12_cli.ipynb #61189939
-def _check_compile(cfg):
-    "A `CliError` for `--compile` where inductor is known to fail: on the CPU, the auto-balance's accuracy pass (AR-AT's default)."
-    if cfg['compile'] and torch.device(cfg['device']).type == 'cpu' and cfg['auto_balance'] and METHODS[cfg['method']].auto_balance:
-        raise CliError(f"--compile: on the CPU, inductor fails to compile --method {cfg['method']}'s auto-balance pass; drop --compile, "
-                       "or pass --no-auto-balance (with --alpha/--beta), or train on a GPU")
-
 def train_config(args:dict): # `arat_train`'s arguments
     "The checked configuration of a run (the saved one with `--resume`), its output folder and its checkpoint (or `None`)."
     args = {k: str(v) if isinstance(v, Path) else v for k, v in args.items()}
     if args['resume'] and args['overwrite']: _usage("--resume continues the run in --out, --overwrite replaces it: pass one of them")
-    cfg = _resolve(args)
-    out = Path(cfg['out']).expanduser()
-    _check_out(out)
-    if args['resume']:
-        if not (out/'config.json').exists():
-            raise CliError(f"--resume: {out} holds no run (no config.json); start it without --resume, or pass the --out of the run")
-        cfg = _resumed_config({**args, 'out': cfg['out']}, out)
-    check_train_args(cfg)
+    cfg = _resolve(args); out = Path(cfg['out']).expanduser()
+    check_out(out)
+    if args['resume']: cfg = _resumed_config(args | dict(out=cfg['out']), out)
+    try: _check_flags(cfg)
+    except ValueError as e:
+        if args['resume']: raise CliError(f"{out/'config.json'}: {e} (the file is not as arat-train wrote it: restore it, or train again with --overwrite)") from None
+        raise
     cfg['device'] = _parse_device(cfg['device'])
-    _check_compile(cfg)
-    if not args['resume']: cfg |= dict(path=_abs(cfg['path']), data=data_fingerprint(cfg['path']), init=_abs(cfg['init']))
-    return cfg, out, (_resume_state(cfg, out) if args['resume'] else _existing_run(cfg, out))
+    _check_run(cfg, args['resume'])
+    if args['resume']: return cfg, out, _resume_state(cfg, out)
+    cfg |= dict(path=_abs(cfg['path']), data=data_fingerprint(_abs(cfg['path'])), init=_abs(cfg['init']))
+    return cfg, out, _existing_run(cfg, out)
 
 # %% ../nbs/12_cli.ipynb #06414daa
 def _grad_sim_cb(cfg):
     "A `GradSimCallback` if `--grad-sim` is on and the method's loss parts include the ones it compares, else `None`."
-    if not cfg['grad_sim']: return None
-    gs = GradSimCallback(every=cfg['grad_sim'])
-    return gs if set(gs.cls_parts + gs.reg_parts) <= set(getattr(METHODS[cfg['method']].cb, 'parts', ())) else None
-
-# %% ../nbs/12_cli.ipynb #4acfe578
-def _check_batches(cfg, dls):
-    "A `CliError` if the batch size leaves no full training batch (fastai drops the last incomplete one)."
-    n = len(dls.train_ds)
-    if len(dls.train) == 0:
-        raise CliError(f"{_flag(cfg, 'bs')} {cfg['bs']} is more than the {n} training images: no full batch to train on "
-                       f"(fastai drops the last incomplete batch); pass --bs {n} or less" + (" or a larger --n-train" if cfg['n_train'] else ''))
+    gs = cfg['grad_sim'] and GradSimCallback(every=cfg['grad_sim'])
+    return gs if gs and set(gs.cls_parts + gs.reg_parts) <= set(getattr(METHODS[cfg['method']].cb, 'parts', ())) else None
 
 def _device_data(cfg):
     "Whether the run keeps its images on the device (`arat.data.device_dls`): `--device-data on`, or `auto` on CUDA for CIFAR-style data."
     if cfg['device_data'] != 'auto': return cfg['device_data'] == 'on'
-    if cfg.get('world_size', 1) > 1: return False   # under DDP the batches come through fastai's DistributedDL
-    return torch.device(cfg['device']).type == 'cuda' and cfg['dataset'] != 'imagenette'
+    return cfg.get('world_size', 1) == 1 and torch.device(cfg['device']).type == 'cuda' and cfg['dataset'] != 'imagenette'
 
+# %% ../nbs/12_cli.ipynb #4acfe578
+def _run_dls(cfg, device):
+    "The run's `DataLoaders` (under DDP process 0 downloads first, as fastai's `rank0_first`); a `CliError` if no full batch fits."
+    if rank_distrib(): distrib_barrier()
+    dls = build_dls(cfg['dataset'], cfg['path'], cfg['bs'], cfg['n_train'], cfg['n_valid'], cfg['seed'], cfg['num_workers'], device, cfg['recipe'])
+    if num_distrib() > 1 and not rank_distrib(): distrib_barrier()
+    if len(dls.train) == 0:   # fastai drops the last incomplete batch
+        n = len(dls.train_ds)
+        raise CliError(f"--bs {cfg['bs']} is more than the {n} training images: no full batch to train on "
+                       f"(fastai drops the last incomplete batch); pass --bs {n} or less" + (" or a larger --n-train" if cfg['n_train'] else ''))
+    return dls
+
+# %% ../nbs/12_cli.ipynb #4acf0002
 def _load_init(model, cfg):
     "Load `--init`'s weights into `model`; a `CliError` if they cannot be read or do not fit."
-    fn = cfg['init']
-    try: sd = load_file(fn)
+    try: sd = load_file(cfg['init'])
     except CheckpointError as e: raise CliError(f"--init: {e}; pass a state-dict file, e.g. the model.pth of an arat-train run") from None
     if (why := state_mismatch(sd, model) if isinstance(sd, dict) else 'it holds no state dict'):
-        raise CliError(f"--init {fn} does not fit the model ({cfg['arch']}, width {cfg['width']}, {cfg['n_out']} classes): {why}; "
+        raise CliError(f"--init {cfg['init']} does not fit the model ({cfg['arch']}, width {cfg['width']}, {cfg['n_out']} classes): {why}; "
                        "pass the model.pth of a run with the same --arch, --width and data")
     model.load_state_dict(sd)
 
+# %% ../nbs/12_cli.ipynb #4acf0003
 def build_learner(cfg:dict, # a configuration from `train_config`
                   cbs=None, # more callbacks
                   init:bool=True): # load `cfg['init']` (a resumed run gets its weights from the checkpoint instead)
     "The `Learner` of run configuration `cfg`, built from its seed."
     set_seed(cfg['seed'], reproducible=True)
-    if rank_distrib(): distrib_barrier()   # under DDP process 0 downloads and extracts the data first (fastai's `rank0_first`)
-    dls = build_dls(cfg['dataset'], cfg['path'], cfg['bs'], cfg['n_train'], cfg['n_valid'], cfg['seed'], cfg['num_workers'],
-                    cfg['device'], cfg['recipe'])
-    if num_distrib() > 1 and not rank_distrib(): distrib_barrier()
-    _check_batches(cfg, dls); cfg['n_out'] = dls.c
-    cfg['images'] = dict(train=len(dls.train_ds), valid=len(dls.valid_ds))   # the run's scale, for the model card
+    dls = _run_dls(cfg, cfg['device'])
+    cfg |= dict(n_out=dls.c, images=dict(train=len(dls.train_ds), valid=len(dls.valid_ds)))   # the run's scale, for the model card
     if _device_data(cfg): dls = device_dls(dls, cfg['device'])
     model = build_model(cfg['arch'], cfg['n_out'], cfg['width'], cfg['recipe'])
     if init and cfg['init'] is not None: _load_init(model, cfg)
-    model = model.to(cfg['device'])
-    if cfg['compile']:
-        try: _compile_kwargs(True, dls)
-        except ValueError as e: raise CliError(f"{_flag(cfg, 'compile')}: {str(e).removeprefix('arat_learner: ')}") from None
-    try: return arat_learner(dls, model, method=cfg['method'], lr=cfg['lr'], **attack_kwargs(cfg), robust_n=cfg['robust_n'], auto_balance=cfg['auto_balance'], precision=cfg['precision'],
-                             channels_last=cfg['channels_last'], compile=cfg['compile'], swa=_swa_cb(cfg), cbs=cbs, **method_kwargs(cfg))
-    except (ValueError, TypeError) as e: raise CliError(f"--method {cfg['method']}: {e}") from None
+    return arat_learner(dls, model.to(cfg['device']), method=cfg['method'], lr=cfg['lr'], **attack_kwargs(cfg), robust_n=cfg['robust_n'],
+                        auto_balance=cfg['auto_balance'], precision=cfg['precision'], channels_last=cfg['channels_last'],
+                        compile=cfg['compile'], swa=_swa_cb(cfg), cbs=cbs, **method_kwargs(cfg))
 
 # %% ../nbs/12_cli.ipynb #db9de734
 def build_run(cfg:dict, # a configuration from `train_config`
@@ -511,27 +340,13 @@ def build_run(cfg:dict, # a configuration from `train_config`
     return learn, ck, gs
 
 # %% ../nbs/12_cli.ipynb #34768207
-def _saved(cfg): return {k: v for k, v in cfg.items() if k not in _NOT_SAVED and not k.startswith('_')}
-
-def _remove_run(out):
-    "Delete the files the manifest of the run in `out` lists (and their temporary files), then folders left empty; other files stay."
-    root = out.resolve()
-    names = [n for n in _manifest(out) or [] if (out/n).resolve().is_relative_to(root) and (out/n).resolve() != root]   # never outside `out`
-    for n in names:
-        p = out/n
-        if p.is_file() or p.is_symlink(): p.unlink()
-        out.joinpath(f'{n}.tmp').unlink(missing_ok=True)
-    for d in sorted({(out/n).parent for n in names}, key=lambda p: -len(p.parts)):
-        if d != out and d.is_dir() and not any(d.iterdir()): d.rmdir()
-    (out/MANIFEST).unlink(missing_ok=True)
-
 def _prepare_out(cfg, out, state):
     "The first write of a run: the replaced run removed (`--overwrite`), the folder made, the manifest and `config.json` written."
     try:
         if rank_distrib() == 0:   # under DDP: process 0 writes, the others wait
-            if state is None and cfg['overwrite']: _remove_run(out)
+            if state is None and cfg['overwrite']: remove_run(out)
             out.mkdir(parents=True, exist_ok=True)
-            _add_to_manifest(out, _TRAIN_FILES)   # before any of them is written: a kill leaves no unlisted file of the run
+            add_to_manifest(out, _RUN_FILES[:-2])   # before any of them is written: a kill leaves no unlisted file of the run
             atomic_write(out/'config.json', json.dumps(_saved(cfg), indent=2))
     except OSError as e: raise CliError(f"--out {out}: cannot write there ({e.strerror or e}); pass a folder you can write to") from None
     finally: distrib_barrier()
@@ -557,14 +372,11 @@ def _write_results(learn, cfg, out, gs, secs):
     n, lr = cfg['epochs'], sched_milestones(cfg['lr'], cfg['epochs'], warmup=cfg['warmup'], delay=cfg['lr_delay'])   # fit_paper's schedule
     files['loss_plot'], files['metrics_plot'] = plot_log(out/'log.csv', out, lr_drops=[e for e in range(1, n) if lr(e/n) < lr((e-1)/n)])
     if gs is not None and gs.records:
-        title = f"gradient similarity, classification vs invariance ({cfg['method']})"
-        files['grad_sim'], files['grad_sim_plot'] = save_grad_sim(gs, out, title=title)
-    atk = attack_kwargs(cfg)
-    table = final_eval(dep, learn.dls, n=cfg['eval_n'], eps=atk['eps'], seed=cfg['seed'], progress=not cfg['quiet'], norm=cfg['norm'])
+        files['grad_sim'], files['grad_sim_plot'] = save_grad_sim(gs, out, title=f"gradient similarity, classification vs invariance ({cfg['method']})")
+    table = final_eval(dep, learn.dls, n=cfg['eval_n'], eps=attack_kwargs(cfg)['eps'], seed=cfg['seed'], progress=not cfg['quiet'], norm=cfg['norm'])
     table.index = [cfg['method']]
     files['eval'] = atomic_write(out/'eval.csv', table.to_csv(index_label='method'))
-    rec = results_record(table, dep, out/'model.pth', _saved(cfg), tool='arat-train', seeds=dict(training=cfg['seed']),
-                         wall_time=secs, device=cfg['device'])
+    rec = results_record(table, dep, out/'model.pth', _saved(cfg), tool='arat-train', seeds=dict(training=cfg['seed']), wall_time=secs, device=cfg['device'])
     files['results'], files['model_card'] = write_results(rec, out)
     return table, files
 
@@ -574,19 +386,14 @@ def _say(*a):
 
 def _result(**kw): return 0 if is_cli(arat_train) else kw
 
-def _attacks(cfg): return not issubclass(METHODS[cfg['method']].cb, StandardCallback)
-
 def _banner(cfg, learn, out):
-    dls = getattr(learn.dls, 'source', learn.dls)   # device-resident data keeps the fastai DataLoaders as `source`
-    eps = eps_text(attack_kwargs(cfg)['eps'], cfg['norm'])
-    atk = (f"PGD-{cfg['steps']} {eps}" + (", in-place start" if cfg['random_start'] == 'inplace' else '') if _attacks(cfg)
-           else f"no attack in training (evaluated at {eps})")
-    return (f"arat-train: {cfg['method']} on {cfg['dataset']} ({len(dls.train_ds)} train / {len(dls.valid_ds)} valid "
-            f"images), {cfg['arch']} width {ifnone(cfg['width'], 'default')}, {cfg['epochs']} epochs, bs {cfg['bs']}, "
-            f"{atk}, device {cfg['device']}, output {out}")
+    dls, eps = getattr(learn.dls, 'source', learn.dls), eps_text(attack_kwargs(cfg)['eps'], cfg['norm'])   # device data keeps fastai's as `source`
+    atk = (f"PGD-{cfg['steps']} {eps}" + (", in-place start" if cfg['random_start'] == 'inplace' else '')
+           if not issubclass(METHODS[cfg['method']].cb, StandardCallback) else f"no attack in training (evaluated at {eps})")
+    return (f"arat-train: {cfg['method']} on {cfg['dataset']} ({len(dls.train_ds)} train / {len(dls.valid_ds)} valid images), {cfg['arch']} "
+            f"width {ifnone(cfg['width'], 'default')}, {cfg['epochs']} epochs, bs {cfg['bs']}, {atk}, device {cfg['device']}, output {out}")
 
-_TOTALS = {'arat': 'α·adv_ce + β·clean_ce + γ·inv', 'arat-separate': 'α·adv_ce + β·clean_ce + γ·inv'}
-
+# %% ../nbs/12_cli.ipynb #ae680002
 def _counts(learn):
     "How many validation images the per-epoch `clean_acc` and `robust_acc` are measured on."
     n = len(getattr(learn.dls, 'source', learn.dls).valid_ds)
@@ -595,57 +402,35 @@ def _counts(learn):
 
 def _legend(cfg, learn):
     "What the per-epoch columns are: the loss of training and that of validation are different quantities."
-    parts = [p for p in getattr(METHODS[cfg['method']].cb, 'parts', ()) if p not in ('alpha', 'beta')]
-    n, nr = _counts(learn)
-    tot = _TOTALS.get(cfg['method'])
-    return (f"per epoch: train_loss is the training objective of {cfg['method']}" + (f", {tot}" if tot else '') + " (smoothed over batches"
+    parts, (n, nr) = [p for p in getattr(METHODS[cfg['method']].cb, 'parts', ()) if p not in ('alpha', 'beta')], _counts(learn)
+    tot = ', α·adv_ce + β·clean_ce + γ·inv' if cfg['method'] in ('arat', 'arat-separate') else ''
+    return (f"per epoch: train_loss is the training objective of {cfg['method']}{tot} (smoothed over batches"
             + (f"; its parts {', '.join(parts)} beside it" if parts and parts != ['clean_ce'] else '') + f"); valid_loss is the clean "
             f"cross-entropy on the {n} validation images, not comparable to train_loss; clean_acc on those {n} images"
             + (f", robust_acc (PGD-20 {eps_text(attack_kwargs(cfg)['eps'], cfg['norm'])}) on the first {nr} of them" if nr else ''))
 
+# %% ../nbs/12_cli.ipynb #ae680003
 def _epoch_line(cfg, learn, log):
     "`--quiet`'s line for one epoch (what fastai's `Recorder` logs), instead of the raw list."
-    names, n, nr = learn.recorder.metric_names, *_counts(learn)
+    names, (n, nr) = learn.recorder.metric_names, _counts(learn)
     if len(log) != len(names) or not isinstance(log[0], int): return _say(*log)   # not an epoch's row
-    v = dict(zip(names, log))
-    f = lambda k: f"{v[k]:.4g}" if isinstance(v[k], float) else str(v[k])
+    v = dict(zip(names, log)); f = lambda k: f"{v[k]:.4g}" if isinstance(v[k], float) else str(v[k])
     parts = [k for k in names if k not in ('epoch', 'train_loss', 'valid_loss', 'clean_acc', 'robust_acc', 'time')]
-    s = f"epoch {v['epoch']+1}/{learn.n_epoch}: train_loss {f('train_loss')}" + (f" ({', '.join(f'{k} {f(k)}' for k in parts)})" if parts else '')
-    s += f"; valid clean CE {f('valid_loss')}"
-    if 'clean_acc' in v: s += f", clean_acc {100*v['clean_acc']:.1f}% of {n}"
-    if 'robust_acc' in v: s += f", robust_acc {100*v['robust_acc']:.1f}% of {nr}"
-    _say(s + f"; {v.get('time', '')}")
+    _say(f"epoch {v['epoch']+1}/{learn.n_epoch}: train_loss {f('train_loss')}" + (f" ({', '.join(f'{k} {f(k)}' for k in parts)})" if parts else '')
+         + f"; valid clean CE {f('valid_loss')}" + (f", clean_acc {100*v['clean_acc']:.1f}% of {n}" if 'clean_acc' in v else '')
+         + (f", robust_acc {100*v['robust_acc']:.1f}% of {nr}" if 'robust_acc' in v else '') + f"; {v.get('time', '')}")
 
-def _duration(s): return f"{s:.0f} s" if s < 90 else f"{s/60:.0f} min" if s < 5400 else f"{s/3600:.1f} h"
-
-class _RunClock(Callback):
-    "The run's training time, the seconds of its epochs summed over its sessions (kept in `resume.pth`); after the first epoch, an estimate of the rest."
-    order = 80   # after the loggers, before `ResumeCheckpoint` saves the epoch
-    def __init__(self, ck): self.ck, self.secs, self.first = ck, float(((ck.resume or {}).get('extra') or {}).get('train_secs', 0.)), True
-    def before_epoch(self): self.t0 = time.perf_counter()
-    def after_epoch(self):
-        if self.epoch < self.ck.start: return   # an epoch fastai skips while resuming
-        took = time.perf_counter() - self.t0
-        self.secs += took; self.ck.extra = {**(self.ck.extra or {}), 'train_secs': self.secs}
-        left = self.n_epoch - self.epoch - 1
-        if self.first and left:
-            end = time.strftime('%H:%M', time.localtime(time.time() + took * left))
-            _say(f"epoch {self.epoch+1} took {_duration(took)}: about {_duration(took * left)} more for the other {left} epoch(s), until about {end}")
-        self.first = False
-
+# %% ../nbs/12_cli.ipynb #ae680005
 def _summary(cfg, table, files, secs, out, eval_secs=0.):
     r = table.iloc[0]
     return (f"\n{cfg['method']} after {cfg['epochs']} epochs ({secs:.0f} s of training, the epochs' time over all sessions; final "
             f"evaluation {eval_secs:.0f} s): clean accuracy {100*r.clean:.2f}%, PGD-20 accuracy {100*r.pgd20:.2f}% "
-            f"({eps_text(r.eps, cfg['norm'])}, both on {int(r.n)} test images)\nwritten to {out}: "
-            + ', '.join(sorted(f.name for f in files.values())))
+            f"({eps_text(r.eps, cfg['norm'])}, both on {int(r.n)} test images)\nwritten to {out}: " + ', '.join(sorted(f.name for f in files.values())))
 
-# %% ../nbs/12_cli.ipynb #f5c1ffbb
 def _interrupted(out):
-    done = (_try_resume(out) or {}).get('epoch', 0)
-    msg = f"interrupted; {done} epoch(s) are saved in {out}: continue with `arat-train --resume --out {out}`"
     if not is_cli(arat_train): raise   # the KeyboardInterrupt being handled
-    print(msg, file=sys.stderr); return 130
+    print(f"interrupted; {saved_epochs(out)} epoch(s) are saved in {out}: continue with `arat-train --resume --out {out}`", file=sys.stderr)
+    return 130
 
 # %% ../nbs/12_cli.ipynb #c71dba6d
 def _first_line(e):
@@ -654,36 +439,23 @@ def _first_line(e):
     return lines[1] if len(lines) > 1 and lines[0].startswith('Exception occured in') else lines[0]
 
 def _diverged(e, out):
-    "The two-line message of a `FloatingPointError` that stopped the run in `out`."
-    st = _try_resume(out)
-    _trim_log(out, st['epoch'] if st else 0)
-    kept = f"{out/'resume.pth'} keeps epoch {st['epoch']}, the last finite one" if st else "no epoch was saved"
+    "The two-line message of a `FloatingPointError` that stopped the run in `out`: the checkpoint keeps the last finite epoch."
+    trim_log(out, n := saved_epochs(out))
+    kept = f"{out/'resume.pth'} keeps epoch {n}, the last finite one" if n else "no epoch was saved"
     return f"{_first_line(e)}\n{kept}; train again with a smaller --lr (or --warmup), with --overwrite or in another --out"
-
-def _trim_log(out, n):
-    "Keep the rows of the first `n` epochs (those the checkpoint holds) in the run's `log.csv`."
-    f = out/'log.csv'
-    if rank_distrib() or not f.exists(): return
-    try: log = pd.read_csv(f)
-    except (ValueError, OSError): return
-    if 'epoch' in log and (log.epoch >= n).any(): atomic_write(f, log[log.epoch < n].to_csv(index=False))
-
-def _os_error(e, fix):
-    return f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}; {fix}"
 
 # %% ../nbs/12_cli.ipynb #cbf23276
 @contextmanager
 def _errors(debug:bool=False, # also print the traceback
             out=None): # the run folder, once known (for the messages)
-    "Turn the errors a user can cause into one-line `CliError`s (the script prints the message and exits with status 1)."
+    "The one error mapping: a user's error (a library `ValueError` included) becomes a one-line `CliError` (status 1 from the shell)."
     try: yield
-    except CliError:
+    except (CliError, ValueError, FloatingPointError, OSError) as e:
         if debug: traceback.print_exc()
-        raise
-    except (FloatingPointError, OSError) as e:
-        if debug: traceback.print_exc()
+        if isinstance(e, CliError): raise
         fix = f"fix that, then continue with `arat-train --resume --out {out}`" if out else "check that path (--debug shows where it failed)"
-        raise CliError(_diverged(e, out) if isinstance(e, FloatingPointError) else _os_error(e, fix)) from e
+        if isinstance(e, OSError): raise CliError(f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}; {fix}") from e
+        raise CliError(_diverged(e, out) if isinstance(e, FloatingPointError) else _first_line(e)) from e
 
 # %% ../nbs/12_cli.ipynb #0f99033d
 def _check_launch(args, n):
@@ -692,9 +464,7 @@ def _check_launch(args, n):
     cfg, out, state = train_config(args)
     cfg['world_size'] = n
     _check_processes(cfg); _check_world(cfg, state, out)
-    if _finished(out, state, cfg['epochs']): return
-    dls = build_dls(cfg['dataset'], cfg['path'], cfg['bs'], cfg['n_train'], cfg['n_valid'], cfg['seed'], device='cpu', recipe=cfg['recipe'])
-    _check_batches(cfg, dls)
+    if not finished_state(out, cfg['epochs']): _run_dls(cfg, 'cpu')
 
 def _launch(n, argv):
     "Run `arat-train` with the arguments `argv` (less `--nproc`) in `n` processes on this machine, under torchrun; its exit status."
@@ -706,7 +476,6 @@ def _launch(n, argv):
 
 # %% ../nbs/12_cli.ipynb #2a64f25f
 def _check_processes(cfg):
-    "A `CliError` for a setting that several processes cannot run."
     if cfg['device_data'] == 'on': raise CliError("--device-data on: under DDP the batches come through fastai's DistributedDL; use --device-data auto")
 
 def _init_distributed(cfg):
@@ -714,8 +483,7 @@ def _init_distributed(cfg):
     cfg['world_size'] = w = max(num_distrib(), 1)
     if w == 1: return cfg
     _check_processes(cfg)
-    if torch.device(cfg['device']).type == 'cuda':
-        cfg['device'] = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"; torch.cuda.set_device(cfg['device'])
+    if torch.device(cfg['device']).type == 'cuda': cfg['device'] = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"; torch.cuda.set_device(cfg['device'])
     if not dist.is_initialized(): dist.init_process_group('nccl' if cfg['device'].startswith('cuda') else 'gloo')
     if rank_distrib(): cfg['quiet'] = True
     return cfg
@@ -723,9 +491,7 @@ def _init_distributed(cfg):
 # %% ../nbs/12_cli.ipynb #1da3defa
 def _check_world(cfg, state, out):
     "A `CliError` if the checkpoint of a resumed run was written by another number of processes."
-    if state is None: return
-    n = len(state.get('rng_ranks') or [None])
-    if n != cfg['world_size']:
+    if state is not None and (n := len(state.get('rng_ranks') or [None])) != cfg['world_size']:
         raise CliError(f"{out/'resume.pth'} was written by {n} process(es), this run has {cfg['world_size']}: "
                        f"resume it with {n} (torchrun --nproc_per_node {n}, or --nproc {n})")
 
@@ -736,78 +502,18 @@ def _distributed(learn, cfg):
     torch.manual_seed(cfg['seed'] + rank_distrib())   # the model and data are built from `seed` on every process; the attacks' starts differ
     with learn.distrib_ctx(sync_bn=cfg['sync_bn'], cpu=not cfg['device'].startswith('cuda')): yield learn
 
-# %% ../nbs/12_cli.ipynb #d955a59d
-@call_parse
-def arat_train(
-    method:str='arat', # training method, a name in arat.learner.METHODS: arat | at | trades | mart | lbgat | asym-trades | arat-separate | standard | arrest
-    arch:str=None, # architecture: resnet18 | preact18 | wrn34-10 | imagenette-resnet18 (default: imagenette-resnet18 for imagenette, else resnet18)
-    width:int=None, # resnet18/preact18/imagenette-resnet18: channels of the first stage; wrn34-10: widen factor (default: 16 on the sample, else 64 / 10 as the paper)
-    dataset:str='sample', # sample (embedded CIFAR-10 sample, no download) | cifar10 | cifar100 | imagenette
-    recipe:str='paper', # imagenette: paper (128 px, pad-4 crop; ResNet-18 with a 7x7 stride-2 stem, no max-pool) | imagenet (160 px, torchvision's ResNet-18)
-    path:str=None, # a folder in fastai's layout (train/, test/ or val/ class folders) instead of downloading --dataset
-    epochs:int=None, # epochs (default: 12 on the sample, else 100 as the paper)
-    bs:int=None, # batch size (default: 64 on the sample, else 128)
-    lr:float=0.1, # learning rate; divided by 10 at 75% and 90% of the epochs
-    warmup:bool=False, # run the first epoch at lr/5 (as the public AR-AT code)
-    lr_delay:int=0, # apply each lr division this many epochs late (the public AR-AT code: 1, so 0.1 until epoch 76 of 100)
-    gamma:float=None, # arat, asym-trades, arat-separate: invariance weight γ (default: the method's, e.g. arat 30, or 100 for wrn34-10)
-    layers:str=None, # arat, arat-separate: tap spec, e.g. 'relus:layer4', 'penultimate', 'blocks:layer4' (default: the ReLUs of the last stage)
-    auto_balance:bool=True, # arat, asym-trades, arat-separate: set α/β from the aux-BN clean accuracy each epoch (--no-auto-balance: use --alpha/--beta)
-    alpha:float=None, # weight of the adversarial CE when auto-balance is off (default: 1)
-    beta:float=None, # arat: weight of the clean (aux-BN) CE when auto-balance is off (default: 1); trades, mart: the TRADES/MART β
-    method_args:str=None, # more options of the method's callback as a JSON object, e.g. '{"stop_grad": false}' for arat
-    norm:str='Linf', # threat model of the training attack and the final table: Linf | L2
-    eps:float=None, # radius of the training attack and the final table: L∞ in pixel levels (default 8, meaning 8/255); L2 as it is (default 0.5)
-    step:float=None, # PGD step size: L∞ in pixel levels (default 2); L2 as it is (default eps/4)
-    steps:int=10, # PGD steps of the training attack
-    random_start:str='uniform', # start of the training attack: uniform (in the ε-ball) | inplace (the public AR-AT code: the noise is added to the clean batch, which the clean branch then trains on)
-    attack_mode:str=None, # model mode during the training attack: train | eval (default: the method's, train for arat/at, eval for trades/mart/lbgat)
-    precision:str=None, # mixed precision of training and the training attack: bf16 | fp16 (default: fp32); evaluation stays fp32
-    channels_last:bool=False, # channels_last (NHWC) convolutions on CUDA, a GPU speed-up (left off on the CPU, with a warning)
-    compile:bool=False, # torch.compile the model (inductor; refused where it cannot run); off by default, not yet measured on a GPU
-    swa:bool=False, # average the weights (SWA, as the public ARAT+SWA scripts); model.pth and the evaluation get the average
-    swa_start:float=None, # with --swa: first averaged epoch, a fraction of the run (default 0.75: epoch 76 of 100) or a 0-based epoch index
-    swa_freq:int=None, # with --swa: average every this many training steps (default 500)
-    two_pass:bool=False, # arat, arat-separate: clean and adversarial batches always in two forwards (default: one forward of both on CUDA, two forwards elsewhere)
-    device_data:str='auto', # keep the CIFAR images on the device, augmented there (same batches): auto (on for CUDA, not imagenette) | on | off
-    init:str=None, # start from these weights (a state-dict file, e.g. model.pth of an `arat-train --method standard` run); arrest: its teacher
-    nproc:int=None, # start this many processes on this machine (torchrun, PyTorch DDP); or run under `torchrun -m arat.cli`
-    sync_bn:bool=True, # with several processes: BN statistics over the whole batch (--no-sync-bn: each process's own)
-    n_train:int=None, # train on a class-balanced subset of this many images
-    n_valid:int=None, # validate on a class-balanced subset of this many images
-    robust_n:int=None, # validation images for the per-epoch PGD-20 metric robust_acc, 0 for none (default: 100 on the sample, else 500)
-    eval_n:int=None, # validation images for the final clean/PGD-20 table (default: all)
-    grad_sim:int=10, # arat: log the gradient similarity every this many batches (0: off)
-    seed:int=0, # random seed (data subsets, shuffle, augmentation, initialisation, attacks)
-    device:str=None, # cpu | cuda | cuda:N (default: cuda if available)
-    num_workers:int=0, # data-loader worker processes
-    out:str=None, # output folder (default: runs/<method>-<dataset>); a folder holding another run is refused unless --overwrite
-    resume:bool=False, # continue the unfinished run in --out, bit-identically, with its saved configuration
-    overwrite:bool=False, # replace the run in --out (all its files, report/ included) by this one
-    stop_after:int=None, # stop after this many epochs as if interrupted (for testing --resume)
-    quiet:bool=False, # no progress bars
-    debug:bool=False): # show the Python traceback of an error
-    "Train a model adversarially (AR-AT by default) and write the model, log, plots, a clean/PGD-20 table and results.json to --out."
-    args = dict(locals())
-    _positive('--nproc', nproc)
-    if nproc is not None and nproc > 1:
-        with _errors(debug): _check_launch(args, nproc)   # one message, before torchrun starts processes that would each refuse
-        return _launch(nproc, sys.argv[1:])
+# %% ../nbs/12_cli.ipynb #d9550001
+def _fit(cfg, out, state, debug):
+    "Build the run (checking everything), then write its folder, train, and write the results; `arat_train`'s result."
     with _errors(debug):
-        cfg, out, state = train_config(args)
-        _init_distributed(cfg); _check_world(cfg, state, out); distrib_barrier()   # every process has read --out before process 0 writes
-        if _finished(out, state, cfg['epochs']):
-            _say(f"{out}: the run already finished its {state['epoch']} epochs; nothing to do (--resume --epochs N extends it, --overwrite trains it again)")
-            return _result(out=out, finished=True)
         learn, ck, gs = build_run(cfg, out, state)
-        clock = _RunClock(ck); learn.add_cb(clock)
+        learn.add_cb(clock := RunClock(ck, _say))
         _prepare_out(cfg, out, state)
     with _errors(debug, out):
         start = 0 if state is None else state['epoch']
         if start >= cfg['epochs']: _say(f"{out}: all {cfg['epochs']} epochs are saved; writing the outputs the run did not finish")
         elif start: _say(f"resuming {out} at epoch {start+1} of {cfg['epochs']}")
-        if cfg['method'] == 'arrest' and cfg['init'] is None:
-            _say("note: arrest fine-tunes a standard model; without --init the teacher is the random initial model")
+        if cfg['method'] == 'arrest' and cfg['init'] is None: _say("note: arrest fine-tunes a standard model; without --init the teacher is the random initial model")
         _say(_banner(cfg, learn, out))
         if start < cfg['epochs']: _say(_legend(cfg, learn))
         try:
@@ -823,33 +529,86 @@ def arat_train(
     if table is not None: _say(_summary(cfg, table, files, clock.secs, out, eval_secs=time.time() - t1))
     return _result(out=out, table=table, files=files, learn=learn)
 
+# %% ../nbs/12_cli.ipynb #d955a59d
+@call_parse
+def arat_train(
+    method:_one_of('method')='arat', # arat, at, trades, mart, lbgat, asym-trades, arat-separate, standard or arrest: a training method of arat.learner.METHODS
+    arch:_one_of('arch')=None, # resnet18, preact18, wrn34-10 or imagenette-resnet18 (default: imagenette-resnet18 for imagenette, else resnet18)
+    width:int=None, # resnet18/preact18/imagenette-resnet18: channels of the first stage; wrn34-10: widen factor (default: 16 on the sample, else 64 / 10 as the paper)
+    dataset:_one_of('dataset')='sample', # sample (embedded CIFAR-10 sample, no download), cifar10, cifar100 or imagenette
+    recipe:_one_of('recipe')='paper', # imagenette: paper (128 px, pad-4 crop; ResNet-18 with a 7x7 stride-2 stem, no max-pool) or imagenet (160 px, torchvision's ResNet-18)
+    path:str=None, # a folder in fastai's layout (train/, test/ or val/ class folders) instead of downloading --dataset
+    epochs:int=None, # epochs (default: 12 on the sample, else 100 as the paper)
+    bs:int=None, # batch size (default: 64 on the sample, else 128)
+    lr:float=0.1, # learning rate; divided by 10 at 75% and 90% of the epochs
+    warmup:bool=False, # run the first epoch at lr/5 (as the public AR-AT code)
+    lr_delay:int=0, # apply each lr division this many epochs late (the public AR-AT code: 1)
+    gamma:float=None, # arat, asym-trades, arat-separate: invariance weight γ (default: the method's, e.g. arat 30, or 100 for wrn34-10)
+    layers:str=None, # arat, arat-separate: tap spec, e.g. 'relus:layer4', 'penultimate', 'blocks:layer4' (default: the ReLUs of the last stage)
+    auto_balance:bool=True, # arat, asym-trades, arat-separate: set α/β from the aux-BN clean accuracy each epoch (--no-auto-balance: use --alpha/--beta)
+    alpha:float=None, # weight of the adversarial CE when auto-balance is off (default: 1)
+    beta:float=None, # arat: weight of the clean (aux-BN) CE when auto-balance is off (default: 1); trades, mart: the TRADES/MART β
+    method_args:str=None, # more options of the method's callback as a JSON object, e.g. '{"stop_grad": false}' for arat
+    norm:_one_of('norm')='Linf', # threat model of the training attack and the final table
+    eps:float=None, # attack radius: L∞ in pixel levels (default 8, meaning 8/255); L2 as it is (default 0.5)
+    step:float=None, # PGD step size: L∞ in pixel levels (default 2); L2 as it is (default eps/4)
+    steps:int=10, # PGD steps of the training attack
+    random_start:_one_of('random_start')='uniform', # start of the training attack: uniform in the ε-ball, or inplace (the public AR-AT code: the noise is added to the clean batch, which the clean branch then trains on)
+    attack_mode:_one_of('attack_mode')=None, # model mode during the training attack (default: the method's, train for arat/at, eval for trades/mart/lbgat)
+    precision:_one_of('precision')=None, # mixed precision of training and the training attack (default: fp32); evaluation stays fp32
+    channels_last:bool=False, # channels_last (NHWC) convolutions on CUDA (left off on the CPU, with a warning)
+    compile:bool=False, # torch.compile the model (inductor; refused where it cannot run)
+    swa:bool=False, # average the weights (SWA, as the public ARAT+SWA scripts); model.pth and the evaluation get the average
+    swa_start:float=None, # with --swa: first averaged epoch, a fraction of the run (default 0.75) or a 0-based epoch index
+    swa_freq:int=None, # with --swa: average every this many training steps (default 500)
+    two_pass:bool=False, # arat, arat-separate: clean and adversarial batches in two forwards (default: one forward of both on CUDA)
+    device_data:_one_of('device_data')='auto', # keep the CIFAR images on the device, augmented there (auto: on for CUDA, not imagenette)
+    init:str=None, # start from these weights (a state-dict file, e.g. model.pth of an `arat-train --method standard` run); arrest: its teacher
+    nproc:int=None, # start this many processes on this machine (torchrun, PyTorch DDP); or run under `torchrun -m arat.cli`
+    sync_bn:bool=True, # with several processes: BN statistics over the whole batch (--no-sync-bn: each process's own)
+    n_train:int=None, # train on a class-balanced subset of this many images
+    n_valid:int=None, # validate on a class-balanced subset of this many images
+    robust_n:int=None, # validation images for the per-epoch PGD-20 metric robust_acc, 0 for none (default: 100 on the sample, else 500)
+    eval_n:int=None, # validation images for the final clean/PGD-20 table (default: all)
+    grad_sim:int=10, # arat: log the gradient similarity every this many batches (0: off)
+    seed:int=0, # random seed (data subsets, shuffle, augmentation, initialisation, attacks)
+    device:str=None, # cpu, cuda or cuda:N (default: cuda if available)
+    num_workers:int=0, # data-loader worker processes
+    out:str=None, # output folder (default: runs/<method>-<dataset>); a folder holding another run is refused unless --overwrite
+    resume:bool=False, # continue the unfinished run in --out, bit-identically, with its saved configuration
+    overwrite:bool=False, # replace the run in --out (all its files, report/ included) by this one
+    stop_after:int=None, # stop after this many epochs as if interrupted (for testing --resume)
+    quiet:bool=False, # no progress bars
+    debug:bool=False): # show the Python traceback of an error
+    "Train a model adversarially (AR-AT by default) and write the model, log, plots, a clean/PGD-20 table and results.json to --out."
+    args = dict(locals())
+    with _errors(debug):
+        if nproc is not None: check_number('arat-train', '--nproc', nproc, lo=1, integer=True)
+        if nproc is not None and nproc > 1: _check_launch(args, nproc); return _launch(nproc, sys.argv[1:])   # refused before torchrun starts processes
+        cfg, out, state = train_config(args)
+        _init_distributed(cfg); _check_world(cfg, state, out); distrib_barrier()   # every process has read --out before process 0 writes
+        if state and finished_state(out, cfg['epochs']):
+            _say(f"{out}: the run already finished its {state['epoch']} epochs; nothing to do (--resume --epochs N extends it, --overwrite trains it again)")
+            return _result(out=out, finished=True)
+    return _fit(cfg, out, state, debug)
+
 # %% ../nbs/12_cli.ipynb #f4d04024
 if __name__ == '__main__' and not callable(arat_train): sys.exit(arat_train or 0)   # `python -m arat.cli` (torchrun) ran arat-train above
 
 # %% ../nbs/12_cli.ipynb #bfb28077
-_EVAL_KEYS = ('method', 'arch', 'width', 'n_out', 'dataset', 'path')
-
-def _check_model_config(cfg, src):
-    "A `CliError` naming the key of `src` (a run's config.json) whose value cannot describe a model."
-    fix = f" ({src} is not as arat-train wrote it: restore it, or train the run again)"
-    try:
-        _choice(f"{src}: arch", cfg['arch'], ARCHS, 'an architecture'); _choice(f"{src}: dataset", cfg['dataset'], DATASETS, 'a dataset')
-        _positive(f"{src}: width", cfg['width']); _positive(f"{src}: n_out", cfg['n_out'])
-        if cfg['n_out'] is None: raise CliError(f"{src}: n_out None must be a positive integer")
-    except CliError as e: raise CliError(f"{e}{fix}") from None
-
 def load_run(run, # a run folder of `arat-train`, or its `model.pth`
              device='cpu'): # where to put the model
     "The deployable (single-BN) model of a run and its configuration."
     run = Path(run).expanduser()
     folder, fn = (run.parent, run) if run.suffix == '.pth' else (run, run/'model.pth')
-    src = folder/'config.json'
-    if not src.exists():
-        raise CliError(f"{run}: not a run folder of arat-train (no config.json in {folder}); pass the --out folder of a run")
-    cfg = _read_config(src, _EVAL_KEYS, "restore it, or train the run again")
-    _check_model_config(cfg, src)
-    if not fn.exists():
-        raise CliError(f"{fn} does not exist: the run in {folder} did not finish; continue it with `arat-train --resume --out {folder}`")
+    src, fix = folder/'config.json', "restore it, or train the run again"
+    if not src.exists(): raise CliError(f"{run}: not a run folder of arat-train (no config.json in {folder}); pass the --out folder of a run")
+    cfg = read_config(src, ('method', 'arch', 'width', 'n_out', 'dataset', 'path'), fix)
+    try:
+        check_choice(src, 'arch', cfg['arch'], ARCHS); check_choice(src, 'dataset', cfg['dataset'], DATASETS)
+        check_number(src, 'width', cfg['width'], 1, integer=True, none_ok=True); check_number(src, 'n_out', cfg['n_out'], 1, integer=True)
+    except ValueError as e: raise CliError(f"{e} ({src} is not as arat-train wrote it: {fix})") from None
+    if not fn.exists(): raise CliError(f"{fn} does not exist: the run in {folder} did not finish; continue it with `arat-train --resume --out {folder}`")
     try: sd = load_file(fn)
     except CheckpointError as e: raise CliError(f"{e}; write it again from the run's checkpoint with `arat-train --resume --out {folder}`") from None
     model = build_model(cfg['arch'], cfg['n_out'], cfg['width'], cfg.get('recipe', 'paper'))
@@ -862,42 +621,30 @@ def load_run(run, # a run folder of `arat-train`, or its `model.pth`
 # %% ../nbs/12_cli.ipynb #4c872ff7
 def _eval_dls(cfg, model, dataset, path, bs, device, folder):
     "The validation data of a run (or of `dataset`/`path`), checked against the model's number of classes."
-    ds, p = ifnone(dataset, cfg['dataset']), path if (path or dataset) else cfg['path']
-    if not (path or dataset) and p is not None:
+    own, ds, p, rc = not (path or dataset), ifnone(dataset, cfg['dataset']), path if (path or dataset) else cfg['path'], cfg.get('recipe', 'paper')
+    if own and p is not None:
         if not isinstance(p, str) or not Path(p).is_dir():
             raise CliError(f"the run's data folder {p!r} ({folder/'config.json'}: path) is not there; pass --path to the data (or --dataset)")
         _check_data(cfg, f"arat-eval {folder}", f"put the run's data back, or pass --path {p} to evaluate on it as it is")
-    own, nv, seed = not (path or dataset), cfg.get('n_valid'), cfg.get('seed') if isinstance(cfg.get('seed'), int) else 0
+    nv, seed = cfg.get('n_valid'), cfg.get('seed') if isinstance(cfg.get('seed'), int) else 0
     if own and isinstance(nv, int) and nv > 0:   # the run validated on a subset: evaluate the same images as its final table (eval.csv)
         _say(f"arat-eval: the run's validation images, the subset of {nv} it trained with (--n-valid {nv}, seed {seed}), as its eval.csv; "
              f"pass {'--path ' + str(p) if p else '--dataset ' + ds} for the whole validation set")
-        dls = build_dls(ds, p, bs=bs, n_valid=nv, seed=seed, device=device, recipe=cfg.get('recipe', 'paper'))
-    else: dls = build_dls(ds, p, bs=bs, seed=0, device=device, recipe=cfg.get('recipe', 'paper'))
-    if dls.c != model_n_out(model):
-        raise CliError(f"the model has {model_n_out(model)} classes, the data ({ds}) {dls.c}; pass the run's dataset")
+    dls = build_dls(ds, p, bs=bs, n_valid=nv if own and isinstance(nv, int) and nv > 0 else None, seed=seed if own else 0, device=device, recipe=rc)
+    if dls.c != model_n_out(model): raise CliError(f"the model has {model_n_out(model)} classes, the data ({ds}) {dls.c}; pass the run's dataset")
     return dls
 
+# %% ../nbs/12_cli.ipynb #4c870002
 def _eval_threat(cfg, norm, eps, folder):
     "`arat-eval`'s threat model: `--norm`/`--eps` or the run's (config.json), as `robustness_report`'s `norm` and `eps`."
     run_norm = cfg.get('norm', 'Linf')
     if run_norm not in ('Linf', 'L2'): raise CliError(f"{folder/'config.json'}: norm {run_norm!r} is not Linf or L2; restore the file")
-    nm = ifnone(norm, run_norm)
-    _choice('--norm', nm, ('Linf', 'L2'), 'a threat model')
-    if eps is not None: _positive('--eps', eps, allow_zero=True, integer=False)
+    nm = check_choice('arat-eval', '--norm', ifnone(norm, run_norm), ('Linf', 'L2'))
+    if eps is not None: check_number('arat-eval', '--eps', eps, hint=_EPS_HINT)
     e = ifnone(eps, cfg.get('eps') if nm == run_norm else None)
-    if not isinstance(e, (int, float)) or isinstance(e, bool): e = DEFAULT_EPS[nm]
-    return dict(norm=nm, eps=_unit(e, nm))
+    return dict(norm=nm, eps=_unit(e if isinstance(e, (int, float)) and not isinstance(e, bool) else DEFAULT_EPS[nm], nm))
 
-def _files_state(folder):
-    "`{file: (mtime, size)}` of the files under `folder`."
-    return {p: (s.st_mtime_ns, s.st_size) for p in Path(folder).rglob('*') if p.is_file() and (s := p.stat())}
-
-def _list_report(run, folder, before):
-    "Add the files arat-eval wrote under `folder` (new or changed since `before`) to the manifest of `run`, if `folder` is inside it."
-    run, folder = Path(run).resolve(), Path(folder).resolve()
-    if _manifest(run) is None or not folder.is_relative_to(run): return
-    _add_to_manifest(run, sorted(p.resolve().relative_to(run).as_posix() for p, s in _files_state(folder).items() if before.get(p) != s))
-
+# %% ../nbs/12_cli.ipynb #4c870003
 def _say_report(res):
     _say(res['table'].to_string(float_format=lambda v: f"{v:.4f}"))
     if 'sanity' in res:
@@ -905,18 +652,38 @@ def _say_report(res):
         _say('sanity checks: ' + ('all pass' if not bad else 'FLAGGED: ' + ', '.join(bad)))
     _say(f"report: {res['md']} and {res['html']}; results: {res['results']} and {res['card']}")
 
+# %% ../nbs/12_cli.ipynb #4c870004
+def _report(run, out, n, aa, aa_iters, device, dataset, path, norm, eps, sanity, analysis, bs, seed, quiet, t0):
+    "`arat_eval`'s work: load the run, evaluate it, write the report and results.json beside it, list them in the run's manifest."
+    dev, run = _parse_device(device), Path(run).expanduser()
+    folder, fn = (run.parent, run) if run.suffix == '.pth' else (run, run/'model.pth')
+    fname = Path(ifnone(out, folder/'report'/'robustness_report.md')).expanduser()
+    check_out(fname.parent, '--out' if out else 'the report folder')
+    model, cfg = load_run(run, dev)
+    atk, dls, gs = _eval_threat(cfg, norm, eps, folder), _eval_dls(cfg, model, dataset, path, bs, dev, folder), folder/'grad_sim.csv'
+    before, name = files_state(fname.parent), f"{cfg['method']} {cfg['arch']}" + (f" w{cfg['width']}" if cfg['width'] else '')
+    res = robustness_report({name: model}, dls, fname=fname, n=n, aa_version=aa, aa_kwargs=dict(n_iter=aa_iters) if aa_iters else None,
+                            sanity=sanity, sanity_n=min(n, 256), embed_n=min(n, 2000), grad_sim=pd.read_csv(gs) if gs.exists() else None,
+                            bs=bs, seed=seed, progress=not quiet, title=f"Robustness report: {folder.name}", **atk,
+                            **({} if analysis else dict(sweep=None, features=None)))
+    rec = results_record(res['table'], model, fn, cfg, tool='arat-eval', autoattack=dict(mode=aa, n_iter=ifnone(aa_iters, 100)),
+                         seeds={'training': cfg['seed']} if isinstance(cfg.get('seed'), int) else {}, wall_time=time.time() - t0, device=dev)
+    res['results'], res['card'] = write_results(rec, fname.parent)
+    list_new_files(folder, fname.parent, before)
+    return res
+
 # %% ../nbs/12_cli.ipynb #838e1cfe
 @call_parse(pos=['run'])
 def arat_eval(
     run:str='runs/arat-sample', # run folder of arat-train (its --out), or its model.pth
     n:int=1000, # test images (the first n of the class-interleaved validation set)
-    aa:str='standard', # AutoAttack version: standard (report this) | cheap (APGD-CE + APGD-T, for CPU checks)
+    aa:_one_of('aa')='standard', # AutoAttack version: standard (report this) or cheap (APGD-CE + APGD-T, for CPU checks)
     aa_iters:int=None, # iterations of each AutoAttack attack (default: AutoAttack's 100); fewer is cheaper and weaker
-    device:str=None, # cpu | cuda | cuda:N (default: cuda if available)
+    device:str=None, # cpu, cuda or cuda:N (default: cuda if available)
     out:str=None, # the report's Markdown file (default: <run>/report/robustness_report.md; HTML, figures, results.json and model_card.md beside it)
-    dataset:str=None, # evaluate on this dataset instead of the run's
+    dataset:_one_of('dataset')=None, # evaluate on this dataset (sample, cifar10, cifar100, imagenette) instead of the run's
     path:str=None, # ... or on this folder (fastai layout)
-    norm:str=None, # threat model: Linf | L2 (default: the run's --norm)
+    norm:_one_of('norm')=None, # threat model (default: the run's --norm)
     eps:float=None, # radius, as arat-train's --eps: L∞ in pixel levels, L2 as it is (default: the run's --eps)
     sanity:bool=True, # run the gradient-masking sanity checks (--no-sanity: skip them)
     analysis:bool=True, # ε sweep, feature cosine and embedding plots (--no-analysis: skip them)
@@ -925,26 +692,11 @@ def arat_eval(
     quiet:bool=False, # no progress bars
     debug:bool=False): # show the Python traceback of an error
     "Evaluate a model saved by arat-train: clean, FGSM, PGD-20, AutoAttack and sanity checks, as a report and results.json."
-    t0 = time.time()
     with _errors(debug):
-        _positive('--n', n); _positive('--bs', bs); _positive('--aa-iters', aa_iters); _choice('--aa', aa, ('standard', 'cheap'), 'an AutoAttack version')
+        for k, v, lo in (('n', n, 1), ('bs', bs, 1), ('aa_iters', aa_iters, 1)):
+            if v is not None: check_number('arat-eval', _flag(k), v, lo, integer=True)
+        check_choice('arat-eval', '--aa', aa, CHOICES['aa'])
         if out is not None and Path(out).suffix != '.md': raise CliError(f"--out {out} must end in .md (the HTML file and figures go beside it)")
-        dev = _parse_device(device)
-        run = Path(run).expanduser(); folder, fn = (run.parent, run) if run.suffix == '.pth' else (run, run/'model.pth')
-        fname = Path(ifnone(out, folder/'report'/'robustness_report.md')).expanduser()
-        _check_out(fname.parent, '--out' if out else 'the report folder')
-        model, cfg = load_run(run, dev)
-        atk = _eval_threat(cfg, norm, eps, folder)
-        dls, gs = _eval_dls(cfg, model, dataset, path, bs, dev, folder), folder/'grad_sim.csv'
-        name = f"{cfg['method']} {cfg['arch']}" + (f" w{cfg['width']}" if cfg['width'] else '')
-        before = _files_state(fname.parent)
-        res = robustness_report({name: model}, dls, fname=fname, n=n, aa_version=aa, aa_kwargs=dict(n_iter=aa_iters) if aa_iters else None,
-                                sanity=sanity, sanity_n=min(n, 256), embed_n=min(n, 2000), grad_sim=pd.read_csv(gs) if gs.exists() else None,
-                                bs=bs, seed=seed, progress=not quiet, title=f"Robustness report: {folder.name}", **atk,
-                                **({} if analysis else dict(sweep=None, features=None)))
-        rec = results_record(res['table'], model, fn, cfg, tool='arat-eval', autoattack=dict(mode=aa, n_iter=ifnone(aa_iters, 100)),
-                             seeds={'training': cfg['seed']} if isinstance(cfg.get('seed'), int) else {}, wall_time=time.time() - t0, device=dev)
-        res['results'], res['card'] = write_results(rec, fname.parent)
-        _list_report(folder, fname.parent, before)
+        res = _report(run, out, n, aa, aa_iters, device, dataset, path, norm, eps, sanity, analysis, bs, seed, quiet, time.time())
     _say_report(res)
     return 0 if is_cli(arat_eval) else res

@@ -6,7 +6,7 @@ Docs: https://arat-dev.github.io/arat/runs.html.md"""
 
 # %% ../nbs/10_runs.ipynb #8aa7c615
 from __future__ import annotations
-import os, random, hashlib
+import os, json, time, random, hashlib
 from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -19,8 +19,10 @@ from fastai.distributed import DistributedDL
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['rng_states', 'set_rng_states', 'atomic_write', 'save_atomically', 'file_sha256', 'ResumeCheckpoint',
-           'CheckpointError', 'load_file', 'load_resume', 'state_mismatch', 'restore_learner', 'RunLogger']
+__all__ = ['MANIFEST', 'rng_states', 'set_rng_states', 'atomic_write', 'save_atomically', 'file_sha256', 'ResumeCheckpoint',
+           'CheckpointError', 'load_file', 'load_resume', 'state_mismatch', 'restore_learner', 'RunLogger',
+           'run_manifest', 'add_to_manifest', 'remove_run', 'data_fingerprint', 'data_change', 'finished_state',
+           'trim_log', 'saved_epochs', 'check_out', 'read_config', 'files_state', 'list_new_files', 'RunClock']
 
 # %% ../nbs/10_runs.ipynb #5731550c
 def _own(dl):
@@ -237,3 +239,121 @@ def before_fit(self:RunLogger):
             return
     self.append = False
     CSVLogger.before_fit(self)
+
+# %% ../nbs/10_runs.ipynb #r10a0002
+MANIFEST = 'manifest.json'   # the files a run wrote in its folder: the only ones `remove_run` deletes
+
+def run_manifest(folder): # a run folder
+    "The relative names of the files the manifest of `folder` lists (`None`: no readable manifest, so not a run to replace)."
+    try: m = json.loads((Path(folder)/MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, ValueError): return None
+    fs = m.get('files') if isinstance(m, dict) else None
+    return [f for f in fs if isinstance(f, str)] if isinstance(fs, list) else None
+
+def add_to_manifest(folder, # a run folder
+                    names): # file names relative to `folder`
+    "List `names` in the manifest of `folder`, beside those it lists."
+    old = run_manifest(folder) or []
+    atomic_write(Path(folder)/MANIFEST, json.dumps(dict(tool='arat', files=old + [n for n in names if n not in old]), indent=1))
+
+# %% ../nbs/10_runs.ipynb #r10a0003
+def remove_run(out): # a run folder
+    "Delete the files the manifest of `out` lists (and their temporary files), then folders left empty; other files stay."
+    out = Path(out); root = out.resolve()
+    names = [n for n in run_manifest(out) or [] if (out/n).resolve().is_relative_to(root) and (out/n).resolve() != root]   # never outside
+    for n in names:
+        if (out/n).is_file() or (out/n).is_symlink(): (out/n).unlink()
+        out.joinpath(f'{n}.tmp').unlink(missing_ok=True)
+    for d in sorted({(out/n).parent for n in names}, key=lambda p: -len(p.parts)):
+        if d != out and d.is_dir() and not any(d.iterdir()): d.rmdir()
+    (out/MANIFEST).unlink(missing_ok=True)
+
+# %% ../nbs/10_runs.ipynb #r10a0006
+def data_fingerprint(path): # a data folder (`None`: no fingerprint)
+    "The number of files under `path`, the sha256 of their sorted relative names and that of their names with their sizes."
+    if path is None: return None
+    root = Path(path)
+    fs = sorted(((Path(d).relative_to(root)/f).as_posix(), os.path.getsize(os.path.join(d, f))) for d, _, ns in os.walk(root) for f in ns)
+    sha = lambda s: hashlib.sha256(s.encode()).hexdigest()
+    return dict(files=len(fs), names_sha256=sha('\n'.join(n for n, _ in fs)), sizes_sha256=sha('\n'.join(f"{n}\t{s}" for n, s in fs)))
+
+def data_change(old:dict, # a `data_fingerprint`
+                path): # the folder it was taken of
+    "How the data in `path` changed since fingerprint `old` was taken, in words (`None`: unchanged)."
+    new = data_fingerprint(path)
+    if all(new.get(k) == v for k, v in old.items()): return None   # a fingerprint without sizes: its keys are compared
+    if old.get('files') != new['files']: return f"{old.get('files')} files then, {new['files']} now"
+    if old.get('names_sha256') != new['names_sha256']: return f"the same number of files ({new['files']}), other names"
+    return "the same file names, other file sizes: a file was replaced or changed"
+
+# %% ../nbs/10_runs.ipynb #r10a0009
+def finished_state(out, # a run folder
+                   epochs:int): # the run's length
+    "The checkpoint of the run in `out` if it finished (`epochs` epochs saved, results and a readable `model.pth` written), else `None`."
+    try: st = load_resume(out); st and load_file(Path(out)/'model.pth')
+    except CheckpointError: return None
+    return st if st and st['epoch'] >= epochs and (Path(out)/'results.json').exists() else None
+
+def trim_log(out, # a run folder
+             n:int): # the epochs its checkpoint holds
+    "Keep the rows of the first `n` epochs in the run's `log.csv` (process 0 writes)."
+    f = Path(out)/'log.csv'
+    if rank_distrib() or not f.exists(): return
+    try: log = pd.read_csv(f)
+    except (ValueError, OSError): return
+    if 'epoch' in log and (log.epoch >= n).any(): atomic_write(f, log[log.epoch < n].to_csv(index=False))
+
+# %% ../nbs/10_runs.ipynb #r10a0010
+def saved_epochs(out): # a run folder
+    "How many epochs the checkpoint in `out` holds (0: none, or unreadable)."
+    try: return (load_resume(out) or {}).get('epoch', 0)
+    except CheckpointError: return 0
+
+# %% ../nbs/10_runs.ipynb #r10a0013
+def check_out(out:Path, # a folder to write in (made if missing)
+              name:str='--out'): # how to call it in a message
+    "A `ValueError` if folder `out` cannot be made or written: it is a file, lies under one, or its parent is not writable."
+    if out.exists() and not out.is_dir(): raise ValueError(f"{name} {out} is a file, not a folder; pass a folder (it is made if missing)")
+    p = out
+    while not p.exists() and p != p.parent: p = p.parent
+    if not p.is_dir(): raise ValueError(f"{name} {out}: {p} is a file, so no folder can be made under it; pass another {name}")
+    if not os.access(p, os.W_OK | os.X_OK): raise ValueError(f"{name} {out}: {p} is not writable (permission denied); pass a folder you can write to")
+
+def read_config(f, # a run's config.json
+                keys, # the keys it must have
+                fix:str): # what to do, for the message
+    "The configuration in JSON file `f`; a `ValueError` ending with `fix` if it cannot be read, is not an object or lacks `keys`."
+    try: cfg = json.loads(Path(f).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise ValueError(f"{f} cannot be read as JSON ({e}); {fix}") from None
+    if not isinstance(cfg, dict): raise ValueError(f"{f} is not a run configuration (a JSON object); {fix}")
+    if miss := [k for k in keys if k not in cfg]: raise ValueError(f"{f} is incomplete: no {', '.join(miss)}; {fix}")
+    return cfg
+
+# %% ../nbs/10_runs.ipynb #r10a0014
+def files_state(folder): # a folder
+    "`{file: (mtime, size)}` of the files under `folder`, to tell later which ones a tool wrote."
+    return {p: (s.st_mtime_ns, s.st_size) for p in Path(folder).rglob('*') if p.is_file() and (s := p.stat())}
+
+def list_new_files(run, # a run folder
+                   folder, # a folder inside it (e.g. its report/)
+                   before:dict): # `files_state(folder)` before the files were written
+    "Add the files under `folder` that are new or changed since `before` to the manifest of `run`, if `folder` is inside it."
+    run, folder = Path(run).resolve(), Path(folder).resolve()
+    if run_manifest(run) is None or not folder.is_relative_to(run): return
+    add_to_manifest(run, sorted(p.resolve().relative_to(run).as_posix() for p, s in files_state(folder).items() if before.get(p) != s))
+
+# %% ../nbs/10_runs.ipynb #r10a0015
+def _duration(s): return f"{s:.0f} s" if s < 90 else f"{s/60:.0f} min" if s < 5400 else f"{s/3600:.1f} h"
+
+class RunClock(Callback):
+    "The run's training time, its epochs' seconds summed over its sessions (kept in the checkpoint); after the first epoch, an estimate of the rest."
+    order = 80   # after the loggers, before `ResumeCheckpoint` saves the epoch
+    def __init__(self, ck:ResumeCheckpoint, say=print): store_attr(); self.secs, self.first = float(((ck.resume or {}).get('extra') or {}).get('train_secs', 0.)), True
+    def before_epoch(self): self.t0 = time.perf_counter()
+    def after_epoch(self):
+        if self.epoch < self.ck.start: return   # an epoch fastai skips while resuming
+        took, left = time.perf_counter() - self.t0, self.n_epoch - self.epoch - 1
+        self.secs += took; self.ck.extra = {**(self.ck.extra or {}), 'train_secs': self.secs}
+        if self.first and left: self.say(f"epoch {self.epoch+1} took {_duration(took)}: about {_duration(took * left)} more for the other {left} "
+                                         f"epoch(s), until about {time.strftime('%H:%M', time.localtime(time.time() + took * left))}")
+        self.first = False

@@ -104,38 +104,39 @@ def run_many(cases, timeout=120):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-BAD = [(['--method', 'fgsm'], "--method 'fgsm' is not a training method; choose one of: arat, at, trades, mart, lbgat, asym-trades, arat-separate"),
-       (['--epochs', '-1'], '--epochs -1 must be a positive integer'),
-       (['--path', '/nonexistent'], '--path /nonexistent: no such folder'),
-       (['--arch', 'vgg16'], "--arch 'vgg16' is not an architecture"),
-       (['--dataset', 'mnist'], "--dataset 'mnist' is not a dataset"),
-       (['--eps', '-2'], '--eps -2.0 must be a non-negative number'),
-       (['--lr', '0'], '--lr 0.0 must be a positive number'),
-       (['--method', 'at', '--gamma', '10'], '--gamma is not an option of --method at (ATCallback takes: '),
-       (['--method', 'trades', '--layers', 'penultimate'], '--layers is not an option of --method trades'),
-       (['--attack-mode', 'test'], "--attack-mode 'test' is not a model mode; choose one of: train, eval"),
-       (['--recipe', 'fast'], "--recipe 'fast' is not a recipe; choose one of: paper, imagenet"),
-       (['--resume'], 'holds no run'),
-       (['--method-args', '{"gamma": -5}'], "--method-args 'gamma': ARATCallback: gamma must be a finite number >= 0"),
-       (['--method', 'trades', '--method-args', '{"beta": -100}'], "--method-args 'beta': TRADESCallback: beta must be a finite number >= 0"),
-       (['--method', 'trades', '--beta', '-100'], '--beta -100.0 must be a non-negative number'),
-       (['--method-args', '{"nope": 1}'], "--method-args: 'nope' is not an option of --method arat (ARATCallback takes: gamma"),
-       (['--layers', ','], "--layers ',': ARATCallback: layers must be a tap spec"),
-       (['--n-train', '20', '--bs', '32'], '--bs 32 is more than the 20 training images: no full batch to train on'),
-       (['--epochs', 'two'], "argument --epochs: invalid int value: 'two'"),   # argparse: usage, exit 2
-       (['--norm', 'l2'], "--norm 'l2' is not a threat model; choose one of: Linf, L2"),
-       (['--random-start', 'gauss'], "--random-start 'gauss' is not a random start; choose one of: uniform, inplace"),
-       (['--method', 'trades', '--random-start', 'inplace'], "--random-start inplace: TRADESCallback: random_start='inplace' is the public AR-AT code's uniform start"),
-       (['--norm', 'L2', '--random-start', 'inplace'], "--random-start inplace: ARATCallback: random_start='inplace' is the public AR-AT code's L∞ start"),
+BAD = [  # (arguments, a fragment of the message, exit status: 2 for argparse's usage errors)
+       (['--method', 'fgsm'], "argument --method: invalid choice: 'fgsm' (choose from 'arat', 'at', 'trades', 'mart', 'lbgat', 'asym-trades', 'arat-separate'", 2),
+       (['--epochs', '-1'], '--epochs must be a whole number >= 1, got -1', 1),
+       (['--path', '/nonexistent'], '--path /nonexistent: no such folder', 1),
+       (['--arch', 'vgg16'], "argument --arch: invalid choice: 'vgg16'", 2),
+       (['--dataset', 'mnist'], "argument --dataset: invalid choice: 'mnist'", 2),
+       (['--eps', '-2'], '--eps must be a finite number >= 0, got -2.0', 1),
+       (['--lr', '0'], '--lr must be > 0, got 0.0', 1),
+       (['--method', 'at', '--gamma', '10'], "method 'at' takes no option 'gamma'; ATCallback takes: ", 1),
+       (['--method', 'trades', '--layers', 'penultimate'], "method 'trades' takes no option 'layers'", 1),
+       (['--attack-mode', 'test'], "argument --attack-mode: invalid choice: 'test' (choose from 'train', 'eval')", 2),
+       (['--recipe', 'fast'], "argument --recipe: invalid choice: 'fast' (choose from 'paper', 'imagenet')", 2),
+       (['--resume'], 'holds no run', 1),
+       (['--method-args', '{"gamma": -5}'], "ARATCallback: gamma must be a finite number >= 0", 1),
+       (['--method', 'trades', '--method-args', '{"beta": -100}'], "TRADESCallback: beta must be a finite number >= 0", 1),
+       (['--method', 'trades', '--beta', '-100'], 'TRADESCallback: beta must be a finite number >= 0, got -100.0', 1),
+       (['--method-args', '{"nope": 1}'], "method 'arat' takes no option 'nope'; ARATCallback takes: gamma", 1),
+       (['--layers', ','], "ARATCallback: layers must be a tap spec", 1),
+       (['--n-train', '20', '--bs', '32'], '--bs 32 is more than the 20 training images: no full batch to train on', 1),
+       (['--epochs', 'two'], "argument --epochs: invalid int value: 'two'", 2),
+       (['--norm', 'l2'], "argument --norm: invalid choice: 'l2' (choose from 'Linf', 'L2')", 2),
+       (['--random-start', 'gauss'], "argument --random-start: invalid choice: 'gauss' (choose from 'uniform', 'inplace')", 2),
+       (['--method', 'trades', '--random-start', 'inplace'], "TRADESCallback: random_start='inplace' is the public AR-AT code's uniform start", 1),
+       (['--norm', 'L2', '--random-start', 'inplace'], "ARATCallback: random_start='inplace' is the public AR-AT code's L∞ start", 1),
        # issue 21, probe 8: the flag given is named (the L2 step is derived from --eps, which is checked first)
-       (['--norm', 'L2', '--eps', '-0.5'], '--eps -0.5 must be a non-negative number'),
-       (['--norm', 'L2', '--eps', 'nan'], '--eps nan must be a non-negative number'),
-       (['--eps', 'nan'], '--eps nan must be a non-negative number'),
+       (['--norm', 'L2', '--eps', '-0.5'], '--eps must be a finite number >= 0, got -0.5', 1),
+       (['--norm', 'L2', '--eps', 'nan'], '--eps must be a finite number >= 0, got nan', 1),
+       (['--eps', 'nan'], '--eps must be a finite number >= 0, got nan', 1),
        # issue 21, probe 6: refused before torchrun starts: one line, no launcher traceback
-       (['--nproc', '2', '--n-train', '40', '--bs', '1000'], '--bs 1000 is more than the 40 training images: no full batch to train on'),
-       (['--nproc', '2', '--method', 'fgsm'], "--method 'fgsm' is not a training method"),
-       (['--nproc', '2', '--device-data', 'on'], "--device-data on: under DDP the batches come through fastai's DistributedDL"),
-       (['--resume', '--overwrite'], "--resume continues the run in --out, --overwrite replaces it: pass one of them")]   # exit 2
+       (['--nproc', '2', '--n-train', '40', '--bs', '1000'], '--bs 1000 is more than the 40 training images: no full batch to train on', 1),
+       (['--nproc', '2', '--method', 'fgsm'], "argument --method: invalid choice: 'fgsm'", 2),
+       (['--nproc', '2', '--device-data', 'on'], "--device-data on: under DDP the batches come through fastai's DistributedDL", 1),
+       (['--resume', '--overwrite'], "--resume continues the run in --out, --overwrite replaces it: pass one of them", 2)]
 
 
 def _lines(err): return [l for l in err.splitlines() if l.strip()]
@@ -143,18 +144,18 @@ def _lines(err): return [l for l in err.splitlines() if l.strip()]
 
 def test_bad_flags_are_clear_errors(tmp_path):
     (tmp_path/'afile').write_text('not a folder')
-    out_bad = [(['--out', tmp_path/'afile'], 'afile is a file, not a folder; pass a folder (it is made if missing)'),
-               (['--out', tmp_path/'afile'/'run'], 'afile is a file, so no folder can be made under it; pass another --out')]
+    out_bad = [(['--out', tmp_path/'afile'], 'afile is a file, not a folder; pass a folder (it is made if missing)', 1),
+               (['--out', tmp_path/'afile'/'run'], 'afile is a file, so no folder can be made under it; pass another --out', 1)]
     if Path('/sys').is_dir() and os.name == 'posix':    # a folder nobody may write, even root
-        out_bad.append((['--out', '/sys/arat-run', '--epochs', '1'], '/sys/arat-run'))
-    cases = [([*a, '--out', tmp_path/'bad'], m) for a, m in BAD] + out_bad
+        out_bad.append((['--out', '/sys/arat-run', '--epochs', '1'], '/sys/arat-run', 1))
+    cases = [([*a, '--out', tmp_path/'bad'], m, c) for a, m, c in BAD] + out_bad
     debug = ['--method-args', '{"gamma": -5}', '--debug', '--out', tmp_path/'bad']
-    *res, dbg = run_many([('arat-train', a) for a, _ in cases] + [('arat-eval', [tmp_path]), ('arat-train', debug)])
+    *res, dbg = run_many([('arat-train', a) for a, _, _ in cases] + [('arat-eval', [tmp_path]), ('arat-train', debug)])
     # --debug shows the traceback, and the message last
-    assert dbg['code'] == 1 and 'Traceback' in dbg['stderr'] and _lines(dbg['stderr'])[-1].startswith("--method-args 'gamma': ARATCallback")
-    for (args, msg), r in zip(cases, res):
-        argparse = 'two' in args                     # argparse's own error: the usage, then the message
-        assert r['code'] == (2 if argparse or '--overwrite' in args else 1), (args, r)
+    assert dbg['code'] == 1 and 'Traceback' in dbg['stderr'] and _lines(dbg['stderr'])[-1].startswith("ARATCallback: gamma must be")
+    for (args, msg, code), r in zip(cases, res):
+        argparse = code == 2 and '--overwrite' not in args   # argparse's own error: the usage, then the message
+        assert r['code'] == code, (args, r)
         assert msg in r['stderr'], (args, r['stderr'])
         assert 'Traceback' not in r['stderr'], (args, r['stderr'])
         if not argparse: assert len(_lines(r['stderr'])) == 1, (args, r['stderr'])

@@ -186,7 +186,7 @@ def test_nproc_starts_torchrun(monkeypatch):
     assert cli._launch(2, ['--nproc', '2', '--epochs', '1', '--nproc=2', '--quiet']) == 0
     assert calls == [[sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '-m', 'arat.cli', '--epochs', '1', '--quiet']]
     from fastcore.script import CliError
-    with pytest.raises(CliError, match='--nproc 0 must be a positive integer'): cli.arat_train(nproc=0)
+    with pytest.raises(CliError, match='--nproc must be a whole number >= 1, got 0'): cli.arat_train(nproc=0)
 
 def test_swa_under_ddp(ddp):
     "SWA averages the model inside the DDP wrapper (from Python and from arat-train), and every process ends with the same average."

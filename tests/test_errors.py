@@ -45,11 +45,11 @@ def copy(runs, name, tmp_path):
 
 # item 1: a folder holding a run is never replaced silently, and nothing is touched before everything is checked
 NEW_RUN_BAD = [
-    (dict(TINY, layers='layer9', epochs=1), ('--layers is not an option of --method at',)),   # refused before any file is touched
+    (dict(TINY, layers='layer9', epochs=1), ("method 'at' takes no option 'layers'",)),   # refused before any file is touched
     (dict(TINY, method='arat', layers='layer9', epochs=1), ("holds another run (--method was 'at' there, 'arat' now)",)),
     (dict(TINY, lr=0.05, epochs=1), ("holds another run (--lr was 0.1 there, 0.05 now); pass another --out, or --overwrite to replace that run",)),
     (dict(TINY, epochs=2), ("holds another run (--epochs was 1 there, 2 now)",)),
-    (dict(TINY, method='arat', method_args='{"gamma": -5}', epochs=1), ("--method-args 'gamma': ARATCallback: gamma must be a finite number >= 0",)),
+    (dict(TINY, method='arat', method_args='{"gamma": -5}', epochs=1), ('ARATCallback: gamma must be a finite number >= 0',)),
     (dict(TINY, bs=64, epochs=1), ("holds another run (--bs was 10 there, 64 now)",)),
     (dict(TINY, path='no/such/data', epochs=1), ('--path no/such/data: no such folder',)),
 ]
@@ -77,17 +77,17 @@ def test_the_same_run_again_is_finished_and_an_unfinished_one_points_to_resume(r
 
 # the flags of issues 12 and 16: checked before any file is touched, and new settings of a run like the others
 NEW_FLAG_BAD = [
-    (dict(precision='fp8'), "--precision 'fp8' is not a precision; choose one of: bf16, fp16"),
-    (dict(device_data='gpu'), "--device-data 'gpu' is not a data placement; choose one of: auto, on, off"),
+    (dict(precision='fp8'), "--precision must be one of 'bf16', 'fp16', got 'fp8'"),
+    (dict(device_data='gpu'), "--device-data must be one of 'auto', 'on', 'off', got 'gpu'"),
     (dict(dataset='imagenette', device_data='on'), "--device-data on: Imagenette's item transforms are random"),
-    (dict(lr_delay=-1), '--lr-delay -1 must be a non-negative integer'),
+    (dict(lr_delay=-1), '--lr-delay must be a whole number >= 0, got -1'),
     (dict(swa_start=0.5), '--swa-start 0.5 sets up SWA, which is off: add --swa, or drop --swa-start'),
-    (dict(swa=True, swa_freq=0), '--swa-freq 0: SWACallback: freq must be a whole number >= 1'),
-    (dict(swa=True, swa_start=-0.5), '--swa-start -0.5: SWACallback: start must be a fraction of the run in [0, 1)'),
+    (dict(swa=True, swa_freq=0), 'SWACallback: freq must be a whole number >= 1'),
+    (dict(swa=True, swa_start=-0.5), 'SWACallback: start must be a fraction of the run in [0, 1)'),
     (dict(swa=True, swa_start=5.), '--swa-start 5 is not an epoch of the run (0-based, --epochs 1)'),
-    (dict(two_pass=True), '--two-pass is not an option of --method at (ATCallback takes:'),
+    (dict(two_pass=True), '--two-pass is not an option of --method at; drop it'),
     (dict(method='arat', method_args='{"single_forward": false}'), "--method-args: 'single_forward' has its own flag, --two-pass"),
-    (dict(channels_last='yes'), "--channels-last 'yes' must be true or false"),
+    (dict(channels_last='yes'), "--channels-last must be one of True, False, got 'yes'"),
     # issue 21, probe 7: inductor fails on the CPU in AR-AT's auto-balance pass: refused before any file (was a 292-line traceback)
     (dict(method='arat', compile=True, device='cpu'), "--compile: on the CPU, inductor fails to compile --method arat's auto-balance pass; drop --compile"),
     (dict(method='asym-trades', compile=True, device='cpu'), "--compile: on the CPU, inductor fails to compile --method asym-trades's auto-balance pass"),
@@ -102,15 +102,11 @@ def test_new_flags_are_checked_before_any_file(runs, tmp_path, kw, msg):
     assert not (tmp_path/'new').exists()
 
 
-def test_a_new_setting_is_a_different_run_and_old_configs_still_work(runs, tmp_path):
+def test_a_new_setting_is_a_different_run(runs, tmp_path):
     out = copy(runs, 'fin', tmp_path); before = snapshot(out)
     refused(lambda: arat_train(out=out, epochs=1, swa=True, **TINY), "holds another run (--swa was False there, True now)")
     refused(lambda: arat_train(out=out, epochs=1, precision='bf16', **TINY), "holds another run (--precision was None there, 'bf16' now)")
-    # a config.json written before these flags existed: the run used their defaults
-    keys = ('lr_delay', 'precision', 'channels_last', 'swa', 'swa_start', 'swa_freq', 'device_data', 'two_pass', 'compile')
-    _cfg(out/'config.json', **{k: '<drop>' for k in keys}); before = snapshot(out)
-    assert arat_train(out=out, epochs=1, **TINY) == dict(out=out, finished=True)
-    half = copy(runs, 'half', tmp_path); _cfg(half/'config.json', **{k: '<drop>' for k in keys})
+    half = copy(runs, 'half', tmp_path)
     refused(lambda: arat_train(resume=True, out=half, swa=True), "--resume continues the run in", "--swa was False there, True now")
     assert snapshot(out) == before
 
@@ -184,7 +180,7 @@ DAMAGE = [  # (run, damage, command, what the message says)
     ('half', lambda d: (d/'config.json').write_text('{"method": "at", '), 'resume', ('config.json cannot be read as JSON', 'or train again with --overwrite')),
     ('half', lambda d: _cfg(d/'config.json', arch='<drop>'), 'resume', ('config.json is incomplete: no arch;',)),
     ('half', lambda d: _cfg(d/'config.json', epochs='five'), 'resume',
-     ("config.json: epochs 'five' must be a positive integer (the file is not as arat-train wrote it: restore it",)),
+     ("config.json: arat-train: --epochs must be a whole number >= 1, got 'five' (the file is not as arat-train wrote it: restore it",)),
     ('half', lambda d: _cfg(d/'config.json', width=3), 'resume', ("config.json: width is 3 there, but the run trained with 2 (", 'resume.pth records its settings)')),
     # issue 21, probe 2: a hand-edited setting is refused on --resume, naming the key (the checkpoint records the settings)
     ('half', lambda d: _cfg(d/'config.json', lr=0.05), 'resume', ("config.json: lr is 0.05 there, but the run trained with 0.1 (", "--resume changes only --epochs, --eval-n", "restore lr, or start a new run")),
@@ -199,7 +195,7 @@ DAMAGE = [  # (run, damage, command, what the message says)
     ('fin', lambda d: (d/'config.json').write_text('not json'), 'eval', ('config.json cannot be read as JSON', 'restore it, or train the run again')),
     ('fin', lambda d: _cfg(d/'config.json', n_out='<drop>'), 'eval', ('config.json is incomplete: no n_out',)),
     ('fin', lambda d: _cfg(d/'config.json', width=3), 'eval', ('model.pth does not fit the model of', 'has shape', 'restore the config.json of this run')),
-    ('fin', lambda d: _cfg(d/'config.json', arch='vgg'), 'eval', ("config.json: arch 'vgg' is not an architecture", '(', 'restore it')),
+    ('fin', lambda d: _cfg(d/'config.json', arch='vgg'), 'eval', ("config.json: arch must be one of 'resnet18'", "got 'vgg' (", 'restore it')),
 ]
 
 @pytest.mark.parametrize('run,damage,cmd,msg', DAMAGE, ids=[str(i) for i in range(len(DAMAGE))])
@@ -281,7 +277,7 @@ def test_eps_zero_is_allowed_in_both_threat_models(tmp_path, norm):
     cfg, out, state = train_config(args)
     assert cfg['eps'] == 0 and cfg['step'] > 0 and state is None and not out.exists()
     for bad in (-0.5, float('nan')):
-        refused(lambda: train_config(args | dict(eps=bad)), f"--eps {bad} must be a non-negative number")
+        with pytest.raises(ValueError, match=f"--eps must be a finite number >= 0, got {bad}"): train_config(args | dict(eps=bad))
 
 
 # issue 21, probe 9: arat-eval evaluates the images of arat-train's final table when the run validated on a subset, and says so
