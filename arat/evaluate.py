@@ -6,7 +6,7 @@ Docs: https://arat-dev.github.io/arat/evaluate.html.md"""
 
 # %% ../nbs/09_evaluate.ipynb #f4467237
 from __future__ import annotations
-import re, time, logging, warnings, importlib, numbers
+import re, time, logging, logging.handlers, warnings, importlib
 from contextlib import contextmanager, nullcontext
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -16,6 +16,7 @@ from .dualbn import *
 from .attacks import *
 from .attacks import _pixel_error
 from .features import *
+from .checks import check_number, check_choice
 
 # %% auto #0
 __all__ = ['EPS_SWEEP', 'EPS_SWEEP_L2', 'eval_tensors', 'evaluation_mode', 'run_autoattack', 'evaluate_robustness',
@@ -49,7 +50,7 @@ def _check_eval_labels(x, y):
 def eval_tensors(data, # fastai `DataLoaders` (its `.valid` is used), a `DataLoader` of `(x, y)` batches, or `(x, y)` tensors
                  n:int|None=None): # keep the first `n` examples (`None`: all)
     "The first `n` examples of `data` as plain CPU tensors `(x, y)`."
-    if n is not None and n < 1: raise ValueError(f"n must be a positive number of examples or None, got {n}")
+    check_number('eval_tensors', 'n', n, lo=1, integer=True, none_ok=True)
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data): x, y = data
     else:
         if hasattr(data, 'valid') and hasattr(data, 'train'): data = data.valid
@@ -87,7 +88,7 @@ def _fp32(model):
 def evaluation_mode(model:nn.Module, # the model to evaluate
                     bn:str='main'): # which BNs of a dual-BN model: 'main' (inference) or 'aux' (Table 7)
     "Eval mode, main (or aux) BNs, fp32 and no autocast for the block; everything restored afterwards."
-    if bn not in _BNS: raise ValueError(f"bn must be 'main' or 'aux', got {bn!r}")
+    check_choice('evaluation_mode', 'bn', bn, _BNS)
     if bn == 'aux' and not has_dual_bn(model):
         raise ValueError(f"bn='aux' needs a dual-BN model, but {type(model).__name__} has no DualBatchNorm; use bn='main'")
     with _fp32(model), model_mode(model, 'eval'), torch.autocast(_device(model).type, enabled=False):
@@ -117,12 +118,12 @@ def _autoattack_cls():
     try: return importlib.import_module('autoattack').AutoAttack, 'autoattack'
     except ImportError: return importlib.import_module('pyautoattack').AutoAttack, 'pyautoattack'
 
+# %% ../nbs/09_evaluate.ipynb #aefa590b
 def _check_aa_args(version, attacks):
-    if version not in _AA_VERSIONS: raise ValueError(f"version must be one of {_AA_VERSIONS}, got {version!r}")
-    if version == 'custom' and not attacks: raise ValueError("version='custom' needs `attacks`, e.g. ['apgd-ce', 'apgd-t']")
-    if attacks and version != 'custom': raise ValueError(f"`attacks` is for version='custom', not {version!r}")
-    bad = [a for a in (attacks or []) if a not in _AA_PARTS]
-    if bad: raise ValueError(f"unknown AutoAttack attacks {bad}; choose from {_AA_PARTS}")
+    check_choice('run_autoattack', 'version', version, _AA_VERSIONS)
+    if version == 'custom' and not attacks: raise ValueError("run_autoattack: version='custom' needs `attacks`, e.g. ['apgd-ce', 'apgd-t']")
+    if attacks and version != 'custom': raise ValueError(f"run_autoattack: `attacks` is for version='custom', not {version!r}")
+    for a in attacks or (): check_choice('run_autoattack', 'attacks', a, _AA_PARTS)
 
 # %% ../nbs/09_evaluate.ipynb #5ca34238
 def _aa_attacks(version, attacks, n_cls):
@@ -150,21 +151,18 @@ def _make_aa(model, eps, version, attacks, n_cls, seed, device, n_iter, n_restar
     aa.apgd_targeted.n_target_classes = aa.fab.n_target_classes = min(ifnone(n_target_classes, aa.apgd_targeted.n_target_classes), n_cls - 1)
     return aa, pkg
 
-# %% ../nbs/09_evaluate.ipynb #87d0d1cc
-class _Collect(logging.Handler):
-    def __init__(self): super().__init__(logging.WARNING); self.msgs = []
-    def emit(self, record): self.msgs.append(record.getMessage())
-
+# %% ../nbs/09_evaluate.ipynb #3c339667
 def _run_aa(aa, pkg, x, y, bs):
     "Run `aa` on `(x, y)`; AutoAttack's logged and warned messages become Python warnings."
-    log, h = logging.getLogger('auto-attack'), _Collect()
+    log, h = logging.getLogger('auto-attack'), logging.handlers.BufferingHandler(1 << 20)
+    h.setLevel(logging.WARNING)
     log.addHandler(h); prop, log.propagate = log.propagate, False
     try:
         with warnings.catch_warnings(record=True) as ws:
             warnings.simplefilter('always')
             xa = aa.run_standard_evaluation(x, y, bs=bs) if pkg == 'autoattack' else aa.run_standard_evaluation(x, y, batch_size=bs)[0]
     finally: log.removeHandler(h); log.propagate = prop
-    for m in dict.fromkeys(h.msgs + [str(w.message) for w in ws]): warnings.warn(f"AutoAttack: {m}")
+    for m in dict.fromkeys([r.getMessage() for r in h.buffer] + [str(w.message) for w in ws]): warnings.warn(f"AutoAttack: {m}")
     return xa
 
 # %% ../nbs/09_evaluate.ipynb #8655ee56
@@ -182,8 +180,7 @@ def run_autoattack(model:nn.Module, # the model; run in eval mode (route dual BN
                    device=None, # default: the model's device
                    norm:str='Linf'): # the threat model: 'Linf' or 'L2'
     "Adversarial examples from the reference AutoAttack (L∞ or L2), on the same device and in the same order as `x`."
-    _check_aa_args(version, attacks)
-    if norm not in ('Linf', 'L2'): raise ValueError(f"norm must be 'Linf' or 'L2', got {norm!r}")
+    _check_aa_args(version, attacks); check_choice('run_autoattack', 'norm', norm, ('Linf', 'L2'))
     device = ifnone(device, _device(model))
     with model_mode(model, 'eval'):
         n_cls = _logits(model, x[:2].to(device), type(model).__name__, 'clean').shape[1]
@@ -212,28 +209,23 @@ def _attack(name, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm='Linf'):
 
 # %% ../nbs/09_evaluate.ipynb #80fe444c
 def _named(attacks):
-    if isinstance(attacks, str): attacks = [attacks]
     out = []
-    for a in attacks:
-        if isinstance(a, str): out.append((a, a))
-        elif isinstance(a, (tuple, list)) and len(a) == 2 and callable(a[1]): out.append((a[0], a[1]))
-        else: raise TypeError(f"an attack is a name like 'pgd20' or a pair (name, fn), got {a!r}")
+    for a in [attacks] if isinstance(attacks, str) else attacks:
+        if not (isinstance(a, str) or isinstance(a, (tuple, list)) and len(a) == 2 and callable(a[1])):
+            raise TypeError(f"an attack is a name like 'pgd20' or a pair (name, fn), got {a!r}")
+        out.append((a, a) if isinstance(a, str) else (a[0], a[1]))
     names = [n for n,_ in out]
     if len(set(names)) != len(names): raise ValueError(f"attack names must be unique, got {names}")
     if not out: raise ValueError("attacks is empty: give at least one, e.g. ('clean', 'pgd20')")
     return out
 
-# %% ../nbs/09_evaluate.ipynb #b286fdfb
-def _fork_rng(device):
-    return torch.random.fork_rng(devices=[device] if device.type == 'cuda' else [])
-
+# %% ../nbs/09_evaluate.ipynb #cd0a80e3
 @contextmanager
 def _eval_batches(model, x, y, bs=256, seed=0, bn='main', device=None, progress=False):
     "`evaluation_mode`, a private RNG seeded with `seed`, and an iterator over the batches of `(x, y)` on `device`."
-    if isinstance(bs, bool) or not isinstance(bs, numbers.Integral) or bs < 1:
-        raise ValueError(f"bs must be a positive integer (examples per batch), got {bs!r}")
+    check_number('evaluate', 'bs', bs, lo=1, integer=True, hint='the examples per batch')
     device, starts = ifnone(device, _device(model)), range(0, len(x), bs)
-    with evaluation_mode(model, bn), _fork_rng(device):
+    with evaluation_mode(model, bn), torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
         torch.manual_seed(seed)
         bar = progress_bar(starts, leave=False) if progress and len(starts) > 1 else starts
         yield ((x[i:i+bs].to(device), y[i:i+bs].to(device)) for i in bar)
@@ -245,6 +237,18 @@ def _robustness_row(correct, n, eps, seed, bn, aa_version, secs, name):
     row.update(worst=torch.stack(list(correct.values())).all(0).float().mean().item(), n=n, eps=eps, seed=seed, bn=bn,
                aa_version=aa_version, seconds=round(secs, 2))
     return pd.DataFrame([row], index=[name])
+
+# %% ../nbs/09_evaluate.ipynb #a7e0a127
+def _correct(model, x, y, fns, label, **kw):
+    "Per attack of `fns`, whether each example is classified correctly; each batch's clean logits are checked first."
+    correct, y_max = {nm: [] for nm, _ in fns}, int(y.max())
+    with _eval_batches(model, x, y, **kw) as batches:
+        for xb, yb in batches:
+            clean = _logits(model, xb, label, 'clean', y_max)
+            for nm, fn in fns:
+                out = clean if fn is None else _logits(model, fn(model, xb, yb).to(xb.device), label, f"{nm!r} adversarial")
+                correct[nm].append((out.argmax(1) == yb).cpu())
+    return {k: torch.cat(v) for k, v in correct.items()}
 
 # %% ../nbs/09_evaluate.ipynb #b2e99daa
 def evaluate_robustness(model:nn.Module, # plain or dual-BN model taking [0,1] pixels
@@ -265,15 +269,8 @@ def evaluate_robustness(model:nn.Module, # plain or dual-BN model taking [0,1] p
                         norm:str='Linf'): # the threat model of every attack: 'Linf' or 'L2' (then a `norm` column)
     "One-row table: accuracy under each attack and the per-example worst case, with n, eps, seed."
     named, (x, y), label = _named(attacks), eval_tensors(data, n), ifnone(name, type(model).__name__)
-    fns, y_max = [(nm, _attack(a, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm)) for nm, a in named], int(y.max())
-    correct, t0 = {nm: [] for nm, _ in fns}, time.perf_counter()
-    with _eval_batches(model, x, y, bs, seed, bn, device, progress) as batches:
-        for xb, yb in batches:
-            clean = _logits(model, xb, label, 'clean', y_max)
-            for nm, fn in fns:
-                out = clean if fn is None else _logits(model, fn(model, xb, yb).to(xb.device), label, f"{nm!r} adversarial")
-                correct[nm].append((out.argmax(1) == yb).cpu())
-    correct = {k: torch.cat(v) for k, v in correct.items()}
+    fns, t0 = [(nm, _attack(a, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm)) for nm, a in named], time.perf_counter()
+    correct = _correct(model, x, y, fns, label, bs=bs, seed=seed, bn=bn, device=device, progress=progress)
     df = _robustness_row(correct, len(x), eps, seed, bn, aa_version if any(a == 'autoattack' for _, a in named) else None,
                          time.perf_counter() - t0, label)
     if norm != 'Linf': df['norm'] = norm
@@ -283,6 +280,7 @@ def evaluate_robustness(model:nn.Module, # plain or dual-BN model taking [0,1] p
 EPS_SWEEP = (0., 2/255, 4/255, 8/255, 16/255, 32/255)
 EPS_SWEEP_L2 = (0., 0.125, 0.25, 0.5, 1., 2.)   # L2 radii (0.5: the usual CIFAR-10 L2 ε)
 
+# %% ../nbs/09_evaluate.ipynb #1ee7f451
 def accuracy_vs_eps(model:nn.Module, # plain or dual-BN model
                     data, # DataLoaders, DataLoader or `(x, y)`
                     eps=EPS_SWEEP, # the radii
@@ -292,11 +290,8 @@ def accuracy_vs_eps(model:nn.Module, # plain or dual-BN model
                     **kwargs): # more `evaluate_robustness` arguments (bs, seed, bn, aa_version, ...)
     "Table with columns model, eps, accuracy: `attack`'s accuracy at each ε of the sweep."
     x, y = eval_tensors(data, n)
-    rows = []
-    for e in eps:
-        t = evaluate_robustness(model, (x, y), attacks=(attack,), eps=float(e), **kwargs)
-        rows.append(dict(model=ifnone(name, type(model).__name__), attack=attack, eps=float(e), accuracy=t.iloc[0][attack]))
-    return pd.DataFrame(rows)
+    acc = [evaluate_robustness(model, (x, y), attacks=(attack,), eps=float(e), **kwargs).iloc[0][attack] for e in eps]
+    return pd.DataFrame(dict(model=ifnone(name, type(model).__name__), attack=attack, eps=[float(e) for e in eps], accuracy=acc))
 
 # %% ../nbs/09_evaluate.ipynb #9dce1540
 def eps_text(eps:float, # a radius in [0,1]-pixel units
@@ -313,16 +308,15 @@ def _fmt(d): return ', '.join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}
 def _row(check, passed, figures, flag): return dict(check=check, passed=bool(passed), figures=figures, if_flagged=flag)
 
 # %% ../nbs/09_evaluate.ipynb #e94f53e8
-def _check_sweep(model, x, y, eps_sweep, tol, kw):
+def _check_sweep(model, x, y, eps_sweep, large_eps, tol, kw):
+    e = lambda v: eps_text(v, kw['norm'], False)
     sw = accuracy_vs_eps(model, (x, y), eps=eps_sweep, **kw)
     rise = float(np.max(np.diff(sw.accuracy.values), initial=0.))
-    return _row('eps_monotone', rise <= tol, _fmt({eps_text(e, kw['norm'], False): a for e, a in zip(sw.eps, sw.accuracy)}) + f" (max rise {rise:.3f})",
-                'accuracy rises with ε: masked or noisy gradients')
-
-def _check_large_eps(model, x, y, large_eps, tol, kw):
     big = evaluate_robustness(model, (x, y), attacks=('pgd50',), eps=large_eps, pgd_step=large_eps/10, **kw).iloc[0]['pgd50']
-    return _row('large_eps', big <= tol, f"PGD-50 accuracy at ε={eps_text(large_eps, kw['norm'], False)}: {big:.3f}",
-                'an unbounded attack fails: masked gradients, or a model that ignores its input')
+    return [_row('eps_monotone', rise <= tol, _fmt({e(v): a for v, a in zip(sw.eps, sw.accuracy)}) + f" (max rise {rise:.3f})",
+                 'accuracy rises with ε: masked or noisy gradients'),
+            _row('large_eps', big <= tol, f"PGD-50 accuracy at ε={e(large_eps)}: {big:.3f}",
+                 'an unbounded attack fails: masked gradients, or a model that ignores its input')]
 
 # %% ../nbs/09_evaluate.ipynb #a4b0023c
 def _check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw):
@@ -334,15 +328,7 @@ def _check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw):
             _row('more_steps', t[more] <= t['pgd20'] + tol, _fmt({'pgd20': t['pgd20'], more: t[more]}),
                  'more PGD steps/restarts raise accuracy: randomness or a broken attack')]
 
-# %% ../nbs/09_evaluate.ipynb #c3e0bd89
-def _consistency(model, x, device, bs_big=256):
-    "Predictions at batch size 1 vs `bs_big`, and two identical calls."
-    x = x[:bs_big].to(device)
-    with torch.no_grad():
-        big = model(x); again = model(x)
-        one = torch.cat([model(x[i:i+1]) for i in range(len(x))])
-    return big, again, one
-
+# %% ../nbs/09_evaluate.ipynb #582119b4
 def _zero_grads(model, x, y, device, bs):
     "How many examples of `(x, y)` have an all-zero input gradient of the cross-entropy."
     n0 = 0
@@ -356,8 +342,9 @@ def _zero_grads(model, x, y, device, bs):
 
 # %% ../nbs/09_evaluate.ipynb #7b3ffa1b
 def _check_model(model, x, y, bn, device, bs):
-    with evaluation_mode(model, bn):
-        a, b, one = _consistency(model, x, device)
+    with evaluation_mode(model, bn), torch.no_grad():
+        xs = x[:256].to(device)   # predictions at batch size 1 and 256, and two identical calls
+        a, b, one = model(xs), model(xs), torch.cat([model(xs[i:i+1]) for i in range(len(xs))])
         n0 = _zero_grads(model, x, y, device, bs)
     diff, dd = int((a.argmax(1) != one.argmax(1)).sum()), (a - b).abs().max().item()
     return [_row('batch_size', diff == 0, f"{diff} of {len(a)} predictions differ; max |Δlogit| {(a-one).abs().max().item():.2e}",
@@ -392,7 +379,7 @@ def sanity_checks(model:nn.Module, # plain or dual-BN model
     eps_sweep = ifnone(eps_sweep, EPS_SWEEP_L2 if l2 else EPS_SWEEP)
     tol, device = max(tol, 1/len(x)), ifnone(device, _device(model))
     kw = dict(bs=bs, seed=seed, bn=bn, device=device, progress=progress, norm=norm)
-    rows = [_check_sweep(model, x, y, eps_sweep, tol, kw), _check_large_eps(model, x, y, large_eps, tol, kw),
+    rows = [*_check_sweep(model, x, y, eps_sweep, large_eps, tol, kw),
             *_check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw), *_check_model(model, x, y, bn, device, bs)]
     return pd.DataFrame(rows).set_index('check')
 
@@ -446,10 +433,10 @@ def _pca2(f):
     _, _, vh = torch.linalg.svd(f, full_matrices=False)
     return f @ vh[:2].T
 
+# %% ../nbs/09_evaluate.ipynb #17119e0e
 def _embedder(method):
     "The `umap` module (or `None`) and the method that will run: 'umap' or 'pca'."
-    if method not in ('auto', 'umap', 'pca'): raise ValueError(f"method must be 'auto', 'umap' or 'pca', got {method!r}")
-    if method == 'pca': return None, 'pca'
+    if check_choice('embed_features', 'method', method, ('auto', 'umap', 'pca')) == 'pca': return None, 'pca'
     try: return importlib.import_module('umap'), 'umap'
     except ImportError:
         if method == 'umap': raise ImportError("method='umap' needs umap-learn: pip install 'arat[umap]' (or use method='pca')")
