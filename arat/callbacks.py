@@ -29,8 +29,8 @@ from .checks import check_number, check_choice
 
 # %% auto #0
 __all__ = ['clean_acc', 'sum_over_processes', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback', 'default_gamma',
-           'ensure_in_optimizer', 'ARATCallback', 'AutoBalance', 'GradSimCallback', 'DeviceMixedPrecision',
-           'NonFiniteGuard']
+           'ensure_in_optimizer', 'ARATCallback', 'AutoBalance', 'GradSimCallback', 'grad_sim_summary',
+           'DeviceMixedPrecision', 'NonFiniteGuard']
 
 # %% ../nbs/06_callbacks.ipynb #f2a371a0
 def _check_attack(owner, eps, step_size, steps, norm='Linf'):
@@ -461,11 +461,17 @@ def stats(self:GradSimCallback):
     "All measurements: one row per (step, layer), plus layer 'all' for the whole flattened gradient."
     return pd.DataFrame(self.records, columns=['step', 'epoch', 'layer', 'cos', 'conflict'])
 
+def grad_sim_summary(stats:pd.DataFrame, # `GradSimCallback.stats` (columns step, layer and `value`)
+                     value:str='cos', # 'cos' or 'conflict'
+                     layer:str|None=None): # one layer ('all': the whole gradient); `None`: over the layers
+    "Per measured step, the mean and std of `value` over the layers, or of one `layer`: the curve of Fig. 2."
+    d = stats[stats.layer != 'all'] if layer is None else stats[stats.layer == layer]
+    return d.groupby('step')[value].agg(['mean', 'std']).reset_index()
+
 @patch
 def summary(self:GradSimCallback):
     "Mean and std over layers of the cosine similarity, per measured step (the curve of Fig. 2)."
-    df = self.stats
-    return df[df.layer != 'all'].groupby('step')['cos'].agg(['mean', 'std']).reset_index()
+    return grad_sim_summary(self.stats)
 
 # %% ../nbs/06_callbacks.ipynb #57487de8
 @patch

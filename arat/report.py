@@ -6,7 +6,7 @@ Docs: https://arat-dev.github.io/arat/report.html.md"""
 
 # %% ../nbs/11_report.ipynb #041e505e
 from __future__ import annotations
-import io, os, sys, math, json, base64, html, datetime, warnings, platform, subprocess
+import io, math, json, base64, html, datetime, platform, subprocess
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn
@@ -16,7 +16,9 @@ from fastcore.basics import ifnone, patch
 from .dualbn import *
 from .evaluate import *
 from .evaluate import _device, _autoattack_cls
+from .callbacks import grad_sim_summary
 from .runs import atomic_write, file_sha256
+from . import __version__
 
 # %% auto #0
 __all__ = ['RESULTS_SCHEMA', 'PAPER_RESULTS', 'plot_acc_vs_eps', 'plot_clean_vs_robust', 'plot_grad_sim', 'plot_log',
@@ -89,19 +91,17 @@ def plot_grad_sim(logs, # `GradSimCallback.stats` (columns step, layer, cos), a 
                   ax=None): # matplotlib axes
     "Fig. 2: gradient similarity between classification and invariance losses against the training step."
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
-    for label, df in _grad_logs(logs).items():
-        miss = {'step', 'layer', value} - set(df.columns)
-        if miss: raise ValueError(f"plot_grad_sim: the log needs columns step, layer and {value!r}; missing {sorted(miss)}")
-        if layer is None: d = df[df.layer != 'all']
-        else:
-            d = df[df.layer == layer]
-            if d.empty: raise ValueError(f"plot_grad_sim: no rows with layer {layer!r}; layers: {sorted(df.layer.unique())[:10]}")
-        s = d.groupby('step')[value].agg(['mean', 'std']).reset_index()
+    for label, df in (logs := _grad_logs(logs)).items():
+        if (miss := {'step', 'layer', value} - set(df.columns)):
+            raise ValueError(f"plot_grad_sim: the log needs columns step, layer and {value!r}; missing {sorted(miss)}")
+        if layer is not None and not (df.layer == layer).any():
+            raise ValueError(f"plot_grad_sim: no rows with layer {layer!r}; layers: {sorted(df.layer.unique())[:10]}")
+        s = grad_sim_summary(df, value, layer)
         line, = ax.plot(s['step'], s['mean'], label=label)
         if layer is None: ax.fill_between(s['step'], s['mean'] - s['std'].fillna(0), s['mean'] + s['std'].fillna(0), alpha=0.25, color=line.get_color())
     if value == 'cos': ax.axhline(0, color='gray', lw=0.8)
     ax.set_xlabel('training step'); ax.set_ylabel('gradient cosine similarity' if value == 'cos' else 'conflict ratio')
-    if any(l is not None for l in _grad_logs(logs)): ax.legend(fontsize=8)
+    if any(l is not None for l in logs): ax.legend(fontsize=8)
     return ax
 
 # %% ../nbs/11_report.ipynb #460397dc
@@ -379,10 +379,6 @@ RESULTS_SCHEMA = _OBJ(
     created={'type': 'string'})
 
 # %% ../nbs/11_report.ipynb #6f1d4493
-def _version():
-    import arat
-    return arat.__version__
-
 def _git_commit():
     "The commit of the git checkout arat runs from, or `None` (an installed package, no git)."
     import arat
@@ -429,7 +425,7 @@ def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` 
         seeds=dict(attack=int(row['seed'])) | (seeds or {}), autoattack=aa,
         model=dict(arch=config.get('arch'), width=config.get('width'), n_out=model_n_out(model),
                    params=sum(p.numel() for p in model.parameters()), weights=Path(weights).name, weights_sha256=file_sha256(weights)),
-        config=config, arat_version=_version(), git_commit=_git_commit(), hardware=_hardware(ifnone(device, _device(model))),
+        config=config, arat_version=__version__, git_commit=_git_commit(), hardware=_hardware(ifnone(device, _device(model))),
         wall_time_s=round(float(wall_time), 3), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')))
 
 # %% ../nbs/11_report.ipynb #01da36f4
@@ -440,13 +436,11 @@ def _nonfinite(v, at=''):
     return next((p for k, u in items if (p := _nonfinite(u, f"{at}/{k}" if at else str(k)))), None)
 
 def check_results(rec:dict): # a `results.json` record
-    "Raise a `ValueError` naming the first way `rec` departs from `RESULTS_SCHEMA`."
+    "Raise a `ValueError` naming the first way `rec` departs from `RESULTS_SCHEMA` (the types: when `jsonschema` is installed)."
     if (p := _nonfinite(rec)): raise ValueError(f"results record: {p} is not a finite number (JSON has no NaN or infinity)")
+    if (miss := [k for k in RESULTS_SCHEMA['required'] if k not in rec]): raise ValueError(f"results record: missing {miss}")
     try: import jsonschema
-    except ImportError:
-        miss = [k for k in RESULTS_SCHEMA['required'] if k not in rec]
-        if miss: raise ValueError(f"results record: missing {miss}") from None
-        return rec
+    except ImportError: return rec
     try: jsonschema.validate(rec, RESULTS_SCHEMA)
     except jsonschema.ValidationError as e:
         raise ValueError(f"results record: {'/'.join(map(str, e.absolute_path)) or 'top level'}: {e.message}") from None
