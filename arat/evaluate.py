@@ -6,7 +6,7 @@ Docs: https://arat-dev.github.io/arat/evaluate.html.md"""
 
 # %% ../nbs/09_evaluate.ipynb #f4467237
 from __future__ import annotations
-import re, time, logging, logging.handlers, warnings, importlib
+import re, time, logging, logging.handlers, warnings, importlib, itertools
 from contextlib import contextmanager, nullcontext
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -68,20 +68,17 @@ _BNS = ('main', 'aux')
 
 def _device(model):
     "The device of `model`'s first parameter (or buffer); the CPU if it has none."
-    t = next(iter(model.parameters()), None)
-    if t is None: t = next(iter(model.buffers()), None)
-    return t.device if t is not None else torch.device('cpu')
+    return next((t.device for t in itertools.chain(model.parameters(), model.buffers())), torch.device('cpu'))
 
 # %% ../nbs/09_evaluate.ipynb #2e512db4
 @contextmanager
 def _fp32(model):
     "Cast `model`'s floating parameters and buffers that are not fp32 to fp32 for the block, and back afterwards."
-    cast = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point() and t.dtype != torch.float32]
-    dtypes = [t.dtype for t in cast]
-    for t in cast: t.data = t.data.float()
+    cast = [(t, t.dtype) for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point() and t.dtype != torch.float32]
+    for t, _ in cast: t.data = t.data.float()
     try: yield model
     finally:
-        for t, dt in zip(cast, dtypes): t.data = t.data.to(dt)
+        for t, dt in cast: t.data = t.data.to(dt)
 
 # %% ../nbs/09_evaluate.ipynb #d41c63c5
 @contextmanager
@@ -101,10 +98,10 @@ def _logits(model, xb, label, what, y_max=None):
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or len(out) != len(xb):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"model {label!r} must return logits of shape (batch, classes), got {got} for a batch of {len(xb)}")
-    bad = int((~torch.isfinite(out)).sum())
-    cause = "it diverged or its weights are broken; no accuracy is reported (use its last finite checkpoint)" if what == 'clean' else \
-            "the model or the attack broke; no accuracy is reported"
-    if bad: raise FloatingPointError(f"model {label!r} gives {bad} non-finite logits (NaN or inf) of {out.numel()} on a batch of {len(xb)} {what} images: {cause}")
+    if (bad := int((~torch.isfinite(out)).sum())):
+        cause = ("it diverged or its weights are broken; no accuracy is reported (use its last finite checkpoint)" if what == 'clean'
+                 else "the model or the attack broke; no accuracy is reported")
+        raise FloatingPointError(f"model {label!r} gives {bad} non-finite logits (NaN or inf) of {out.numel()} on a batch of {len(xb)} {what} images: {cause}")
     if y_max is not None and y_max >= out.shape[1]:
         raise ValueError(f"the labels go up to {y_max} but model {label!r} gives {out.shape[1]} logits: labels must be 0..{out.shape[1]-1}")
     return out

@@ -105,8 +105,6 @@ def plot_grad_sim(logs, # `GradSimCallback.stats` (columns step, layer, cos), a 
     return ax
 
 # %% ../nbs/11_report.ipynb #460397dc
-def _log_frame(log): return pd.read_csv(log) if not isinstance(log, pd.DataFrame) else log
-
 def _loss_figure(log):
     "Two panels: the method's training objective (`train_loss`) alone; the clean cross-entropy, of validation and of training (`clean_ce`), together."
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -147,7 +145,7 @@ def plot_log(log, # `log.csv` as a DataFrame (or its path)
              folder, # where `loss.png` and `metrics.png` go
              lr_drops=()): # the 0-based epochs from which the learning rate is lower (marked on the accuracy panel)
     "Write `loss.png` (the training objective; the clean cross-entropies) and `metrics.png` (the accuracies together, one panel per other metric) of a training log; returns their paths."
-    log, folder = _log_frame(log), Path(folder)
+    log, folder = log if isinstance(log, pd.DataFrame) else pd.read_csv(log), Path(folder)
     return _save(_loss_figure(log), folder/'loss.png'), _save(_metrics_figure(log, lr_drops), folder/'metrics.png')
 
 # %% ../nbs/11_report.ipynb #082cbf4c
@@ -188,7 +186,7 @@ def _fmt_cell(col, v, norm='Linf'): # `norm`: the row's threat model, for an ε
     if isinstance(v, (bool, np.bool_)): return 'pass' if v else 'FLAG'
     if isinstance(v, (float, np.floating)):
         if np.isnan(v): return ''
-        if _is_acc(col) or col in ('accuracy',): return f"{100*v:.2f}"
+        if _is_acc(col) or col == 'accuracy': return f"{100*v:.2f}"
         if col == 'eps': return eps_text(v, norm, label=False)
         return f"{v:.4g}"
     return '' if v is None else str(v)
