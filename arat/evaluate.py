@@ -115,7 +115,6 @@ def _autoattack_cls():
     try: return importlib.import_module('autoattack').AutoAttack, 'autoattack'
     except ImportError: return importlib.import_module('pyautoattack').AutoAttack, 'pyautoattack'
 
-# %% ../nbs/09_evaluate.ipynb #aefa590b
 def _check_aa_args(version, attacks):
     check_choice('run_autoattack', 'version', version, _AA_VERSIONS)
     if version == 'custom' and not attacks: raise ValueError("run_autoattack: version='custom' needs `attacks`, e.g. ['apgd-ce', 'apgd-t']")
@@ -331,9 +330,8 @@ def _zero_grads(model, x, y, device, bs):
     n0 = 0
     for i in range(0, len(x), bs):
         xb = x[i:i+bs].to(device).requires_grad_(True)
-        with torch.enable_grad():
-            loss = F.cross_entropy(model(xb), y[i:i+bs].to(device), reduction='sum')
-            g = torch.autograd.grad(loss, xb, allow_unused=True)[0] if loss.requires_grad else None
+        with torch.enable_grad(): loss = F.cross_entropy(model(xb), y[i:i+bs].to(device), reduction='sum')
+        g = torch.autograd.grad(loss, xb, allow_unused=True)[0] if loss.requires_grad else None
         n0 += len(xb) if g is None else int((g.flatten(1).abs().sum(1) == 0).sum())
     return n0
 
@@ -370,8 +368,7 @@ def sanity_checks(model:nn.Module, # plain or dual-BN model
                   progress:bool=True, # progress bars
                   norm:str='Linf'): # the threat model: 'Linf' or 'L2' (every ε-ball and attack in it)
     "Table of named checks against gradient masking: `passed` (bool), the `figures` behind it and what a flag means."
-    x, y = eval_tensors(data, n)
-    l2 = norm == 'L2'
+    (x, y), l2 = eval_tensors(data, n), norm == 'L2'
     eps, large_eps = ifnone(eps, 0.5 if l2 else 8/255), ifnone(large_eps, 64. if l2 else 1.)
     eps_sweep = ifnone(eps_sweep, EPS_SWEEP_L2 if l2 else EPS_SWEEP)
     tol, device = max(tol, 1/len(x)), ifnone(device, _device(model))
@@ -430,7 +427,6 @@ def _pca2(f):
     _, _, vh = torch.linalg.svd(f, full_matrices=False)
     return f @ vh[:2].T
 
-# %% ../nbs/09_evaluate.ipynb #17119e0e
 def _embedder(method):
     "The `umap` module (or `None`) and the method that will run: 'umap' or 'pca'."
     if check_choice('embed_features', 'method', method, ('auto', 'umap', 'pca')) == 'pca': return None, 'pca'
