@@ -13,7 +13,6 @@ import PIL.Image
 import torch, torch.nn.functional as F
 from fastcore.basics import store_attr, ifnone, patch
 from fastcore.meta import delegates
-from .checks import check_number, check_choice
 
 # %% auto #0
 __all__ = ['IMAGENETTE_RECIPES', 'folder_items', 'balanced_subset', 'BadImageError', 'image_problem', 'check_images',
@@ -75,8 +74,8 @@ def balanced_subset(items:list, # files, labelled by their parent folder
                     n:int=None, # how many to keep; `None` or more than there are: all of them
                     seed:int=0): # seed of the choice
     "A class-balanced, seeded subset of `n` of `items` (the first `n` of a shuffled round robin by class), in their order."
-    check_number('balanced_subset', 'n', n, lo=1, integer=True, none_ok=True)
     if n is None or n >= len(items): return list(items)
+    if n < 1: raise ValueError(f"balanced_subset: n must be a positive number of images, got {n}")
     keep = set(_by_class_turns(items, random.Random(seed))[:n])
     return [o for o in items if o in keep]
 
@@ -266,7 +265,8 @@ def imagenette_tfms(recipe:str='paper', # 'paper': pad-4 random crop + flip, cen
                     pad:int=4, # zero padding of the random crop ('paper')
                     min_scale:float=0.08): # smallest crop area, as a fraction of the image ('imagenet')
     "Item transforms of an Imagenette recipe: the paper's (default) or the ImageNet-style one."
-    size = ifnone(size, IMAGENETTE_RECIPES[check_choice('imagenette_tfms', 'recipe', recipe, tuple(IMAGENETTE_RECIPES))])
+    if recipe not in IMAGENETTE_RECIPES: raise ValueError(f"imagenette: recipe must be one of {list(IMAGENETTE_RECIPES)}, got {recipe!r}")
+    size = ifnone(size, IMAGENETTE_RECIPES[recipe])
     if recipe == 'paper': return [PadCropFlipItem(size, pad, augment=augment)]
     if not augment: return [Resize(size, method='crop')]
     return [RandomResizedCrop(size, min_scale=min_scale, split_idx=0), Resize(size, method='crop', split_idx=1), FlipItem(p=0.5)]
