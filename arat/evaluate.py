@@ -141,9 +141,8 @@ def _make_aa(model, eps, version, attacks, n_cls, seed, device, n_iter, n_restar
     if attacks and version in ('cheap', 'custom'): kw['attacks_to_run' if pkg == 'autoattack' else 'attacks'] = list(attacks)
     if pkg == 'autoattack': kw['verbose'] = False
     aa = AA(model, **kw)
-    if version == 'cheap': aa.apgd.n_restarts = 1
+    aa.apgd.n_restarts = ifnone(n_restarts, 1 if version == 'cheap' else aa.apgd.n_restarts)
     if n_iter is not None: aa.apgd.n_iter = aa.apgd_targeted.n_iter = aa.fab.n_iter = n_iter
-    if n_restarts is not None: aa.apgd.n_restarts = n_restarts
     aa.apgd_targeted.n_target_classes = aa.fab.n_target_classes = min(ifnone(n_target_classes, aa.apgd_targeted.n_target_classes), n_cls - 1)
     return aa, pkg
 
@@ -210,8 +209,7 @@ def _named(attacks):
         if not (isinstance(a, str) or isinstance(a, (tuple, list)) and len(a) == 2 and callable(a[1])):
             raise TypeError(f"an attack is a name like 'pgd20' or a pair (name, fn), got {a!r}")
         out.append((a, a) if isinstance(a, str) else (a[0], a[1]))
-    names = [n for n,_ in out]
-    if len(set(names)) != len(names): raise ValueError(f"attack names must be unique, got {names}")
+    if len({n for n, _ in out}) != len(out): raise ValueError(f"attack names must be unique, got {[n for n, _ in out]}")
     if not out: raise ValueError("attacks is empty: give at least one, e.g. ('clean', 'pgd20')")
     return out
 
@@ -276,7 +274,6 @@ def evaluate_robustness(model:nn.Module, # plain or dual-BN model taking [0,1] p
 EPS_SWEEP = (0., 2/255, 4/255, 8/255, 16/255, 32/255)
 EPS_SWEEP_L2 = (0., 0.125, 0.25, 0.5, 1., 2.)   # L2 radii (0.5: the usual CIFAR-10 L2 ε)
 
-# %% ../nbs/09_evaluate.ipynb #1ee7f451
 def accuracy_vs_eps(model:nn.Module, # plain or dual-BN model
                     data, # DataLoaders, DataLoader or `(x, y)`
                     eps=EPS_SWEEP, # the radii
@@ -383,8 +380,7 @@ def _cosines(model, spec, xb, xa):
     with FeatureTaps(model, spec, detach=True) as ft, torch.no_grad():
         model(xb); fc = ft.take()
         model(xa); fa = ft.take()
-        names = ft.names
-    return names, torch.stack([F.cosine_similarity(c.flatten(1).float(), a.flatten(1).float(), dim=1) for c, a in zip(fc, fa)]).cpu()
+    return ft.names, torch.stack([F.cosine_similarity(c.flatten(1).float(), a.flatten(1).float(), dim=1) for c, a in zip(fc, fa)]).cpu()
 
 # %% ../nbs/09_evaluate.ipynb #f161ac75
 def feature_cosine(model:nn.Module, # plain or dual-BN model
@@ -417,8 +413,8 @@ def bn_comparison(model:nn.Module, # a dual-BN model (see `arat.dualbn.convert_d
     "Table 7: `evaluate_robustness` through the main BNs and through the aux BNs, one row each."
     if not has_dual_bn(model):
         raise ValueError(f"bn_comparison needs a dual-BN model, but {type(model).__name__} has no DualBatchNorm (train with split-BN)")
-    name = ifnone(name, type(model).__name__)
-    return pd.concat([evaluate_robustness(model, data, attacks=attacks, bn=b, name=f"{name} ({b} BN)", **kwargs) for b in _BNS])
+    return pd.concat([evaluate_robustness(model, data, attacks=attacks, bn=b, name=f"{ifnone(name, type(model).__name__)} ({b} BN)", **kwargs)
+                      for b in _BNS])
 
 # %% ../nbs/09_evaluate.ipynb #003f174c
 def _pca2(f):
@@ -446,9 +442,7 @@ def embed_features(model:nn.Module, # plain or dual-BN model
                    seed:int=0, # UMAP's seed
                    device=None): # default: the model's device
     "Table with columns d1, d2 (the 2-D embedding), label and method ('umap' or 'pca')."
-    umap, method = _embedder(method)
-    x, y = eval_tensors(data, n)
-    feats = []
+    (umap, method), (x, y), feats = _embedder(method), eval_tensors(data, n), []
     with _eval_batches(model, x, y, bs, seed, bn, device) as batches, FeatureTaps(model, spec, detach=True) as ft, torch.no_grad():
         for xb, _ in batches: model(xb); feats.append(ft.take()[0].flatten(1).float().cpu())
     f = torch.cat(feats)
