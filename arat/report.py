@@ -64,7 +64,6 @@ def plot_clean_vs_robust(table:pd.DataFrame, # rows: runs/methods; columns: 'cle
     if annotate:
         for lab, ci, ri in zip(table.index, c, r): ax.annotate(str(lab), (ci, ri), fontsize=8, xytext=(4, 4), textcoords='offset points')
     if sums:
-        lo, hi = min(c.min(), r.min()), max(c.max(), r.max())
         for s in np.unique(np.round(c + r, 1)):
             xs = np.linspace(max(0, s - 100), min(100, s), 50)
             ax.plot(xs, s - xs, ls=':', lw=0.7, color='gray', zorder=1)
@@ -192,20 +191,21 @@ def _fmt_cell(col, v, norm='Linf'): # `norm`: the row's threat model, for an ε
     return '' if v is None else str(v)
 
 # %% ../nbs/11_report.ipynb #0bcc55ed
-def _norms(df): return df['norm'].tolist() if 'norm' in df.columns else ['Linf'] * len(df)   # an L2 table has a norm column
+def _cells(df:pd.DataFrame):
+    "`df` as the report writes it: every value formatted in its row's threat model (an L2 table has a `norm` column)."
+    out, norms = df.copy().astype(object), df['norm'].tolist() if 'norm' in df.columns else ['Linf'] * len(df)
+    for c in df.columns: out[c] = [_fmt_cell(str(c), v, nm) for v, nm in zip(df[c], norms)]
+    return out
 
 def _md_table(df:pd.DataFrame, index=True):
     "`df` as a GitHub Markdown table, accuracies in %."
     cols = ([df.index.name or ''] if index else []) + [str(c) for c in df.columns]
-    rows = [([str(i)] if index else []) + [_fmt_cell(str(c), v, nm).replace('|', '\\|') for c, v in zip(df.columns, r)]
-            for i, r, nm in zip(df.index, df.itertuples(index=False), _norms(df))]
-    out = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    return '\n'.join(out + ['| ' + ' | '.join(r) + ' |' for r in rows])
+    rows = [([str(i)] if index else []) + [v.replace('|', '\\|') for v in r]
+            for i, r in zip(df.index, _cells(df).itertuples(index=False))]
+    line = lambda r: '| ' + ' | '.join(r) + ' |'
+    return '\n'.join([line(cols), '|' + '---|' * len(cols)] + [line(r) for r in rows])
 
-def _html_table(df:pd.DataFrame, index=True):
-    fmt = df.copy().astype(object)
-    for c in df.columns: fmt[c] = [_fmt_cell(str(c), v, nm) for v, nm in zip(df[c], _norms(df))]
-    return fmt.to_html(index=index, escape=True, border=0, classes='tbl')
+def _html_table(df:pd.DataFrame, index=True): return _cells(df).to_html(index=index, escape=True, border=0, classes='tbl')
 
 # %% ../nbs/11_report.ipynb #27f10075
 class _Doc:
