@@ -83,7 +83,6 @@ def _grad_logs(logs):
     logs = _one_log(logs)
     return dict(tuple(logs.groupby('run', sort=False))) if 'run' in logs else {None: logs}
 
-# %% ../nbs/11_report.ipynb #a4c2e0c2
 def plot_grad_sim(logs, # `GradSimCallback.stats` (columns step, layer, cos), a `GradSimCallback`, or `{label: stats}`
                   value:str='cos', # 'cos' (gradient cosine similarity) or 'conflict' (share of opposite signs)
                   layer:str|None=None, # one layer's curve (e.g. 'all': the whole gradient); None: mean ± std over layers
@@ -116,7 +115,6 @@ def _loss_figure(log):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/11_report.ipynb #113522d3
 _ACCS = ('clean_acc', 'robust_acc')
 
 def _metrics_figure(log, lr_drops=()):
@@ -136,9 +134,9 @@ def _metrics_figure(log, lr_drops=()):
     return fig
 
 # %% ../nbs/11_report.ipynb #4c0ed33d
-def _save(fig, fn, dpi=100):
-    "Write `fig` to `fn` (its format from the suffix), atomically, and close it."
-    atomic_write(fn, write=lambda f: fig.savefig(f, format=Path(fn).suffix[1:], dpi=dpi)); plt.close(fig); return fn
+def _save(fig, fn, **kw):
+    "Write `fig` to `fn` (its format from the suffix; `kw`: `savefig`'s), atomically, and close it."
+    atomic_write(fn, write=lambda f: fig.savefig(f, format=Path(fn).suffix[1:], **{'dpi': 100} | kw)); plt.close(fig); return fn
 
 def plot_log(log, # `log.csv` as a DataFrame (or its path)
              folder, # where `loss.png` and `metrics.png` go
@@ -190,7 +188,6 @@ def _fmt_cell(col, v, norm='Linf'): # `norm`: the row's threat model, for an ε
         return f"{v:.4g}"
     return '' if v is None else str(v)
 
-# %% ../nbs/11_report.ipynb #0bcc55ed
 def _cells(df:pd.DataFrame):
     "`df` as the report writes it: every value formatted in its row's threat model (an L2 table has a `norm` column)."
     out, norms = df.copy().astype(object), df['norm'].tolist() if 'norm' in df.columns else ['Linf'] * len(df)
@@ -217,16 +214,21 @@ class _Doc:
     def p(self, text): self.md.append(text + '\n'); self.html.append(f"<p>{html.escape(text)}</p>")
     def table(self, df, index=True): self.md.append(_md_table(df, index) + '\n'); self.html.append(_html_table(df, index))
 
-# %% ../nbs/11_report.ipynb #66cb4156
-@patch
-def fig(self:_Doc, fig, name, alt):
-    "Save `fig` as the next PNG of the folder, link it in the Markdown and inline it in the HTML."
-    self.folder.mkdir(parents=True, exist_ok=True)
-    fn = self.folder/f"{self.n:02d}_{name}.png"; self.n += 1
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=110, bbox_inches='tight'); plt.close(fig)
-    atomic_write(fn, buf.getvalue())
-    self.md.append(f"![{alt}]({self.folder.name}/{fn.name})\n")
-    self.html.append(f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"></p>')
+    def fig(self, fig, name, alt):
+        "Save `fig` as the next PNG of the folder, link it in the Markdown and inline it in the HTML."
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fn = self.folder/f"{self.n:02d}_{name}.png"; self.n += 1
+        png = _save(fig, fn, dpi=110, bbox_inches='tight').read_bytes()
+        self.md.append(f"![{alt}]({self.folder.name}/{fn.name})\n")
+        self.html.append(f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></p>')
+
+    def section(self, heading, *parts, level=2):
+        "A heading, then each part: a paragraph (str), a table (DataFrame) or a figure `(fig, name, alt)`; `None`: nothing."
+        self.h(level, heading)
+        for x in parts:
+            if isinstance(x, str): self.p(x)
+            elif isinstance(x, pd.DataFrame): self.table(x, index=not pd.api.types.is_integer_dtype(x.index))  # names, not row numbers
+            elif x is not None: self.fig(*x)
 
 # %% ../nbs/11_report.ipynb #157eb712
 _CSS = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}"
@@ -241,78 +243,10 @@ def write(self:_Doc, title):
                                                f"<style>{_CSS}</style></head><body>\n" + '\n'.join(self.html) + "\n</body></html>\n")
 
 # %% ../nbs/11_report.ipynb #928652e5
-def _models(models):
-    "`{name: model}` from a model or a dict of models."
-    if isinstance(models, nn.Module): models = {type(models).__name__: models}
-    if not isinstance(models, dict) or not models or not all(isinstance(m, nn.Module) for m in models.values()):
-        raise TypeError(f"models must be an nn.Module or a non-empty dict {{name: nn.Module}}, got {type(models).__name__}")
-    return models
-
-def _header(doc, models, title, n, eps, seed, attacks, aa_version, aa_kwargs, norm='Linf'):
-    doc.h(1, title)
-    devs = ', '.join(sorted({str(_device(m)) for m in models.values()}))
-    doc.p(f"{datetime.date.today().isoformat()}: {len(models)} model(s), {n} evaluation examples, {eps_text(eps, norm)}, "
-          f"seed {seed}, device {devs}. Models evaluated in eval mode on their main BNs, in fp32. Accuracies in %.")
-    if 'autoattack' in attacks and aa_version != 'standard':
-        doc.p(f"Warning: AutoAttack version '{aa_version}' {aa_kwargs or ''} is not the standard AutoAttack; "
-              "report standard AutoAttack (aa_version='standard') for published numbers.")
-
-# %% ../nbs/11_report.ipynb #93b56797
-def _accuracy(doc, models, x, y, attacks, eps, aa_version, aa_kwargs, runs, ev):
-    table = pd.concat([evaluate_robustness(m, (x, y), attacks=attacks, eps=eps, name=k, aa_version=aa_version,
-                                           aa_kwargs=aa_kwargs, **ev) for k, m in models.items()])
-    doc.h(2, 'Accuracy'); doc.table(table)
-    doc.p("'worst': share of examples classified correctly under every attack of the table (per-example worst case).")
-    allruns = table if runs is None else pd.concat([runs, table])
-    if 'clean' in allruns: doc.fig(plot_clean_vs_robust(allruns).figure, 'clean_vs_robust', 'clean vs robust accuracy')
-    return table
-
-# %% ../nbs/11_report.ipynb #6778520a
-def _sanity(doc, models, x, y, skw):
-    sc = pd.concat([sanity_checks(m, (x, y), **skw).assign(model=k) for k, m in models.items()])
-    doc.h(2, 'Sanity checks (gradient masking)')
-    for k in models:
-        flagged = sc[(sc.model == k) & ~sc.passed].index.tolist()
-        doc.p(f"{k}: {'FLAGGED: ' + ', '.join(flagged) if flagged else 'all checks pass'}.")
-    doc.table(sc.reset_index()[['model', 'check', 'passed', 'figures', 'if_flagged']], index=False)
-    return sc
-
-def _sweep(doc, models, x, y, sweep, n, eps, ev):
-    sw = pd.concat([accuracy_vs_eps(m, (x, y), eps=sweep, n=n, name=k, **ev) for k, m in models.items()])
-    doc.h(2, 'Accuracy against ε'); doc.fig(plot_acc_vs_eps(sw, mark_eps=eps, norm=ev['norm']).figure, 'acc_vs_eps', 'accuracy against epsilon')
-    return sw
-
-# %% ../nbs/11_report.ipynb #d8ae899c
-def _cosine(doc, models, x, y, spec, eps, ev):
-    cos = pd.concat([feature_cosine(m, (x, y), spec=spec, eps=eps, **ev).assign(model=k) for k, m in models.items()])
-    doc.h(2, 'Representation invariance (Table 4)')
-    doc.p(f"Cosine similarity between clean and PGD-20 features at '{spec}', mean (std) over {len(x)} examples.")
-    doc.table(cos[['model', 'tap', 'cos', 'std']], index=False)
-    return cos
-
-def _embedding(doc, models, data, spec, n, method, bs, seed):
-    embs = {k: embed_features(m, data, spec=spec, n=n, method=method, bs=bs, seed=seed) for k, m in models.items()}
-    meth = next(iter(embs.values())).method.iloc[0]
-    doc.h(2, 'Clean features (Fig. 3)')
-    doc.p(f"2-D embedding of the clean features at '{spec}' by {meth.upper()}"
-          + ("" if meth == 'umap' else " (UMAP, as the paper, needs `pip install arat[umap]`)") + ".")
-    fig, axs = plt.subplots(1, len(embs), figsize=(4.5*len(embs), 4), squeeze=False)
-    for ax, (k, e) in zip(axs[0], embs.items()): plot_embedding(e, k, ax=ax)
-    doc.fig(fig, 'embedding', 'feature embedding')
-    return embs
-
-# %% ../nbs/11_report.ipynb #594a476b
-def _bn_table(doc, models, x, y, eps, ev):
-    t7 = pd.concat([bn_comparison(m, (x, y), attacks=('clean', 'pgd20'), name=k, eps=eps, **ev)
-                    for k, m in models.items() if has_dual_bn(m)])
-    doc.h(2, 'Main vs auxiliary BNs (Table 7)')
-    doc.p("The aux BNs are for clean training inputs only: high clean accuracy, little robustness. Report the main BNs.")
-    doc.table(t7)
-    return t7
-
-def _grad_sim(doc, logs):
-    doc.h(2, 'Gradient similarity during training (Fig. 2)')
-    doc.fig(plot_grad_sim(logs).figure, 'grad_sim', 'gradient similarity')
+def _each(models, f, *args, by='name', **kw):
+    "`f(model, *args, **kw)` of each model as one table; the model's name goes to `f`'s `name` or (`by='model'`) to a column."
+    return pd.concat([f(m, *args, name=k, **kw) if by == 'name' else f(m, *args, **kw).assign(model=k)
+                      for k, m in models.items()])
 
 # %% ../nbs/11_report.ipynb #432b8808
 def robustness_report(models, # a model, or a dict `{name: model}`
@@ -339,23 +273,54 @@ def robustness_report(models, # a model, or a dict `{name: model}`
                       progress:bool=True, # progress bars
                       norm:str='Linf'): # the threat model of every attack, check and plot: 'Linf' or 'L2'
     "Evaluate `models` and write a Markdown + HTML report with tables, sanity verdicts and plots; returns tables and paths."
-    models, fname = _models(models), Path(fname)
-    if fname.suffix != '.md': raise ValueError(f"fname must end in .md (the HTML file is written beside it), got {str(fname)!r}")
+    if isinstance(models, nn.Module): models = {type(models).__name__: models}
+    if not isinstance(models, dict) or not models or not all(isinstance(m, nn.Module) for m in models.values()):
+        raise TypeError(f"models must be an nn.Module or a non-empty dict {{name: nn.Module}}, got {type(models).__name__}")
+    if (fname := Path(fname)).suffix != '.md':
+        raise ValueError(f"fname must end in .md (the HTML file is written beside it), got {str(fname)!r}")
     fname.parent.mkdir(parents=True, exist_ok=True)
     doc, (x, y), ev = _Doc(fname), eval_tensors(data, n), dict(bs=bs, seed=seed, progress=progress, norm=norm)
     if norm == 'L2' and sweep is EPS_SWEEP: sweep = EPS_SWEEP_L2
-    out = dict(md=fname, html=fname.with_suffix('.html'))
-    _header(doc, models, title, len(x), eps, seed, attacks, aa_version, aa_kwargs, norm)
-    out['table'] = _accuracy(doc, models, x, y, attacks, eps, aa_version, aa_kwargs, runs, ev)
+    out, aa = dict(md=fname, html=fname.with_suffix('.html')), dict(aa_version=aa_version, aa_kwargs=aa_kwargs)
+    devs = ', '.join(sorted({str(_device(m)) for m in models.values()}))
+    doc.section(title, f"{datetime.date.today().isoformat()}: {len(models)} model(s), {len(x)} evaluation examples, "
+                f"{eps_text(eps, norm)}, seed {seed}, device {devs}. Models evaluated in eval mode on their main BNs, in fp32. "
+                "Accuracies in %.", f"Warning: AutoAttack version '{aa_version}' {aa_kwargs or ''} is not the standard AutoAttack; "
+                "report standard AutoAttack (aa_version='standard') for published numbers."
+                if 'autoattack' in attacks and aa_version != 'standard' else None, level=1)
+    t = out['table'] = _each(models, evaluate_robustness, (x, y), attacks=attacks, eps=eps, **aa, **ev)
+    allruns = t if runs is None else pd.concat([runs, t])
+    doc.section('Accuracy', t, "'worst': share of examples classified correctly under every attack of the table "
+                "(per-example worst case).",
+                (plot_clean_vs_robust(allruns).figure, 'clean_vs_robust', 'clean vs robust accuracy') if 'clean' in allruns else None)
     if sanity:
-        skw = dict(n=sanity_n, eps=eps, aa_version=aa_version, aa_kwargs=aa_kwargs, **ev) | (sanity_kwargs or {})
-        out['sanity'] = _sanity(doc, models, x, y, skw)
-    if sweep is not None: out['sweep'] = _sweep(doc, models, x, y, sweep, sanity_n, eps, ev)
+        skw = dict(n=sanity_n, eps=eps, **aa, **ev) | (sanity_kwargs or {})
+        sc = out['sanity'] = _each(models, sanity_checks, (x, y), by='model', **skw)
+        flags = {k: ', '.join(sc[(sc.model == k) & ~sc.passed].index) for k in models}
+        doc.section('Sanity checks (gradient masking)', *[f"{k}: {'FLAGGED: ' + f if f else 'all checks pass'}." for k, f in flags.items()],
+                    sc.reset_index()[['model', 'check', 'passed', 'figures', 'if_flagged']])
+    if sweep is not None:
+        sw = out['sweep'] = _each(models, accuracy_vs_eps, (x, y), eps=sweep, n=sanity_n, **ev)
+        fig = plot_acc_vs_eps(sw, mark_eps=eps, norm=norm).figure
+        doc.section('Accuracy against ε', (fig, 'acc_vs_eps', 'accuracy against epsilon'))
     if features is not None:
-        out['cos'] = _cosine(doc, models, x, y, features, eps, ev)
-        out['embedding'] = _embedding(doc, models, data, features, embed_n, embed_method, bs, seed)
-    if bn_table and any(has_dual_bn(m) for m in models.values()): out['bn_table'] = _bn_table(doc, models, x, y, eps, ev)
-    if grad_sim is not None: _grad_sim(doc, grad_sim)
+        cos = out['cos'] = _each(models, feature_cosine, (x, y), by='model', spec=features, eps=eps, **ev)
+        doc.section('Representation invariance (Table 4)', f"Cosine similarity between clean and PGD-20 features at '{features}', "
+                    f"mean (std) over {len(x)} examples.", cos[['model', 'tap', 'cos', 'std']])
+        embs = out['embedding'] = {k: embed_features(m, data, spec=features, n=embed_n, method=embed_method, bs=bs, seed=seed)
+                                   for k, m in models.items()}
+        meth = next(iter(embs.values())).method.iloc[0]
+        fig, axs = plt.subplots(1, len(embs), figsize=(4.5*len(embs), 4), squeeze=False)
+        for ax, (k, e) in zip(axs[0], embs.items()): plot_embedding(e, k, ax=ax)
+        doc.section('Clean features (Fig. 3)', f"2-D embedding of the clean features at '{features}' by {meth.upper()}"
+                    + ("" if meth == 'umap' else " (UMAP, as the paper, needs `pip install arat[umap]`)") + ".",
+                    (fig, 'embedding', 'feature embedding'))
+    if bn_table and (duals := {k: m for k, m in models.items() if has_dual_bn(m)}):
+        t7 = out['bn_table'] = _each(duals, bn_comparison, (x, y), attacks=('clean', 'pgd20'), eps=eps, **ev)
+        doc.section('Main vs auxiliary BNs (Table 7)', "The aux BNs are for clean training inputs only: high clean accuracy, "
+                    "little robustness. Report the main BNs.", t7)
+    if grad_sim is not None:
+        doc.section('Gradient similarity during training (Fig. 2)', (plot_grad_sim(grad_sim).figure, 'grad_sim', 'gradient similarity'))
     doc.write(title)
     return out
 
@@ -386,7 +351,6 @@ def _git_commit():
     except (OSError, subprocess.SubprocessError): return None
     return r.stdout.strip() or None if r.returncode == 0 else None
 
-# %% ../nbs/11_report.ipynb #d3d0a4b0
 def _hardware(device):
     "The device, its name, and the software versions."
     d = torch.device(device)
@@ -403,7 +367,6 @@ def _plain(v):
     if isinstance(v, Path): return str(v)
     return v
 
-# %% ../nbs/11_report.ipynb #47523461
 def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` (accuracy columns, n, eps, seed, maybe worst)
                    model:nn.Module, # the evaluated model
                    weights, # its weights file (sha256 recorded)
@@ -455,7 +418,6 @@ def _card_aa(aa):
                                       "AutoAttack: not comparable to RobustBench entries.")
     return f"AutoAttack: standard ({aa['package']}), as RobustBench reports."
 
-# %% ../nbs/11_report.ipynb #91dfa3b9
 # the paper's clean and AutoAttack accuracy (%), Tables 2 and 3: (arch, dataset) -> {method: (clean, AA)}
 PAPER_RESULTS = {
     ('resnet18', 'cifar10'): dict(at=(83.77, 42.42), trades=(81.25, 48.54), mart=(82.15, 47.83), lbgat=(85.50, 49.26), arrest=(86.63, 46.14), arat=(87.93, 49.19)),
