@@ -6,13 +6,13 @@ Docs: https://arat-dev.github.io/arat/report.html.md"""
 
 # %% ../nbs/11_report.ipynb #041e505e
 from __future__ import annotations
-import io, math, json, base64, html, datetime, platform, subprocess
+import math, json, base64, html, datetime, platform, subprocess
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
-from fastcore.basics import ifnone, patch
+from fastcore.basics import ifnone
 from .dualbn import *
 from .evaluate import *
 from .evaluate import _device, _autoattack_cls
@@ -26,22 +26,19 @@ __all__ = ['RESULTS_SCHEMA', 'PAPER_RESULTS', 'plot_acc_vs_eps', 'plot_clean_vs_
            'write_results']
 
 # %% ../nbs/11_report.ipynb #1e8f93d4
-def _pct(v): return 100 * np.asarray(v, dtype=float)
-
 def plot_acc_vs_eps(sweep:pd.DataFrame, # `accuracy_vs_eps` table(s): columns model, eps, accuracy (and attack)
                     ax=None, # matplotlib axes (default: a new figure)
                     mark_eps:float|None=8/255, # draw a vertical line at this ε (None: none)
                     norm:str='Linf'): # the sweep's threat model: L∞ radii are drawn in 1/255, L2 radii as they are
     "Accuracy (%) against ε (L∞: in 1/255) for each model of `sweep`."
     k = 1. if norm == 'L2' else 255.
-    miss = {'eps', 'accuracy'} - set(sweep.columns)
-    if miss: raise ValueError(f"plot_acc_vs_eps needs the columns eps and accuracy (from `accuracy_vs_eps`), missing {sorted(miss)}")
+    if (miss := {'eps', 'accuracy'} - set(sweep.columns)): raise ValueError(f"plot_acc_vs_eps needs the columns eps and accuracy (from `accuracy_vs_eps`), missing {sorted(miss)}")
     if ax is None: _, ax = plt.subplots(figsize=(5, 3.5))
     groups = sweep.groupby('model', sort=False) if 'model' in sweep else [(None, sweep)]
     for name, g in groups:
         g = g.sort_values('eps')
         lab = name if 'attack' not in g or g.attack.nunique() != 1 else f"{name} ({g.attack.iloc[0]})"
-        ax.plot(g.eps * k, _pct(g.accuracy), marker='o', label=lab)
+        ax.plot(g.eps * k, 100 * g.accuracy.to_numpy(float), marker='o', label=lab)
     if mark_eps is not None: ax.axvline(mark_eps * k, color='gray', lw=0.8, ls='--')
     ax.set_xlabel('L2 ε' if norm == 'L2' else 'ε (×1/255)'); ax.set_ylabel('accuracy (%)'); ax.set_ylim(-2, 102)
     if 'model' in sweep: ax.legend(fontsize=8)
@@ -56,10 +53,9 @@ def plot_clean_vs_robust(table:pd.DataFrame, # rows: runs/methods; columns: 'cle
                          sums:bool=True): # draw lines of constant clean + robust
     "Scatter of clean against robust accuracy (%), one point per row of `table`."
     robust = ifnone(robust, 'autoattack' if 'autoattack' in table else 'worst')
-    miss = [c for c in (clean, robust) if c not in table]
-    if miss: raise ValueError(f"plot_clean_vs_robust: columns {miss} not in the table (columns: {list(table.columns)})")
+    if (miss := [c for c in (clean, robust) if c not in table]): raise ValueError(f"plot_clean_vs_robust: columns {miss} not in the table (columns: {list(table.columns)})")
     if ax is None: _, ax = plt.subplots(figsize=(4.5, 4))
-    c, r = _pct(table[clean]), _pct(table[robust])
+    c, r = 100 * table[clean].to_numpy(float), 100 * table[robust].to_numpy(float)
     ax.scatter(c, r, zorder=3)
     if annotate:
         for lab, ci, ri in zip(table.index, c, r): ax.annotate(str(lab), (ci, ri), fontsize=8, xytext=(4, 4), textcoords='offset points')
@@ -73,8 +69,7 @@ def plot_clean_vs_robust(table:pd.DataFrame, # rows: runs/methods; columns: 'cle
 
 # %% ../nbs/11_report.ipynb #d0cdae52
 def _one_log(log):
-    if isinstance(log, pd.DataFrame): return log
-    if hasattr(log, 'stats'): return log.stats  # a GradSimCallback
+    if isinstance(log := getattr(log, 'stats', log), pd.DataFrame): return log  # a table, or a GradSimCallback's
     raise TypeError(f"plot_grad_sim takes a DataFrame (GradSimCallback.stats), a GradSimCallback or a dict of them, got {type(log).__name__}")
 
 def _grad_logs(logs):
@@ -115,12 +110,10 @@ def _loss_figure(log):
     fig.tight_layout()
     return fig
 
-_ACCS = ('clean_acc', 'robust_acc')
-
 def _metrics_figure(log, lr_drops=()):
     "The accuracies on one panel, with the epochs where the learning rate drops (0-based, the first epoch at the lower rate) marked; one panel per other column."
-    accs = [c for c in _ACCS if c in log]
-    mets = ([accs] if accs else []) + [[c] for c in log.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time', *_ACCS)]
+    accs = [c for c in ('clean_acc', 'robust_acc') if c in log]
+    mets = ([accs] if accs else []) + [[c] for c in log.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time', 'clean_acc', 'robust_acc')]
     nc = min(3, max(len(mets), 1)); nr = max(math.ceil(len(mets)/nc), 1)
     fig, axs = plt.subplots(nr, nc, figsize=(4*nc, 3*nr), squeeze=False)
     for ax, cs in zip(axs.flat, mets):
@@ -145,17 +138,15 @@ def plot_log(log, # `log.csv` as a DataFrame (or its path)
     log, folder = log if isinstance(log, pd.DataFrame) else pd.read_csv(log), Path(folder)
     return _save(_loss_figure(log), folder/'loss.png'), _save(_metrics_figure(log, lr_drops), folder/'metrics.png')
 
-# %% ../nbs/11_report.ipynb #082cbf4c
 def save_grad_sim(log, # a `GradSimCallback` or its `.stats`
                   folder, # where `grad_sim.csv` and `grad_sim.png` go
                   title:str|None=None): # the plot's title
     "Write `grad_sim.csv` and the Fig. 2 plot `grad_sim.png` of a gradient-similarity log; returns their paths."
     folder, stats = Path(folder), _one_log(log)
-    atomic_write(folder/'grad_sim.csv', stats.to_csv(index=False))
+    csv = atomic_write(folder/'grad_sim.csv', stats.to_csv(index=False))
     ax = plot_grad_sim(stats)
-    if title: ax.set_title(title)
-    ax.figure.tight_layout()
-    return folder/'grad_sim.csv', _save(ax.figure, folder/'grad_sim.png')
+    ax.set_title(title or ''); ax.figure.tight_layout()
+    return csv, _save(ax.figure, folder/'grad_sim.png')
 
 # %% ../nbs/11_report.ipynb #82f4888e
 def plot_embedding(emb:pd.DataFrame, # `embed_features` table: columns d1, d2, label, method
@@ -175,9 +166,8 @@ def plot_embedding(emb:pd.DataFrame, # `embed_features` table: columns d1, d2, l
     return ax
 
 # %% ../nbs/11_report.ipynb #16e7b849
-_ACC_NAMES = ('clean', 'fgsm', 'worst', 'autoattack', 'apgd-ce', 'apgd-t', 'apgd-dlr', 'fab', 'fab-t', 'square')
-
-def _is_acc(col): return col in _ACC_NAMES or col.startswith('pgd')
+def _is_acc(col):
+    return col.startswith('pgd') or col in ('clean', 'fgsm', 'worst', 'autoattack', 'apgd-ce', 'apgd-t', 'apgd-dlr', 'fab', 'fab-t', 'square')
 
 def _fmt_cell(col, v, norm='Linf'): # `norm`: the row's threat model, for an ε
     if isinstance(v, (bool, np.bool_)): return 'pass' if v else 'FLAG'
@@ -205,13 +195,14 @@ def _md_table(df:pd.DataFrame, index=True):
 def _html_table(df:pd.DataFrame, index=True): return _cells(df).to_html(index=index, escape=True, border=0, classes='tbl')
 
 # %% ../nbs/11_report.ipynb #27f10075
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}"
+        ".tbl{border-collapse:collapse;margin:1em 0;font-size:0.9em}.tbl td,.tbl th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "img{max-width:100%}")
+
 class _Doc:
     "Accumulates the report as Markdown and HTML side by side."
     def __init__(self, fname): self.md, self.html, self.fname, self.n = [], [], Path(fname), 0
-    @property
-    def folder(self): return self.fname.parent/f"{self.fname.stem}_files"
-    def h(self, level, text): self.md.append(f"{'#'*level} {text}\n"); self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
-    def p(self, text): self.md.append(text + '\n'); self.html.append(f"<p>{html.escape(text)}</p>")
+    folder = property(lambda self: self.fname.parent/f"{self.fname.stem}_files")
     def table(self, df, index=True): self.md.append(_md_table(df, index) + '\n'); self.html.append(_html_table(df, index))
 
     def fig(self, fig, name, alt):
@@ -224,31 +215,24 @@ class _Doc:
 
     def section(self, heading, *parts, level=2):
         "A heading, then each part: a paragraph (str), a table (DataFrame) or a figure `(fig, name, alt)`; `None`: nothing."
-        self.h(level, heading)
+        self.md.append(f"{'#'*level} {heading}\n"); self.html.append(f"<h{level}>{html.escape(heading)}</h{level}>")
         for x in parts:
-            if isinstance(x, str): self.p(x)
+            if isinstance(x, str): self.md.append(x + '\n'); self.html.append(f"<p>{html.escape(x)}</p>")
             elif isinstance(x, pd.DataFrame): self.table(x, index=not pd.api.types.is_integer_dtype(x.index))  # names, not row numbers
             elif x is not None: self.fig(*x)
 
-# %% ../nbs/11_report.ipynb #157eb712
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}"
-        ".tbl{border-collapse:collapse;margin:1em 0;font-size:0.9em}.tbl td,.tbl th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-        "img{max-width:100%}")
+    def write(self, title):
+        "Write the Markdown file and, beside it, the self-contained HTML file."
+        atomic_write(self.fname, '\n'.join(self.md))
+        atomic_write(self.fname.with_suffix('.html'), f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                                                   f"<style>{_CSS}</style></head><body>\n" + '\n'.join(self.html) + "\n</body></html>\n")
 
-@patch
-def write(self:_Doc, title):
-    "Write the Markdown file and, beside it, the self-contained HTML file."
-    atomic_write(self.fname, '\n'.join(self.md))
-    atomic_write(self.fname.with_suffix('.html'), f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                                               f"<style>{_CSS}</style></head><body>\n" + '\n'.join(self.html) + "\n</body></html>\n")
-
-# %% ../nbs/11_report.ipynb #928652e5
+# %% ../nbs/11_report.ipynb #432b8808
 def _each(models, f, *args, by='name', **kw):
     "`f(model, *args, **kw)` of each model as one table; the model's name goes to `f`'s `name` or (`by='model'`) to a column."
     return pd.concat([f(m, *args, name=k, **kw) if by == 'name' else f(m, *args, **kw).assign(model=k)
                       for k, m in models.items()])
 
-# %% ../nbs/11_report.ipynb #432b8808
 def robustness_report(models, # a model, or a dict `{name: model}`
                       data, # DataLoaders (valid set), a DataLoader, or `(x, y)` tensors
                       fname='robustness_report.md', # the Markdown file; the HTML file and a `<stem>_files/` folder go beside it
@@ -301,8 +285,7 @@ def robustness_report(models, # a model, or a dict `{name: model}`
                     sc.reset_index()[['model', 'check', 'passed', 'figures', 'if_flagged']])
     if sweep is not None:
         sw = out['sweep'] = _each(models, accuracy_vs_eps, (x, y), eps=sweep, n=sanity_n, **ev)
-        fig = plot_acc_vs_eps(sw, mark_eps=eps, norm=norm).figure
-        doc.section('Accuracy against ε', (fig, 'acc_vs_eps', 'accuracy against epsilon'))
+        doc.section('Accuracy against ε', (plot_acc_vs_eps(sw, mark_eps=eps, norm=norm).figure, 'acc_vs_eps', 'accuracy against epsilon'))
     if features is not None:
         cos = out['cos'] = _each(models, feature_cosine, (x, y), by='model', spec=features, eps=eps, **ev)
         doc.section('Representation invariance (Table 4)', f"Cosine similarity between clean and PGD-20 features at '{features}', "
@@ -341,7 +324,7 @@ RESULTS_SCHEMA = _OBJ(
     hardware=_OBJ(['device', 'torch', 'python', 'platform']), wall_time_s={'type': 'number', 'minimum': 0},
     created={'type': 'string'})
 
-# %% ../nbs/11_report.ipynb #6f1d4493
+# %% ../nbs/11_report.ipynb #58f958b1
 def _git_commit():
     "The commit of the git checkout arat runs from, or `None` (an installed package, no git)."
     import arat
@@ -358,14 +341,9 @@ def _hardware(device):
     return dict(device=str(d), device_name=name, cpu_threads=torch.get_num_threads(), torch=torch.__version__,
                 python=platform.python_version(), platform=platform.platform())
 
-# %% ../nbs/11_report.ipynb #58f958b1
 def _plain(v):
     "`v` as JSON data: NumPy and torch scalars as Python numbers, paths as strings, tuples as lists."
-    if isinstance(v, dict): return {str(k): _plain(u) for k, u in v.items()}
-    if isinstance(v, (list, tuple)): return [_plain(u) for u in v]
-    if isinstance(v, (np.generic, torch.Tensor)): return v.item()
-    if isinstance(v, Path): return str(v)
-    return v
+    return json.loads(json.dumps(v, default=lambda u: str(u) if isinstance(u, Path) else u.item()))
 
 def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` (accuracy columns, n, eps, seed, maybe worst)
                    model:nn.Module, # the evaluated model
@@ -389,7 +367,6 @@ def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` 
         config=config, arat_version=__version__, git_commit=_git_commit(), hardware=_hardware(ifnone(device, _device(model))),
         wall_time_s=round(float(wall_time), 3), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')))
 
-# %% ../nbs/11_report.ipynb #01da36f4
 def _nonfinite(v, at=''):
     "The path of the first NaN or infinite number in `v`, or `None`."
     if isinstance(v, float) and not math.isfinite(v): return at or 'top level'
@@ -408,16 +385,6 @@ def check_results(rec:dict): # a `results.json` record
     return rec
 
 # %% ../nbs/11_report.ipynb #10c8adaf
-def _card_acc(rec):
-    rows = [f"| {k} | {100*v:.2f} |" for k, v in rec['accuracy'].items()] + [f"| **worst case** | **{100*rec['worst_case']:.2f}** |"]
-    return '\n'.join(['| attack | accuracy (%) |', '|:---|---:|'] + rows)
-
-def _card_aa(aa):
-    if aa is None: return "AutoAttack was not run: PGD is an upper bound; run `arat-eval` for AutoAttack."
-    if aa['mode'] == 'cheap': return (f"AutoAttack: the cheap version ({aa['version']}, {aa['package']}), weaker than standard "
-                                      "AutoAttack: not comparable to RobustBench entries.")
-    return f"AutoAttack: standard ({aa['package']}), as RobustBench reports."
-
 # the paper's clean and AutoAttack accuracy (%), Tables 2 and 3: (arch, dataset) -> {method: (clean, AA)}
 PAPER_RESULTS = {
     ('resnet18', 'cifar10'): dict(at=(83.77, 42.42), trades=(81.25, 48.54), mart=(82.15, 47.83), lbgat=(85.50, 49.26), arrest=(86.63, 46.14), arat=(87.93, 49.19)),
@@ -443,16 +410,19 @@ def _card_scale(c, m):
     return [run, f"- the paper (Tables 2, 3), {meth} {arch} on {key[1]}, full data, width {pw}, 100 epochs: clean {fig[0]:.2f} %, "
                  f"AutoAttack {fig[1]:.2f} %" + ("; this run is smaller, so its figures are not comparable to these" if small else '')]
 
-# %% ../nbs/11_report.ipynb #80a5f58c
 def model_card(rec:dict): # a `results.json` record
     "A Markdown model card of `rec`, in the spirit of RobustBench's entries."
-    c, m, tm, hw = rec['config'], rec['model'], rec['threat_model'], rec['hardware']
+    c, m, tm, hw, aa = rec['config'], rec['model'], rec['threat_model'], rec['hardware'], rec['autoattack']
+    accs = [f"| {k} | {100*v:.2f} |" for k, v in rec['accuracy'].items()] + [f"| **worst case** | **{100*rec['worst_case']:.2f}** |"]
+    aa = ("AutoAttack was not run: PGD is an upper bound; run `arat-eval` for AutoAttack." if aa is None else
+          f"AutoAttack: standard ({aa['package']}), as RobustBench reports." if aa['mode'] != 'cheap' else
+          f"AutoAttack: the cheap version ({aa['version']}, {aa['package']}), weaker than standard AutoAttack: not comparable to RobustBench entries.")
     train = ', '.join(f"{k} {c[k]}" for k in ('method', 'epochs', 'bs', 'lr', 'eps', 'steps', 'seed') if c.get(k) is not None)
     return '\n'.join([f"# Model card: {c.get('method', 'model')} {m['arch']}", '',
         f"{m['arch']}" + (f" (width {m['width']})" if m.get('width') else '') + f", {m['n_out']} classes, {m['params']:,} parameters, "
         f"trained adversarially on {c.get('dataset', '?')} with arat {rec['arat_version']}" + (f" ({rec['git_commit'][:10]})" if rec['git_commit'] else '') + '.',
         '', f"## Robustness ({eps_text(tm['eps'], tm['norm'])}, {rec['n']} test images, attack seed {rec['seeds']['attack']})", '',
-        _card_acc(rec), '', _card_aa(rec['autoattack']), '', '## Model', '',
+        '| attack | accuracy (%) |', '|:---|---:|', *accs, '', aa, '', '## Model', '',
         f"- weights: `{m['weights']}`, sha256 `{m['weights_sha256']}`",
         "- input: RGB images with pixels in [0, 1]; the normalisation is inside the model", '',
         '## Training', '', f"- {train}" if train else '- (no configuration recorded)', '', '## Scale', '', *_card_scale(c, m), '',
@@ -461,7 +431,6 @@ def model_card(rec:dict): # a `results.json` record
         "- Robust accuracy under these attacks is an upper bound on the true robustness; stronger or adaptive attacks may do better.",
         f"- Only the {'L2' if tm['norm'] == 'L2' else 'L∞'} threat model at this ε was evaluated; a small test subset gives a noisy estimate.", ''])
 
-# %% ../nbs/11_report.ipynb #8bcbd98c
 def write_results(rec:dict, # a `results.json` record (see `results_record`)
                   folder): # where `results.json` and `model_card.md` go
     "Write `results.json` and `model_card.md` of `rec` into `folder`; returns their paths."
