@@ -33,20 +33,6 @@ def _gather(dl, n):
     if not xs: raise ValueError("data yielded no batch: is the DataLoader empty?")
     return torch.cat(xs), torch.cat(ys)
 
-# %% ../nbs/09_evaluate.ipynb #b4fa4e42
-def _check_eval_labels(x, y):
-    "Refuse an empty set, non-finite pixels or pixels outside [0,1] (for every attack, `clean` too), and labels that are not one class index per example."
-    if len(x) == 0: raise ValueError(f"no examples to evaluate: x has shape {tuple(x.shape)}; pass a non-empty set")
-    bad = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
-    if bad: raise ValueError(f"x holds {bad} NaN or inf pixels (of {x.numel()}); check the data")
-    lo, hi = x.min().item(), x.max().item()
-    if not (lo >= 0 and hi <= 1): raise _pixel_error(x, lo, hi)
-    if y.ndim != 1: raise ValueError(f"y must hold one class label per example, shape ({len(y)},), got shape {tuple(y.shape)}")
-    if y.dtype == torch.bool or y.is_complex() or (y.is_floating_point() and not torch.equal(y, y.round())):
-        raise ValueError(f"y must be integer class labels, got {str(y.dtype).replace('torch.', '')} values such as {y[0].item()}")
-    if y.min() < 0: raise ValueError(f"y holds negative class labels (min {y.min().item():g}): labels must be 0..classes-1")
-
-# %% ../nbs/09_evaluate.ipynb #b1a4842c
 def eval_tensors(data, # fastai `DataLoaders` (its `.valid` is used), a `DataLoader` of `(x, y)` batches, or `(x, y)` tensors
                  n:int|None=None): # keep the first `n` examples (`None`: all)
     "The first `n` examples of `data` as plain CPU tensors `(x, y)`."
@@ -60,17 +46,23 @@ def eval_tensors(data, # fastai `DataLoaders` (its `.valid` is used), a `DataLoa
     x, y = plain_tensor(x).detach().cpu(), plain_tensor(y).detach().cpu()
     if len(x) != len(y): raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     if n is not None: x, y = x[:n], y[:n]
-    _check_eval_labels(x, y)
+    # refused for every attack, `clean` too: an empty set, non-finite pixels or pixels outside [0,1], labels that are not class indices
+    if len(x) == 0: raise ValueError(f"no examples to evaluate: x has shape {tuple(x.shape)}; pass a non-empty set")
+    if (bad := int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0):
+        raise ValueError(f"x holds {bad} NaN or inf pixels (of {x.numel()}); check the data")
+    lo, hi = x.min().item(), x.max().item()
+    if not (lo >= 0 and hi <= 1): raise _pixel_error(x, lo, hi)
+    if y.ndim != 1: raise ValueError(f"y must hold one class label per example, shape ({len(y)},), got shape {tuple(y.shape)}")
+    if y.dtype == torch.bool or y.is_complex() or (y.is_floating_point() and not torch.equal(y, y.round())):
+        raise ValueError(f"y must be integer class labels, got {str(y.dtype).replace('torch.', '')} values such as {y[0].item()}")
+    if y.min() < 0: raise ValueError(f"y holds negative class labels (min {y.min().item():g}): labels must be 0..classes-1")
     return x.float(), y.long()
 
 # %% ../nbs/09_evaluate.ipynb #d6a90c53
-_BNS = ('main', 'aux')
-
 def _device(model):
     "The device of `model`'s first parameter (or buffer); the CPU if it has none."
     return next((t.device for t in itertools.chain(model.parameters(), model.buffers())), torch.device('cpu'))
 
-# %% ../nbs/09_evaluate.ipynb #2e512db4
 @contextmanager
 def _fp32(model):
     "Cast `model`'s floating parameters and buffers that are not fp32 to fp32 for the block, and back afterwards."
@@ -85,7 +77,7 @@ def _fp32(model):
 def evaluation_mode(model:nn.Module, # the model to evaluate
                     bn:str='main'): # which BNs of a dual-BN model: 'main' (inference) or 'aux' (Table 7)
     "Eval mode, main (or aux) BNs, fp32 and no autocast for the block; everything restored afterwards."
-    check_choice('evaluation_mode', 'bn', bn, _BNS)
+    check_choice('evaluation_mode', 'bn', bn, ('main', 'aux'))
     if bn == 'aux' and not has_dual_bn(model):
         raise ValueError(f"bn='aux' needs a dual-BN model, but {type(model).__name__} has no DualBatchNorm; use bn='main'")
     with _fp32(model), model_mode(model, 'eval'), torch.autocast(_device(model).type, enabled=False):
@@ -108,18 +100,11 @@ def _logits(model, xb, label, what, y_max=None):
 
 # %% ../nbs/09_evaluate.ipynb #2e964d30
 _AA_PARTS = ('apgd-ce', 'apgd-t', 'apgd-dlr', 'fab', 'fab-t', 'square')
-_AA_VERSIONS = ('standard', 'plus', 'rand', 'cheap', 'custom')
 
 def _autoattack_cls():
     "The `AutoAttack` class: the original package when installed, else `pyautoattack`; and which one."
     try: return importlib.import_module('autoattack').AutoAttack, 'autoattack'
     except ImportError: return importlib.import_module('pyautoattack').AutoAttack, 'pyautoattack'
-
-def _check_aa_args(version, attacks):
-    check_choice('run_autoattack', 'version', version, _AA_VERSIONS)
-    if version == 'custom' and not attacks: raise ValueError("run_autoattack: version='custom' needs `attacks`, e.g. ['apgd-ce', 'apgd-t']")
-    if attacks and version != 'custom': raise ValueError(f"run_autoattack: `attacks` is for version='custom', not {version!r}")
-    for a in attacks or (): check_choice('run_autoattack', 'attacks', a, _AA_PARTS)
 
 # %% ../nbs/09_evaluate.ipynb #5ca34238
 def _aa_attacks(version, attacks, n_cls):
@@ -146,7 +131,6 @@ def _make_aa(model, eps, version, attacks, n_cls, seed, device, n_iter, n_restar
     aa.apgd_targeted.n_target_classes = aa.fab.n_target_classes = min(ifnone(n_target_classes, aa.apgd_targeted.n_target_classes), n_cls - 1)
     return aa, pkg
 
-# %% ../nbs/09_evaluate.ipynb #3c339667
 def _run_aa(aa, pkg, x, y, bs):
     "Run `aa` on `(x, y)`; AutoAttack's logged and warned messages become Python warnings."
     log, h = logging.getLogger('auto-attack'), logging.handlers.BufferingHandler(1 << 20)
@@ -175,7 +159,11 @@ def run_autoattack(model:nn.Module, # the model; run in eval mode (route dual BN
                    device=None, # default: the model's device
                    norm:str='Linf'): # the threat model: 'Linf' or 'L2'
     "Adversarial examples from the reference AutoAttack (L∞ or L2), on the same device and in the same order as `x`."
-    _check_aa_args(version, attacks); check_choice('run_autoattack', 'norm', norm, ('Linf', 'L2'))
+    check_choice('run_autoattack', 'version', version, ('standard', 'plus', 'rand', 'cheap', 'custom'))
+    if version == 'custom' and not attacks: raise ValueError("run_autoattack: version='custom' needs `attacks`, e.g. ['apgd-ce', 'apgd-t']")
+    if attacks and version != 'custom': raise ValueError(f"run_autoattack: `attacks` is for version='custom', not {version!r}")
+    for a in attacks or (): check_choice('run_autoattack', 'attacks', a, _AA_PARTS)
+    check_choice('run_autoattack', 'norm', norm, ('Linf', 'L2'))
     device = ifnone(device, _device(model))
     with model_mode(model, 'eval'):
         n_cls = _logits(model, x[:2].to(device), type(model).__name__, 'clean').shape[1]
@@ -184,14 +172,12 @@ def run_autoattack(model:nn.Module, # the model; run in eval mode (route dual BN
         return _run_aa(aa, pkg, x.to(device), y.to(device), bs).detach()
 
 # %% ../nbs/09_evaluate.ipynb #08f54a07
-_PGD_RE = re.compile(r'^pgd(\d+)(?:r(\d+))?$')
-
 def _attack(name, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm='Linf'):
     "A function `(model, x, y) -> x_adv` (None for 'clean') for attack `name`."
     if callable(name): return lambda m, x, y: name(m, x, y, eps)
     if name == 'clean': return None
     if name == 'fgsm': return lambda m, x, y: fgsm(m, x, y, eps=eps, attack_mode='eval', norm=norm)
-    if (mt := _PGD_RE.match(name)):
+    if (mt := re.match(r'pgd(\d+)(?:r(\d+))?$', name)):
         steps, restarts, step = int(mt[1]), int(mt[2] or 1), ifnone(pgd_step, eps/4)
         return lambda m, x, y: pgd(m, x, y, eps=eps, step_size=step, steps=steps, restarts=restarts, attack_mode='eval', norm=norm)
     if name == 'autoattack':
@@ -202,13 +188,11 @@ def _attack(name, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm='Linf'):
     raise ValueError(f"unknown attack {name!r}: use 'clean', 'fgsm', 'pgd<steps>' (e.g. 'pgd20', 'pgd100r5'), "
                      f"'autoattack', one of {_AA_PARTS}, or a pair (name, fn) with fn(model, x, y, eps) -> x_adv")
 
-# %% ../nbs/09_evaluate.ipynb #80fe444c
 def _named(attacks):
-    out = []
-    for a in [attacks] if isinstance(attacks, str) else attacks:
-        if not (isinstance(a, str) or isinstance(a, (tuple, list)) and len(a) == 2 and callable(a[1])):
-            raise TypeError(f"an attack is a name like 'pgd20' or a pair (name, fn), got {a!r}")
-        out.append((a, a) if isinstance(a, str) else (a[0], a[1]))
+    attacks = [attacks] if isinstance(attacks, str) else list(attacks)
+    if (bad := [a for a in attacks if not (isinstance(a, str) or isinstance(a, (tuple, list)) and len(a) == 2 and callable(a[1]))]):
+        raise TypeError(f"an attack is a name like 'pgd20' or a pair (name, fn), got {bad[0]!r}")
+    out = [(a, a) if isinstance(a, str) else (a[0], a[1]) for a in attacks]
     if len({n for n, _ in out}) != len(out): raise ValueError(f"attack names must be unique, got {[n for n, _ in out]}")
     if not out: raise ValueError("attacks is empty: give at least one, e.g. ('clean', 'pgd20')")
     return out
@@ -224,14 +208,6 @@ def _eval_batches(model, x, y, bs=256, seed=0, bn='main', device=None, progress=
         bar = progress_bar(starts, leave=False) if progress and len(starts) > 1 else starts
         yield ((x[i:i+bs].to(device), y[i:i+bs].to(device)) for i in bar)
 
-# %% ../nbs/09_evaluate.ipynb #a71b6dc3
-def _robustness_row(correct, n, eps, seed, bn, aa_version, secs, name):
-    "One-row table from the per-example correctness `{attack: bool tensor}`."
-    row = {k: v.float().mean().item() for k, v in correct.items()}
-    row.update(worst=torch.stack(list(correct.values())).all(0).float().mean().item(), n=n, eps=eps, seed=seed, bn=bn,
-               aa_version=aa_version, seconds=round(secs, 2))
-    return pd.DataFrame([row], index=[name])
-
 # %% ../nbs/09_evaluate.ipynb #a7e0a127
 def _correct(model, x, y, fns, label, **kw):
     "Per attack of `fns`, whether each example is classified correctly; each batch's clean logits are checked first."
@@ -244,7 +220,6 @@ def _correct(model, x, y, fns, label, **kw):
                 correct[nm].append((out.argmax(1) == yb).cpu())
     return {k: torch.cat(v) for k, v in correct.items()}
 
-# %% ../nbs/09_evaluate.ipynb #b2e99daa
 def evaluate_robustness(model:nn.Module, # plain or dual-BN model taking [0,1] pixels
                         data, # fastai DataLoaders (valid set), a DataLoader, or `(x, y)` tensors
                         attacks=('clean', 'pgd20', 'autoattack'), # names (see the table above) or `(name, fn)` pairs
@@ -265,10 +240,12 @@ def evaluate_robustness(model:nn.Module, # plain or dual-BN model taking [0,1] p
     named, (x, y), label = _named(attacks), eval_tensors(data, n), ifnone(name, type(model).__name__)
     fns, t0 = [(nm, _attack(a, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm)) for nm, a in named], time.perf_counter()
     correct = _correct(model, x, y, fns, label, bs=bs, seed=seed, bn=bn, device=device, progress=progress)
-    df = _robustness_row(correct, len(x), eps, seed, bn, aa_version if any(a == 'autoattack' for _, a in named) else None,
-                         time.perf_counter() - t0, label)
+    correct['worst'] = torch.stack(list(correct.values())).all(0)   # correct under every attack
+    row = {k: v.float().mean().item() for k, v in correct.items()} | dict(n=len(x), eps=eps, seed=seed, bn=bn,
+        aa_version=aa_version if any(a == 'autoattack' for _, a in named) else None, seconds=round(time.perf_counter() - t0, 2))
+    df = pd.DataFrame([row], index=[label])
     if norm != 'Linf': df['norm'] = norm
-    return (df, {**correct, 'worst': torch.stack(list(correct.values())).all(0)}) if return_correct else df
+    return (df, correct) if return_correct else df
 
 # %% ../nbs/09_evaluate.ipynb #5cdf5d92
 EPS_SWEEP = (0., 2/255, 4/255, 8/255, 16/255, 32/255)
@@ -311,7 +288,6 @@ def _check_sweep(model, x, y, eps_sweep, large_eps, tol, kw):
             _row('large_eps', big <= tol, f"PGD-50 accuracy at ε={e(large_eps)}: {big:.3f}",
                  'an unbounded attack fails: masked gradients, or a model that ignores its input')]
 
-# %% ../nbs/09_evaluate.ipynb #a4b0023c
 def _check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw):
     atts = tuple(dict.fromkeys(('clean', 'fgsm', 'pgd20', more) + (('autoattack',) if aa else ())))
     t = evaluate_robustness(model, (x, y), attacks=atts, eps=eps, aa_version=aa_version, aa_kwargs=aa_kwargs, **kw).iloc[0]
@@ -322,22 +298,16 @@ def _check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw):
                  'more PGD steps/restarts raise accuracy: randomness or a broken attack')]
 
 # %% ../nbs/09_evaluate.ipynb #582119b4
-def _zero_grads(model, x, y, device, bs):
-    "How many examples of `(x, y)` have an all-zero input gradient of the cross-entropy."
-    n0 = 0
-    for i in range(0, len(x), bs):
-        xb = x[i:i+bs].to(device).requires_grad_(True)
-        with torch.enable_grad(): loss = F.cross_entropy(model(xb), y[i:i+bs].to(device), reduction='sum')
-        g = torch.autograd.grad(loss, xb, allow_unused=True)[0] if loss.requires_grad else None
-        n0 += len(xb) if g is None else int((g.flatten(1).abs().sum(1) == 0).sum())
-    return n0
-
-# %% ../nbs/09_evaluate.ipynb #7b3ffa1b
 def _check_model(model, x, y, bn, device, bs):
     with evaluation_mode(model, bn), torch.no_grad():
         xs = x[:256].to(device)   # predictions at batch size 1 and 256, and two identical calls
         a, b, one = model(xs), model(xs), torch.cat([model(xs[i:i+1]) for i in range(len(xs))])
-        n0 = _zero_grads(model, x, y, device, bs)
+        n0 = 0   # examples with an all-zero input gradient of the cross-entropy
+        for i in range(0, len(x), bs):
+            xb = x[i:i+bs].to(device).requires_grad_(True)
+            with torch.enable_grad(): loss = F.cross_entropy(model(xb), y[i:i+bs].to(device), reduction='sum')
+            g = torch.autograd.grad(loss, xb, allow_unused=True)[0] if loss.requires_grad else None
+            n0 += len(xb) if g is None else int((g.flatten(1).abs().sum(1) == 0).sum())
     diff, dd = int((a.argmax(1) != one.argmax(1)).sum()), (a - b).abs().max().item()
     return [_row('batch_size', diff == 0, f"{diff} of {len(a)} predictions differ; max |Δlogit| {(a-one).abs().max().item():.2e}",
                  'predictions depend on the batch: BN in train mode or a batch-dependent layer'),
@@ -382,7 +352,6 @@ def _cosines(model, spec, xb, xa):
         model(xa); fa = ft.take()
     return ft.names, torch.stack([F.cosine_similarity(c.flatten(1).float(), a.flatten(1).float(), dim=1) for c, a in zip(fc, fa)]).cpu()
 
-# %% ../nbs/09_evaluate.ipynb #f161ac75
 def feature_cosine(model:nn.Module, # plain or dual-BN model
                    data, # DataLoaders, DataLoader or `(x, y)`
                    spec:str='penultimate', # taps, see `arat.features.tap_points`
@@ -414,7 +383,7 @@ def bn_comparison(model:nn.Module, # a dual-BN model (see `arat.dualbn.convert_d
     if not has_dual_bn(model):
         raise ValueError(f"bn_comparison needs a dual-BN model, but {type(model).__name__} has no DualBatchNorm (train with split-BN)")
     return pd.concat([evaluate_robustness(model, data, attacks=attacks, bn=b, name=f"{ifnone(name, type(model).__name__)} ({b} BN)", **kwargs)
-                      for b in _BNS])
+                      for b in ('main', 'aux')])
 
 # %% ../nbs/09_evaluate.ipynb #003f174c
 def _pca2(f):
@@ -431,7 +400,6 @@ def _embedder(method):
         if method == 'umap': raise ImportError("method='umap' needs umap-learn: pip install 'arat[umap]' (or use method='pca')")
         return None, 'pca'
 
-# %% ../nbs/09_evaluate.ipynb #3f565291
 def embed_features(model:nn.Module, # plain or dual-BN model
                    data, # DataLoaders, DataLoader or `(x, y)`
                    spec:str='penultimate', # one tap (the first of the spec is used)
