@@ -46,7 +46,7 @@ def eval_tensors(data, # fastai `DataLoaders` (its `.valid` is used), a `DataLoa
     x, y = plain_tensor(x).detach().cpu(), plain_tensor(y).detach().cpu()
     if len(x) != len(y): raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     if n is not None: x, y = x[:n], y[:n]
-    # refused for every attack, `clean` too: an empty set, non-finite pixels or pixels outside [0,1], labels that are not class indices
+    # refused for every attack, `clean` too: no examples, pixels not finite or outside [0,1], labels not class indices
     if len(x) == 0: raise ValueError(f"no examples to evaluate: x has shape {tuple(x.shape)}; pass a non-empty set")
     if (bad := int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0):
         raise ValueError(f"x holds {bad} NaN or inf pixels (of {x.numel()}); check the data")
@@ -190,7 +190,8 @@ def _attack(name, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm='Linf'):
 
 def _named(attacks):
     attacks = [attacks] if isinstance(attacks, str) else list(attacks)
-    if (bad := [a for a in attacks if not (isinstance(a, str) or isinstance(a, (tuple, list)) and len(a) == 2 and callable(a[1]))]):
+    pair = lambda a: isinstance(a, (tuple, list)) and len(a) == 2 and callable(a[1])
+    if (bad := [a for a in attacks if not (isinstance(a, str) or pair(a))]):
         raise TypeError(f"an attack is a name like 'pgd20' or a pair (name, fn), got {bad[0]!r}")
     out = [(a, a) if isinstance(a, str) else (a[0], a[1]) for a in attacks]
     if len({n for n, _ in out}) != len(out): raise ValueError(f"attack names must be unique, got {[n for n, _ in out]}")

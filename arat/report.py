@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 from fastcore.basics import ifnone
 from .dualbn import *
 from .evaluate import *
-from .evaluate import _device, _autoattack_cls
+from .evaluate import _device, _autoattack_cls, _AA_PARTS
 from .callbacks import grad_sim_summary
 from .runs import atomic_write, file_sha256
 from . import __version__
@@ -32,10 +31,10 @@ def plot_acc_vs_eps(sweep:pd.DataFrame, # `accuracy_vs_eps` table(s): columns mo
                     norm:str='Linf'): # the sweep's threat model: L∞ radii are drawn in 1/255, L2 radii as they are
     "Accuracy (%) against ε (L∞: in 1/255) for each model of `sweep`."
     k = 1. if norm == 'L2' else 255.
-    if (miss := {'eps', 'accuracy'} - set(sweep.columns)): raise ValueError(f"plot_acc_vs_eps needs the columns eps and accuracy (from `accuracy_vs_eps`), missing {sorted(miss)}")
+    if (miss := {'eps', 'accuracy'} - set(sweep.columns)):
+        raise ValueError(f"plot_acc_vs_eps needs the columns eps and accuracy (from `accuracy_vs_eps`), missing {sorted(miss)}")
     if ax is None: _, ax = plt.subplots(figsize=(5, 3.5))
-    groups = sweep.groupby('model', sort=False) if 'model' in sweep else [(None, sweep)]
-    for name, g in groups:
+    for name, g in (sweep.groupby('model', sort=False) if 'model' in sweep else [(None, sweep)]):
         g = g.sort_values('eps')
         lab = name if 'attack' not in g or g.attack.nunique() != 1 else f"{name} ({g.attack.iloc[0]})"
         ax.plot(g.eps * k, 100 * g.accuracy.to_numpy(float), marker='o', label=lab)
@@ -53,7 +52,8 @@ def plot_clean_vs_robust(table:pd.DataFrame, # rows: runs/methods; columns: 'cle
                          sums:bool=True): # draw lines of constant clean + robust
     "Scatter of clean against robust accuracy (%), one point per row of `table`."
     robust = ifnone(robust, 'autoattack' if 'autoattack' in table else 'worst')
-    if (miss := [c for c in (clean, robust) if c not in table]): raise ValueError(f"plot_clean_vs_robust: columns {miss} not in the table (columns: {list(table.columns)})")
+    if (miss := [c for c in (clean, robust) if c not in table]):
+        raise ValueError(f"plot_clean_vs_robust: columns {miss} not in the table (columns: {list(table.columns)})")
     if ax is None: _, ax = plt.subplots(figsize=(4.5, 4))
     c, r = 100 * table[clean].to_numpy(float), 100 * table[robust].to_numpy(float)
     ax.scatter(c, r, zorder=3)
@@ -106,19 +106,20 @@ def _loss_figure(log):
     for c, lab in (('valid_loss', 'valid_loss (validation)'), ('clean_ce', 'clean_ce (training batches)')):
         if c in log: b.plot(log.epoch + 1, log[c], marker='o', label=lab)
     b.set_title('clean cross-entropy', fontsize=10)
-    for ax in (a, b): ax.set_xlabel('epoch'); ax.set_ylabel('loss'); ax.legend(fontsize=8); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in (a, b): ax.set_xlabel('epoch'); ax.set_ylabel('loss'); ax.legend(fontsize=8); ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 
 def _metrics_figure(log, lr_drops=()):
     "The accuracies on one panel, with the epochs where the learning rate drops (0-based, the first epoch at the lower rate) marked; one panel per other column."
     accs = [c for c in ('clean_acc', 'robust_acc') if c in log]
-    mets = ([accs] if accs else []) + [[c] for c in log.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time', 'clean_acc', 'robust_acc')]
+    mets = [accs] if accs else []
+    mets += [[c] for c in log.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time', 'clean_acc', 'robust_acc')]
     nc = min(3, max(len(mets), 1)); nr = max(math.ceil(len(mets)/nc), 1)
     fig, axs = plt.subplots(nr, nc, figsize=(4*nc, 3*nr), squeeze=False)
     for ax, cs in zip(axs.flat, mets):
         for c in cs: ax.plot(log.epoch + 1, log[c], marker='o', label=c)
-        ax.set_title(' and '.join(cs)); ax.set_xlabel('epoch'); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(' and '.join(cs)); ax.set_xlabel('epoch'); ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         if cs is accs:
             for i, d in enumerate(lr_drops): ax.axvline(d + 0.5, color='grey', ls='--', lw=1, label='lr drop' if i == 0 else None)
             ax.set_ylabel('accuracy'); ax.legend(fontsize=8)
@@ -166,8 +167,7 @@ def plot_embedding(emb:pd.DataFrame, # `embed_features` table: columns d1, d2, l
     return ax
 
 # %% ../nbs/11_report.ipynb #16e7b849
-def _is_acc(col):
-    return col.startswith('pgd') or col in ('clean', 'fgsm', 'worst', 'autoattack', 'apgd-ce', 'apgd-t', 'apgd-dlr', 'fab', 'fab-t', 'square')
+def _is_acc(col): return col.startswith('pgd') or col in ('clean', 'fgsm', 'worst', 'autoattack', *_AA_PARTS)
 
 def _fmt_cell(col, v, norm='Linf'): # `norm`: the row's threat model, for an ε
     if isinstance(v, (bool, np.bool_)): return 'pass' if v else 'FLAG'
@@ -281,11 +281,12 @@ def robustness_report(models, # a model, or a dict `{name: model}`
         skw = dict(n=sanity_n, eps=eps, **aa, **ev) | (sanity_kwargs or {})
         sc = out['sanity'] = _each(models, sanity_checks, (x, y), by='model', **skw)
         flags = {k: ', '.join(sc[(sc.model == k) & ~sc.passed].index) for k in models}
-        doc.section('Sanity checks (gradient masking)', *[f"{k}: {'FLAGGED: ' + f if f else 'all checks pass'}." for k, f in flags.items()],
-                    sc.reset_index()[['model', 'check', 'passed', 'figures', 'if_flagged']])
+        doc.section('Sanity checks (gradient masking)', *[f"{k}: {'FLAGGED: ' + f if f else 'all checks pass'}." for k, f in
+                    flags.items()], sc.reset_index()[['model', 'check', 'passed', 'figures', 'if_flagged']])
     if sweep is not None:
         sw = out['sweep'] = _each(models, accuracy_vs_eps, (x, y), eps=sweep, n=sanity_n, **ev)
-        doc.section('Accuracy against ε', (plot_acc_vs_eps(sw, mark_eps=eps, norm=norm).figure, 'acc_vs_eps', 'accuracy against epsilon'))
+        doc.section('Accuracy against ε', (plot_acc_vs_eps(sw, mark_eps=eps, norm=norm).figure, 'acc_vs_eps',
+                                           'accuracy against epsilon'))
     if features is not None:
         cos = out['cos'] = _each(models, feature_cosine, (x, y), by='model', spec=features, eps=eps, **ev)
         doc.section('Representation invariance (Table 4)', f"Cosine similarity between clean and PGD-20 features at '{features}', "
@@ -303,7 +304,8 @@ def robustness_report(models, # a model, or a dict `{name: model}`
         doc.section('Main vs auxiliary BNs (Table 7)', "The aux BNs are for clean training inputs only: high clean accuracy, "
                     "little robustness. Report the main BNs.", t7)
     if grad_sim is not None:
-        doc.section('Gradient similarity during training (Fig. 2)', (plot_grad_sim(grad_sim).figure, 'grad_sim', 'gradient similarity'))
+        doc.section('Gradient similarity during training (Fig. 2)',
+                    (plot_grad_sim(grad_sim).figure, 'grad_sim', 'gradient similarity'))
     doc.write(title)
     return out
 
@@ -324,7 +326,6 @@ RESULTS_SCHEMA = _OBJ(
     hardware=_OBJ(['device', 'torch', 'python', 'platform']), wall_time_s={'type': 'number', 'minimum': 0},
     created={'type': 'string'})
 
-# %% ../nbs/11_report.ipynb #58f958b1
 def _git_commit():
     "The commit of the git checkout arat runs from, or `None` (an installed package, no git)."
     import arat
@@ -385,7 +386,6 @@ def check_results(rec:dict): # a `results.json` record
     return rec
 
 # %% ../nbs/11_report.ipynb #10c8adaf
-# the paper's clean and AutoAttack accuracy (%), Tables 2 and 3: (arch, dataset) -> {method: (clean, AA)}
 PAPER_RESULTS = {
     ('resnet18', 'cifar10'): dict(at=(83.77, 42.42), trades=(81.25, 48.54), mart=(82.15, 47.83), lbgat=(85.50, 49.26), arrest=(86.63, 46.14), arat=(87.93, 49.19)),
     ('resnet18', 'cifar100'): dict(at=(55.82, 19.50), trades=(54.74, 23.60), mart=(54.54, 26.04), lbgat=(67.33, 23.94), arat=(67.72, 23.54)),
@@ -416,7 +416,8 @@ def model_card(rec:dict): # a `results.json` record
     accs = [f"| {k} | {100*v:.2f} |" for k, v in rec['accuracy'].items()] + [f"| **worst case** | **{100*rec['worst_case']:.2f}** |"]
     aa = ("AutoAttack was not run: PGD is an upper bound; run `arat-eval` for AutoAttack." if aa is None else
           f"AutoAttack: standard ({aa['package']}), as RobustBench reports." if aa['mode'] != 'cheap' else
-          f"AutoAttack: the cheap version ({aa['version']}, {aa['package']}), weaker than standard AutoAttack: not comparable to RobustBench entries.")
+          f"AutoAttack: the cheap version ({aa['version']}, {aa['package']}), weaker than standard AutoAttack: "
+          "not comparable to RobustBench entries.")
     train = ', '.join(f"{k} {c[k]}" for k in ('method', 'epochs', 'bs', 'lr', 'eps', 'steps', 'seed') if c.get(k) is not None)
     return '\n'.join([f"# Model card: {c.get('method', 'model')} {m['arch']}", '',
         f"{m['arch']}" + (f" (width {m['width']})" if m.get('width') else '') + f", {m['n_out']} classes, {m['params']:,} parameters, "
