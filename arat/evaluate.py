@@ -46,7 +46,6 @@ def eval_tensors(data, # fastai `DataLoaders` (its `.valid` is used), a `DataLoa
     x, y = plain_tensor(x).detach().cpu(), plain_tensor(y).detach().cpu()
     if len(x) != len(y): raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     if n is not None: x, y = x[:n], y[:n]
-    # refused for every attack, `clean` too: no examples, pixels not finite or outside [0,1], labels not class indices
     if len(x) == 0: raise ValueError(f"no examples to evaluate: x has shape {tuple(x.shape)}; pass a non-empty set")
     if (bad := int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0):
         raise ValueError(f"x holds {bad} NaN or inf pixels (of {x.numel()}); check the data")
@@ -221,6 +220,7 @@ def _correct(model, x, y, fns, label, **kw):
                 correct[nm].append((out.argmax(1) == yb).cpu())
     return {k: torch.cat(v) for k, v in correct.items()}
 
+# %% ../nbs/09_evaluate.ipynb #b2e99daa
 def evaluate_robustness(model:nn.Module, # plain or dual-BN model taking [0,1] pixels
                         data, # fastai DataLoaders (valid set), a DataLoader, or `(x, y)` tensors
                         attacks=('clean', 'pgd20', 'autoattack'), # names (see the table above) or `(name, fn)` pairs

@@ -326,6 +326,7 @@ RESULTS_SCHEMA = _OBJ(
     hardware=_OBJ(['device', 'torch', 'python', 'platform']), wall_time_s={'type': 'number', 'minimum': 0},
     created={'type': 'string'})
 
+# %% ../nbs/11_report.ipynb #58f958b1
 def _git_commit():
     "The commit of the git checkout arat runs from, or `None` (an installed package, no git)."
     import arat
@@ -342,10 +343,6 @@ def _hardware(device):
     return dict(device=str(d), device_name=name, cpu_threads=torch.get_num_threads(), torch=torch.__version__,
                 python=platform.python_version(), platform=platform.platform())
 
-def _plain(v):
-    "`v` as JSON data: NumPy and torch scalars as Python numbers, paths as strings, tuples as lists."
-    return json.loads(json.dumps(v, default=lambda u: str(u) if isinstance(u, Path) else u.item()))
-
 def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` (accuracy columns, n, eps, seed, maybe worst)
                    model:nn.Module, # the evaluated model
                    weights, # its weights file (sha256 recorded)
@@ -360,13 +357,15 @@ def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` 
     acc = {k: float(v) for k, v in row.items() if _is_acc(k) and k != 'worst'}
     aa = None if autoattack is None else dict(package=_autoattack_cls()[1], version='standard', **autoattack)
     if aa is not None and aa['mode'] == 'cheap': aa['version'] = 'custom (apgd-ce, apgd-t)'
-    return _plain(dict(format='arat-results/1', tool=tool, threat_model=dict(norm=str(row.get('norm', 'Linf')), eps=float(row['eps'])), accuracy=acc,
+    rec = dict(format='arat-results/1', tool=tool, threat_model=dict(norm=str(row.get('norm', 'Linf')), eps=float(row['eps'])), accuracy=acc,
         worst_case=float(row['worst']) if 'worst' in row else min(acc.values()), n=int(row['n']),
         seeds=dict(attack=int(row['seed'])) | (seeds or {}), autoattack=aa,
         model=dict(arch=config.get('arch'), width=config.get('width'), n_out=model_n_out(model),
                    params=sum(p.numel() for p in model.parameters()), weights=Path(weights).name, weights_sha256=file_sha256(weights)),
         config=config, arat_version=__version__, git_commit=_git_commit(), hardware=_hardware(ifnone(device, _device(model))),
-        wall_time_s=round(float(wall_time), 3), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')))
+        wall_time_s=round(float(wall_time), 3), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+    # as JSON data: NumPy and torch scalars as Python numbers, paths as strings, tuples as lists
+    return json.loads(json.dumps(rec, default=lambda u: str(u) if isinstance(u, Path) else u.item()))
 
 def _nonfinite(v, at=''):
     "The path of the first NaN or infinite number in `v`, or `None`."
