@@ -21,7 +21,7 @@ from .losses import *
 
 # %% auto #0
 __all__ = ['clean_acc', 'sum_over_processes', 'RobustAccuracy', 'AdvTrainCallback', 'ATCallback', 'ARATCallback', 'AutoBalance',
-           'GradSimCallback', 'DeviceMixedPrecision', 'NonFiniteGuard']
+           'GradSimCallback', 'grad_sim_summary', 'DeviceMixedPrecision', 'NonFiniteGuard']
 
 # %% ../nbs/06_callbacks.ipynb #6614b815
 def clean_acc(inp, targ):
@@ -348,14 +348,19 @@ def stats(self:GradSimCallback):
     "All measurements: one row per (step, layer), plus layer 'all' for the whole flattened gradient."
     return pd.DataFrame(self.records, columns=['step', 'epoch', 'layer', 'cos', 'conflict'])
 
-@patch
-def summary(self:GradSimCallback, value:str='cos', layer:str|None=None):
-    "Per measured step, mean and std of `value` ('cos' or 'conflict') over the layers, or of one `layer` (e.g. 'all')."
-    s = self.stats
+def grad_sim_summary(s:pd.DataFrame, # `GradSimCallback.stats` (columns step, layer, cos, conflict)
+                     value:str='cos', # 'cos' or 'conflict'
+                     layer:str|None=None): # one layer (e.g. 'all'); `None`: the mean over the layers
+    "Per measured step, mean and std of `value` over the layers, or of one `layer`."
     d = s[s.layer != 'all'] if layer is None else s[s.layer == layer]
     if d.empty and layer is not None:
         raise ValueError(f"no rows with layer {layer!r}; layers: {sorted(s.layer.unique())[:10]}")
     return d.groupby('step')[value].agg(['mean', 'std']).reset_index()
+
+@patch
+def summary(self:GradSimCallback, value:str='cos', layer:str|None=None):
+    "`grad_sim_summary` of this run's `stats`."
+    return grad_sim_summary(self.stats, value, layer)
 
 # %% ../nbs/06_callbacks.ipynb #57487de8
 @patch

@@ -6,27 +6,28 @@ Docs: https://arat-dev.github.io/arat/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #3d2c6dc4
 from __future__ import annotations
-import copy, os, random, shutil, socket, tarfile, tempfile, threading, hashlib
+import copy, io, os, random, shutil, socket, tarfile, tempfile, threading, hashlib, contextlib
 from pathlib import Path
 from urllib.parse import urlparse
 import PIL.Image
 import torch, torch.nn.functional as F
-from fastcore.basics import store_attr, ifnone, patch
+from fastcore.basics import store_attr, ifnone
 from fastcore.meta import delegates
-from fastai.data.core import Pipeline
+
+# %% auto #0
+__all__ = ['IMAGENETTE_RECIPES', 'folder_items', 'balanced_subset', 'BadImageError', 'image_problem', 'check_images',
+           'PadCropFlip', 'folder_dls', 'fastai_dataset', 'cifar_tfms', 'cifar10_dls', 'cifar100_dls',
+           'PadCropFlipItem', 'imagenette_tfms', 'imagenette_dls', 'arat_home', 'sample_path', 'cifar10_sample_dls',
+           'DeviceImageDL', 'DeviceDataLoaders', 'device_dls']
+
+# %% ../nbs/00_data.ipynb #aa37373d
+from fastai.data.core import Pipeline, Datasets, DataLoaders
 from fastai.data.load import DataLoader
-from fastai.data.core import Datasets, DataLoaders
 from fastai.data.transforms import Categorize, IntToFloatTensor, ToTensor, get_image_files, parent_label
 from fastai.data.external import URLs, untar_data, fastai_cfg
 from fastai.torch_core import TensorCategory
 from fastai.vision.core import PILImage, TensorImage
 from fastai.vision.augment import RandTransform, RandomResizedCrop, Resize, FlipItem
-
-# %% auto #0
-__all__ = ['IMAGENETTE_RECIPES', 'folder_items', 'balanced_subset', 'BadImageError', 'image_problem', 'image_problems',
-           'check_images', 'PadCropFlip', 'folder_dls', 'fastai_dataset', 'cifar_tfms', 'cifar10_dls', 'cifar100_dls',
-           'PadCropFlipItem', 'imagenette_tfms', 'imagenette_dls', 'arat_home', 'sample_path', 'cifar10_sample_dls',
-           'DeviceImageDL', 'DeviceDataLoaders', 'device_dls']
 
 # %% ../nbs/00_data.ipynb #416e7502
 def _split_files(path, split, classes):
@@ -41,7 +42,6 @@ def _split_files(path, split, classes):
     if not res: raise ValueError(f"folder_items: {path/split} has no class folders with images")
     return res
 
-# %% ../nbs/00_data.ipynb #2e5dcb85
 _WHAT = ("pass `path=` a folder in fastai's layout (train/ and test/ or val/ class folders), `path=None` to download, "
          "or use the embedded sample with `cifar10_sample_dls()`")
 
@@ -60,67 +60,53 @@ def folder_items(path, # folder with `train/` and `test/` (or `val/`) class fold
     return classes, _split_files(path, 'train', classes), _split_files(path, valid_name, classes)
 
 # %% ../nbs/00_data.ipynb #573a6202
+def _by_class_turns(items, rng=None):
+    "`items` reordered so the classes take turns; within a class in order, or shuffled by `rng`."
+    by_cls = {}
+    for o in items: by_cls.setdefault(parent_label(o), []).append(o)
+    for l in (by_cls.values() if rng else ()): rng.shuffle(l)
+    return [l[j] for j in range(max(map(len, by_cls.values()), default=0)) for l in by_cls.values() if j < len(l)]
+
 def balanced_subset(items:list, # files, labelled by their parent folder
                     n:int=None, # how many to keep; `None` or more than there are: all of them
                     seed:int=0): # seed of the choice
-    "A class-balanced, seeded subset of `n` of `items`, in the order of `items`."
+    "A class-balanced, seeded subset of `n` of `items` (the first `n` of a shuffled round robin by class), in their order."
     if n is None or n >= len(items): return list(items)
     if n < 1: raise ValueError(f"balanced_subset: n must be a positive number of images, got {n}")
-    rng,by_cls = random.Random(seed),{}
-    for i,o in enumerate(items): by_cls.setdefault(parent_label(o), []).append(i)
-    for idxs in by_cls.values(): rng.shuffle(idxs)
-    rr = [idxs[j] for j in range(max(map(len, by_cls.values()))) for idxs in by_cls.values() if j < len(idxs)]
-    return [items[i] for i in sorted(rr[:n])]
+    keep = set(_by_class_turns(items, random.Random(seed))[:n])
+    return [o for o in items if o in keep]
 
 # %% ../nbs/00_data.ipynb #fd674419
 class BadImageError(ValueError):
     "An image file that cannot be used: empty, not an image, truncated or corrupt, or of the wrong size."
 
-_ENDS = {'PNG': b'\x00\x00\x00\x00IEND\xaeB`\x82', 'JPEG': b'\xff\xd9'}   # the last bytes of a complete file
-
-def _complete(fmt, tail):
-    "Whether `tail`, a file's last bytes, ends as a complete file of format `fmt` does (JPEG: zero padding may follow)."
-    end = _ENDS.get(fmt)
-    return end is not None and (tail if fmt == 'PNG' else tail.rstrip(b'\0')).endswith(end)
+_ENDS = {'PNG': b'\x00\x00\x00\x00IEND\xaeB`\x82', 'JPEG': b'\xff\xd9'}   # how a complete file ends (JPEG: zeros may follow)
 
 # %% ../nbs/00_data.ipynb #b0546a5f
-def _reason(e): return str(e).strip().split('\n')[0][:120] or type(e).__name__
-
 def image_problem(fn, # an image file
                   img_size:int|tuple=None): # expected size: an int (square) or (height, width); `None`: any
-    "What is wrong with image file `fn` (`None`: nothing), from its header and last bytes; decoded only if its end looks wrong."
+    "What is wrong with image file `fn` (`None`: nothing); decoded in full only when it does not end as its format does."
+    try: b = Path(fn).read_bytes()
+    except OSError as e: return f"cannot be read ({e.strerror or type(e).__name__})"
+    if not b: return "is empty (0 bytes)"
     try:
-        with open(fn, 'rb') as f:
-            n = f.seek(0, 2)
-            if n == 0: return "is empty (0 bytes)"
-            f.seek(max(n-16, 0)); tail = f.read(); f.seek(0)
-            try:
-                with PIL.Image.open(f) as im:
-                    fmt,(w,h) = im.format,im.size
-                    if not _complete(fmt, tail): im.load()
-            except PIL.UnidentifiedImageError: return "is not an image that PIL can read"
-            except Exception as e: return f"is truncated or corrupt ({_reason(e)})"
-    except OSError as e: return f"cannot be read ({e.strerror or _reason(e)})"
-    if img_size is None: return None
-    eh,ew = (img_size,img_size) if isinstance(img_size, int) else tuple(img_size)
+        with PIL.Image.open(io.BytesIO(b)) as im:
+            if not (b if im.format == 'PNG' else b.rstrip(b'\0')).endswith(_ENDS.get(im.format, b'?')): im.load()
+            w,h = im.size
+    except PIL.UnidentifiedImageError: return "is not an image that PIL can read"
+    except Exception as e: return f"is truncated or corrupt ({str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__})"
+    eh,ew = (img_size,)*2 if isinstance(img_size, int) else img_size or (h,w)
     if (h,w) != (eh,ew): return f"is {w}x{h} pixels (WxH), expected {ew}x{eh}"
-
-# %% ../nbs/00_data.ipynb #d2b542a4
-def image_problems(files:list, # image files
-                   img_size:int|tuple=None): # expected size: an int (square) or (height, width); `None`: any
-    "`(file, problem)` for every bad file of `files`, in order."
-    return [(f, p) for f in files if (p := image_problem(f, img_size)) is not None]
 
 # %% ../nbs/00_data.ipynb #de784a54
 def check_images(files:list, # image files
                  img_size:int|tuple=None): # expected size: an int (square) or (height, width); `None`: any
     "Raise a one-line `BadImageError` naming the first bad file of `files` and what to do; the others are counted."
-    bad = image_problems(files, img_size)
+    bad = [(f, p) for f in files if (p := image_problem(f, img_size)) is not None]
     if not bad: return
-    f,why = bad[0]
+    (f,why),more = bad[0],f"; {len(bad)} of {len(files)} files are bad, this is the first" if len(bad) > 1 else ""
     todo = ("resize or remove it (if most images are this size, the folder is not this dataset)" if 'pixels (WxH)' in why
             else "delete or replace it, or extract the dataset again")
-    more = f"; {len(bad)} of {len(files)} files are bad, this is the first" if len(bad) > 1 else ""
     raise BadImageError(f"{f} {why}: {todo}{more}")
 
 # %% ../nbs/00_data.ipynb #331462ed
@@ -136,24 +122,23 @@ class PadCropFlip(RandTransform):
         self.gen = None if seed is None else torch.Generator().manual_seed(seed)
 
     def encodes(self, x:TensorImage):
-        bs,c,h,w = x.shape
-        p,dev = self.pad,x.device
+        (bs,_,h,w),p,dev = x.shape,self.pad,x.device
         oy,ox = torch.randint(0, 2*p+1, (2,bs), generator=self.gen)
         flip = torch.rand(bs, generator=self.gen) < self.p_flip
-        rows = oy[:,None] + torch.arange(h)
-        cols = ox[:,None] + torch.arange(w)
+        rows,cols = oy[:,None] + torch.arange(h),ox[:,None] + torch.arange(w)
         cols = torch.where(flip[:,None], cols.flip(1), cols)
-        xp = F.pad(x, (p,p,p,p))
         # advanced indices around a slice put the batch dims first: (bs,h,w,c)
-        out = xp[torch.arange(bs, device=dev)[:,None,None], :, rows.to(dev)[:,:,None], cols.to(dev)[:,None,:]]
+        out = F.pad(x, (p,p,p,p))[torch.arange(bs, device=dev)[:,None,None], :, rows.to(dev)[:,:,None], cols.to(dev)[:,None,:]]
         return TensorImage(out.permute(0,3,1,2).contiguous())
 
-# %% ../nbs/00_data.ipynb #b7ee5d67
-def _by_class_turns(items):
-    "`items` reordered so the classes take turns (stable within a class): the first `n` validation images are balanced."
-    by_cls = {}
-    for o in items: by_cls.setdefault(parent_label(o), []).append(o)
-    return [l[j] for j in range(max(map(len, by_cls.values()), default=0)) for l in by_cls.values() if j < len(l)]
+# %% ../nbs/00_data.ipynb #214079a2
+def _folder_dsets(path, valid_name, n_train, n_valid, seed, img_size):
+    "fastai `Datasets` of the (subsets of the) folder's checked images: training split first, validation classes taking turns."
+    classes,trn,val = folder_items(path, valid_name)
+    trn,val = balanced_subset(trn, n_train, ifnone(seed, 0)),_by_class_turns(balanced_subset(val, n_valid, ifnone(seed, 0)))
+    check_images(trn + val, img_size)
+    return Datasets(trn+val, tfms=[[PILImage.create], [parent_label, Categorize(vocab=classes)]],
+                    splits=[list(range(len(trn))), list(range(len(trn), len(trn)+len(val)))])
 
 # %% ../nbs/00_data.ipynb #b37eee30
 def folder_dls(path, # folder with `train/` and `test/` (or `val/`) class folders
@@ -170,11 +155,7 @@ def folder_dls(path, # folder with `train/` and `test/` (or `val/`) class folder
                device=None, # device of the batches; `None`: fastai's `default_device()`
                **kwargs): # passed to `Datasets.dataloaders`
     "fastai `DataLoaders` of a fastai-layout image folder: float pixels in [0,1], labels by sorted class-folder name."
-    classes,trn,val = folder_items(path, valid_name)
-    trn,val = balanced_subset(trn, n_train, ifnone(seed, 0)),_by_class_turns(balanced_subset(val, n_valid, ifnone(seed, 0)))
-    check_images(trn + val, img_size)
-    dsets = Datasets(trn+val, tfms=[[PILImage.create], [parent_label, Categorize(vocab=classes)]],
-                     splits=[list(range(len(trn))), list(range(len(trn), len(trn)+len(val)))])
+    dsets = _folder_dsets(path, valid_name, n_train, n_valid, seed, img_size)
     dls = dsets.dataloaders(bs=bs, val_bs=val_bs, after_item=[*ifnone(item_tfms, []), ToTensor()],
                             after_batch=[IntToFloatTensor(), *ifnone(batch_tfms, [])],
                             num_workers=num_workers, device=device, path=Path(path), **kwargs)
@@ -183,16 +164,13 @@ def folder_dls(path, # folder with `train/` and `test/` (or `val/`) class folder
 
 # %% ../nbs/00_data.ipynb #bc3585fd
 def _reachable(host:str, port:int=443, timeout:float=3., connect=socket.create_connection):
-    "Whether a TCP connection to `host:port` opens within about `timeout` seconds (never blocks much longer)."
-    res = []
+    "Whether a TCP connection to `host:port` opens within about `timeout` seconds; a thread bounds the DNS look-up too."
+    ok = []
     def _try():
-        try: connect((host, port), timeout=timeout).close(); res.append(True)
-        except Exception: res.append(False)
-    t = threading.Thread(target=_try, daemon=True)
-    t.start(); t.join(timeout + 0.5)
-    return bool(res and res[0])
+        with contextlib.suppress(Exception): connect((host, port), timeout=timeout).close(); ok.append(True)
+    t = threading.Thread(target=_try, daemon=True); t.start(); t.join(timeout + 0.5)
+    return bool(ok)
 
-# %% ../nbs/00_data.ipynb #e213cdf4
 def fastai_dataset(url:str, # a `URLs` address, e.g. `URLs.CIFAR`
                    data:Path=None, # folder where fastai extracts datasets; `None`: fastai's config
                    archive:Path=None, # folder of fastai's downloaded archives; `None`: fastai's config
@@ -200,15 +178,12 @@ def fastai_dataset(url:str, # a `URLs` address, e.g. `URLs.CIFAR`
     "The extracted dataset of `url`: fastai's copy if there is one, else `untar_data(url)` when the host is reachable."
     data = Path(ifnone(data, fastai_cfg().path('data'))).expanduser()
     archive = Path(ifnone(archive, fastai_cfg().path('archive'))).expanduser()
-    fname = Path(urlparse(url).path).name
+    u = urlparse(url); fname = Path(u.path).name
     dest = data/fname.removesuffix('.tgz').removesuffix('.tar.gz').removesuffix('.zip')
     if dest.is_dir(): return dest
-    if not (archive/fname).exists():
-        u = urlparse(url)
-        if not _reachable(u.hostname, u.port or (443 if u.scheme=='https' else 80), timeout):
-            raise ConnectionError(f"{fname} is neither in {dest} nor downloadable: {u.hostname} cannot be reached "
-                                  f"(no network?). Pass `path=` a folder in fastai's layout (train/ and test/ or val/ class folders), "
-                                  f"or use the embedded sample with `cifar10_sample_dls()`.")
+    if not (archive/fname).exists() and not _reachable(u.hostname, u.port or (443 if u.scheme=='https' else 80), timeout):
+        raise ConnectionError(f"{fname} is neither in {dest} nor downloadable: {u.hostname} cannot be reached (no network?). Pass "
+                              "`path=` a folder in fastai's layout (train/ and test/ or val/ class folders), or use the embedded sample with `cifar10_sample_dls()`.")
     return untar_data(url, archive=archive, data=data)
 
 # %% ../nbs/00_data.ipynb #3afc1b01
@@ -217,10 +192,6 @@ def cifar_tfms(augment:bool=True, # pad-crop-flip the training batches
                seed:int=None): # seed of the augmentation
     "Batch transforms of the paper's CIFAR augmentation (train split only)."
     return [PadCropFlip(pad=pad, seed=seed)] if augment else []
-
-def _cifar_dls(url, path, bs, augment, pad, seed, **kwargs):
-    path = fastai_dataset(url) if path is None else path
-    return folder_dls(path, bs=bs, batch_tfms=cifar_tfms(augment, pad, seed), seed=seed, img_size=32, **kwargs)
 
 # %% ../nbs/00_data.ipynb #0476dcd2
 @delegates(folder_dls, but=['batch_tfms', 'img_size'])
@@ -231,18 +202,15 @@ def cifar10_dls(path=None, # fastai's CIFAR-10 folder; `None`: `untar_data(URLs.
                 seed:int=None, # seed of the subsets, the shuffle order and the augmentation
                 **kwargs):
     "CIFAR-10 `DataLoaders`: float pixels in [0,1], no normalization, pad-crop-flip augmentation on the training set."
-    return _cifar_dls(URLs.CIFAR, path, bs, augment, pad, seed, **kwargs)
+    path = fastai_dataset(URLs.CIFAR) if path is None else path
+    return folder_dls(path, bs=bs, batch_tfms=cifar_tfms(augment, pad, seed), seed=seed, img_size=32, **kwargs)
 
 # %% ../nbs/00_data.ipynb #a719947d
-@delegates(folder_dls, but=['batch_tfms', 'img_size'])
+@delegates(cifar10_dls)
 def cifar100_dls(path=None, # fastai's CIFAR-100 folder; `None`: `untar_data(URLs.CIFAR_100)`
-                 bs:int=128, # training batch size
-                 augment:bool=True, # the paper's pad-4 random crop and flip on training batches
-                 pad:int=4, # zero padding of the random crop
-                 seed:int=None, # seed of the subsets, the shuffle order and the augmentation
                  **kwargs):
-    "CIFAR-100 `DataLoaders`: float pixels in [0,1], no normalization, pad-crop-flip augmentation on the training set."
-    return _cifar_dls(URLs.CIFAR_100, path, bs, augment, pad, seed, **kwargs)
+    "`cifar10_dls` on CIFAR-100: the same pixels, augmentation and options, with 100 classes."
+    return cifar10_dls(fastai_dataset(URLs.CIFAR_100) if path is None else path, **kwargs)
 
 # %% ../nbs/00_data.ipynb #784796c6
 def _center_box(w, h, size):
@@ -251,7 +219,6 @@ def _center_box(w, h, size):
     l,t = int(round((max(w,size)-size)/2.)),int(round((max(h,size)-size)/2.))
     return (l-pl, t-pt, l-pl+size, t-pt+size)
 
-# %% ../nbs/00_data.ipynb #54a63d8a
 class PadCropFlipItem(RandTransform):
     "Training: random `size` crop of the `pad`-zero-padded image and a flip with probability `p_flip`; validation: center crop."
     split_idx,order = None,1
@@ -269,24 +236,21 @@ class PadCropFlipItem(RandTransform):
         x = x.crop((l, t, l + self.size, t + self.size))   # PIL fills the area outside the image with zeros
         return x.transpose(PIL.Image.FLIP_LEFT_RIGHT) if self.flip else x
 
-# %% ../nbs/00_data.ipynb #4b460f75
-@patch
-def before_call(self:PadCropFlipItem, b, split_idx):
-    "Draw the crop offsets (uniform over the padded image) and the flip, on the training set."
-    super(PadCropFlipItem, self).before_call(b, split_idx)
-    self.train = self.augment and split_idx == 0
-    w,h = b[0].size if isinstance(b, tuple) else b.size
-    if not self.train: return
-    if w + 2*self.pad < self.size or h + 2*self.pad < self.size:
-        raise ValueError(f"PadCropFlipItem: the image is {w}x{h}, smaller than the {self.size}-px crop even with "
-                         f"{self.pad}-px padding; pass a smaller size, or resize the images first (e.g. recipe='imagenet')")
-    self.top,self.left = random.randint(0, h + 2*self.pad - self.size),random.randint(0, w + 2*self.pad - self.size)
-    self.flip = random.random() < self.p_flip
+    def before_call(self, b, split_idx):
+        "Draw the crop offsets (uniform over the padded image) and the flip, on the training set."
+        super().before_call(b, split_idx)
+        self.train = self.augment and split_idx == 0
+        w,h = b[0].size if isinstance(b, tuple) else b.size
+        if not self.train: return
+        if w + 2*self.pad < self.size or h + 2*self.pad < self.size:
+            raise ValueError(f"PadCropFlipItem: the image is {w}x{h}, smaller than the {self.size}-px crop even with "
+                             f"{self.pad}-px padding; pass a smaller size, or resize the images first (e.g. recipe='imagenet')")
+        self.top,self.left = random.randint(0, h + 2*self.pad - self.size),random.randint(0, w + 2*self.pad - self.size)
+        self.flip = random.random() < self.p_flip
 
 # %% ../nbs/00_data.ipynb #d53987f7
 IMAGENETTE_RECIPES = {'paper': 128, 'imagenet': 160}   # recipe -> default image size
 
-# %% ../nbs/00_data.ipynb #65649e01
 def imagenette_tfms(recipe:str='paper', # 'paper': pad-4 random crop + flip, center crop; 'imagenet': random-resized crop + flip
                     size:int=None, # output side in pixels; `None`: 128 ('paper') or 160 ('imagenet')
                     augment:bool=True, # random crop and flip on the training set
@@ -311,8 +275,7 @@ def imagenette_dls(path=None, # fastai's Imagenette folder; `None`: `untar_data(
                    **kwargs):
     "Imagenette `DataLoaders`: float pixels in [0,1], no normalization, the paper's 128-px recipe or the ImageNet-style one."
     tfms = imagenette_tfms(recipe, size, augment, pad, min_scale)
-    path = fastai_dataset(URLs.IMAGENETTE_160) if path is None else path
-    return folder_dls(path, bs=bs, item_tfms=tfms, **kwargs)
+    return folder_dls(fastai_dataset(URLs.IMAGENETTE_160) if path is None else path, bs=bs, item_tfms=tfms, **kwargs)
 
 # %% ../nbs/00_data.ipynb #0c4ff8a5
 def _sample_archive():
@@ -325,24 +288,24 @@ def arat_home():
     return Path(os.environ.get('ARAT_HOME', '~/.cache/arat')).expanduser()
 
 # %% ../nbs/00_data.ipynb #225056dd
-def sample_path():
-    "Folder of the embedded CIFAR-10 sample (`train/` and `test/` class folders), extracted once into `arat_home()`."
-    arch = _sample_archive()
-    if not arch.exists(): raise FileNotFoundError(f"sample_path: {arch} is missing; reinstall arat (or run tools/make_sample.py)")
-    h = hashlib.sha256(arch.read_bytes()).hexdigest()[:12]
-    dest = arat_home()/f'cifar10_sample-{h}'
-    if dest.is_dir(): return dest
+def _extract(arch, dest):
+    "Extract the sample archive `arch` to `dest` through a temporary folder renamed into place; `dest`."
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix='.extract-'))
     try:
-        with tarfile.open(arch) as tar:
-            if hasattr(tarfile, 'data_filter'): tar.extractall(tmp, filter='data')
-            else: tar.extractall(tmp)
+        with tarfile.open(arch) as tar: tar.extractall(tmp, **({'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}))
         try: os.rename(tmp/'cifar10_sample', dest)
         except OSError:
             if not dest.is_dir(): raise # another process won the race otherwise
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+def sample_path():
+    "Folder of the embedded CIFAR-10 sample (`train/` and `test/` class folders), extracted once into `arat_home()`."
+    arch = _sample_archive()
+    if not arch.exists(): raise FileNotFoundError(f"sample_path: {arch} is missing; reinstall arat (or run tools/make_sample.py)")
+    dest = arat_home()/f'cifar10_sample-{hashlib.sha256(arch.read_bytes()).hexdigest()[:12]}'
+    return dest if dest.is_dir() else _extract(arch, dest)
 
 # %% ../nbs/00_data.ipynb #92e1d9a7
 @delegates(cifar10_dls, but=['path'])
@@ -368,34 +331,28 @@ class DeviceImageDL(DataLoader):
             raise ValueError(f"DeviceImageDL: x must be uint8 images [n, c, h, w] with one label each, got {x.dtype} {tuple(x.shape)} and {len(y)} labels")
         super().__init__(dataset=None, bs=bs, shuffle=shuffle, drop_last=drop_last, indexed=True, n=len(y))
         self.x, self.y, self.vocab, self.n_inp = x, y, vocab, 1
-        ab = ifnone(after_batch, [IntToFloatTensor()])
-        self.after_batch = ab if isinstance(ab, Pipeline) else Pipeline(ab)
+        self.after_batch = ab if isinstance(ab := ifnone(after_batch, [IntToFloatTensor()]), Pipeline) else Pipeline(ab)
         self.after_batch.split_idx = split_idx
         self.device = ifnone(device, x.device)
 
-# %% ../nbs/00_data.ipynb #4a7d2205
-@patch
-def __iter__(self:DeviceImageDL):
-    self.randomize(); self.before_iter()
-    idxs = torch.as_tensor(self.get_idxs(), dtype=torch.long).to(self.x.device)
-    for i in range(len(self)):
-        b = idxs[i*self.bs:(i+1)*self.bs]
-        yield self.after_batch((TensorImage(self.x[b]), TensorCategory(self.y[b])))
-    self.after_iter()
+    def __iter__(self):
+        self.randomize(); self.before_iter()
+        idxs = torch.as_tensor(self.get_idxs(), dtype=torch.long).to(self.x.device)
+        for i in range(len(self)):
+            b = idxs[i*self.bs:(i+1)*self.bs]
+            yield self.after_batch((TensorImage(self.x[b]), TensorCategory(self.y[b])))
+        self.after_iter()
 
-@patch
-def to(self:DeviceImageDL, device):
-    self.device = device; self.x, self.y = self.x.to(self.device), self.y.to(self.device)
-    return self
+    def to(self, device):
+        self.device = device; self.x, self.y = self.x.to(self.device), self.y.to(self.device)
+        return self
 
-@patch
-def new(self:DeviceImageDL, dataset=None, cls=None, **kwargs):
-    "A copy (same images, same transforms) with `bs`, `shuffle` or `drop_last` changed."
-    if dataset is not None or cls is not None: raise ValueError("DeviceImageDL.new: only bs, shuffle and drop_last can change; build another DeviceImageDL for other data")
-    res = copy.copy(self)
-    for k, v in kwargs.items():
-        if k in ('bs', 'shuffle', 'drop_last'): setattr(res, k, v)
-    return res
+    def new(self, dataset=None, cls=None, **kwargs):
+        "A copy (same images, same transforms) with `bs`, `shuffle` or `drop_last` changed."
+        if dataset is not None or cls is not None: raise ValueError("DeviceImageDL.new: only bs, shuffle and drop_last can change; build another DeviceImageDL for other data")
+        res = copy.copy(self)
+        for k in kwargs.keys() & {'bs', 'shuffle', 'drop_last'}: setattr(res, k, kwargs[k])
+        return res
 
 # %% ../nbs/00_data.ipynb #b4dcdd37
 def _stack_split(dl, device):

@@ -6,7 +6,7 @@ Docs: https://arat-dev.github.io/arat/evaluate.html.md"""
 
 # %% ../nbs/09_evaluate.ipynb #f4467237
 from __future__ import annotations
-import re, time, logging, warnings, importlib, numbers
+import re, time, logging, logging.handlers, warnings, importlib, itertools
 from contextlib import contextmanager, nullcontext
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -16,6 +16,7 @@ from .dualbn import *
 from .attacks import *
 from .attacks import _pixel_error
 from .features import *
+from .checks import check_number, check_choice
 
 # %% auto #0
 __all__ = ['EPS_SWEEP', 'EPS_SWEEP_L2', 'eval_tensors', 'evaluation_mode', 'run_autoattack', 'evaluate_robustness',
@@ -32,24 +33,10 @@ def _gather(dl, n):
     if not xs: raise ValueError("data yielded no batch: is the DataLoader empty?")
     return torch.cat(xs), torch.cat(ys)
 
-# %% ../nbs/09_evaluate.ipynb #b4fa4e42
-def _check_eval_labels(x, y):
-    "Refuse an empty set, non-finite pixels or pixels outside [0,1] (for every attack, `clean` too), and labels that are not one class index per example."
-    if len(x) == 0: raise ValueError(f"no examples to evaluate: x has shape {tuple(x.shape)}; pass a non-empty set")
-    bad = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
-    if bad: raise ValueError(f"x holds {bad} NaN or inf pixels (of {x.numel()}); check the data")
-    lo, hi = x.min().item(), x.max().item()
-    if not (lo >= 0 and hi <= 1): raise _pixel_error(x, lo, hi)
-    if y.ndim != 1: raise ValueError(f"y must hold one class label per example, shape ({len(y)},), got shape {tuple(y.shape)}")
-    if y.dtype == torch.bool or y.is_complex() or (y.is_floating_point() and not torch.equal(y, y.round())):
-        raise ValueError(f"y must be integer class labels, got {str(y.dtype).replace('torch.', '')} values such as {y[0].item()}")
-    if y.min() < 0: raise ValueError(f"y holds negative class labels (min {y.min().item():g}): labels must be 0..classes-1")
-
-# %% ../nbs/09_evaluate.ipynb #b1a4842c
 def eval_tensors(data, # fastai `DataLoaders` (its `.valid` is used), a `DataLoader` of `(x, y)` batches, or `(x, y)` tensors
                  n:int|None=None): # keep the first `n` examples (`None`: all)
     "The first `n` examples of `data` as plain CPU tensors `(x, y)`."
-    if n is not None and n < 1: raise ValueError(f"n must be a positive number of examples or None, got {n}")
+    check_number('eval_tensors', 'n', n, lo=1, integer=True, none_ok=True)
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data): x, y = data
     else:
         if hasattr(data, 'valid') and hasattr(data, 'train'): data = data.valid
@@ -59,35 +46,37 @@ def eval_tensors(data, # fastai `DataLoaders` (its `.valid` is used), a `DataLoa
     x, y = plain_tensor(x).detach().cpu(), plain_tensor(y).detach().cpu()
     if len(x) != len(y): raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     if n is not None: x, y = x[:n], y[:n]
-    _check_eval_labels(x, y)
+    if len(x) == 0: raise ValueError(f"no examples to evaluate: x has shape {tuple(x.shape)}; pass a non-empty set")
+    if (bad := int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0):
+        raise ValueError(f"x holds {bad} NaN or inf pixels (of {x.numel()}); check the data")
+    lo, hi = x.min().item(), x.max().item()
+    if not (lo >= 0 and hi <= 1): raise _pixel_error(x, lo, hi)
+    if y.ndim != 1: raise ValueError(f"y must hold one class label per example, shape ({len(y)},), got shape {tuple(y.shape)}")
+    if y.dtype == torch.bool or y.is_complex() or (y.is_floating_point() and not torch.equal(y, y.round())):
+        raise ValueError(f"y must be integer class labels, got {str(y.dtype).replace('torch.', '')} values such as {y[0].item()}")
+    if y.min() < 0: raise ValueError(f"y holds negative class labels (min {y.min().item():g}): labels must be 0..classes-1")
     return x.float(), y.long()
 
 # %% ../nbs/09_evaluate.ipynb #d6a90c53
-_BNS = ('main', 'aux')
-
 def _device(model):
     "The device of `model`'s first parameter (or buffer); the CPU if it has none."
-    t = next(iter(model.parameters()), None)
-    if t is None: t = next(iter(model.buffers()), None)
-    return t.device if t is not None else torch.device('cpu')
+    return next((t.device for t in itertools.chain(model.parameters(), model.buffers())), torch.device('cpu'))
 
-# %% ../nbs/09_evaluate.ipynb #2e512db4
 @contextmanager
 def _fp32(model):
     "Cast `model`'s floating parameters and buffers that are not fp32 to fp32 for the block, and back afterwards."
-    cast = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point() and t.dtype != torch.float32]
-    dtypes = [t.dtype for t in cast]
-    for t in cast: t.data = t.data.float()
+    cast = [(t, t.dtype) for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point() and t.dtype != torch.float32]
+    for t, _ in cast: t.data = t.data.float()
     try: yield model
     finally:
-        for t, dt in zip(cast, dtypes): t.data = t.data.to(dt)
+        for t, dt in cast: t.data = t.data.to(dt)
 
 # %% ../nbs/09_evaluate.ipynb #d41c63c5
 @contextmanager
 def evaluation_mode(model:nn.Module, # the model to evaluate
                     bn:str='main'): # which BNs of a dual-BN model: 'main' (inference) or 'aux' (Table 7)
     "Eval mode, main (or aux) BNs, fp32 and no autocast for the block; everything restored afterwards."
-    if bn not in _BNS: raise ValueError(f"bn must be 'main' or 'aux', got {bn!r}")
+    check_choice('evaluation_mode', 'bn', bn, ('main', 'aux'))
     if bn == 'aux' and not has_dual_bn(model):
         raise ValueError(f"bn='aux' needs a dual-BN model, but {type(model).__name__} has no DualBatchNorm; use bn='main'")
     with _fp32(model), model_mode(model, 'eval'), torch.autocast(_device(model).type, enabled=False):
@@ -100,29 +89,21 @@ def _logits(model, xb, label, what, y_max=None):
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or len(out) != len(xb):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"model {label!r} must return logits of shape (batch, classes), got {got} for a batch of {len(xb)}")
-    bad = int((~torch.isfinite(out)).sum())
-    cause = "it diverged or its weights are broken; no accuracy is reported (use its last finite checkpoint)" if what == 'clean' else \
-            "the model or the attack broke; no accuracy is reported"
-    if bad: raise FloatingPointError(f"model {label!r} gives {bad} non-finite logits (NaN or inf) of {out.numel()} on a batch of {len(xb)} {what} images: {cause}")
+    if (bad := int((~torch.isfinite(out)).sum())):
+        cause = ("it diverged or its weights are broken; no accuracy is reported (use its last finite checkpoint)" if what == 'clean'
+                 else "the model or the attack broke; no accuracy is reported")
+        raise FloatingPointError(f"model {label!r} gives {bad} non-finite logits (NaN or inf) of {out.numel()} on a batch of {len(xb)} {what} images: {cause}")
     if y_max is not None and y_max >= out.shape[1]:
         raise ValueError(f"the labels go up to {y_max} but model {label!r} gives {out.shape[1]} logits: labels must be 0..{out.shape[1]-1}")
     return out
 
 # %% ../nbs/09_evaluate.ipynb #2e964d30
 _AA_PARTS = ('apgd-ce', 'apgd-t', 'apgd-dlr', 'fab', 'fab-t', 'square')
-_AA_VERSIONS = ('standard', 'plus', 'rand', 'cheap', 'custom')
 
 def _autoattack_cls():
     "The `AutoAttack` class: the original package when installed, else `pyautoattack`; and which one."
     try: return importlib.import_module('autoattack').AutoAttack, 'autoattack'
     except ImportError: return importlib.import_module('pyautoattack').AutoAttack, 'pyautoattack'
-
-def _check_aa_args(version, attacks):
-    if version not in _AA_VERSIONS: raise ValueError(f"version must be one of {_AA_VERSIONS}, got {version!r}")
-    if version == 'custom' and not attacks: raise ValueError("version='custom' needs `attacks`, e.g. ['apgd-ce', 'apgd-t']")
-    if attacks and version != 'custom': raise ValueError(f"`attacks` is for version='custom', not {version!r}")
-    bad = [a for a in (attacks or []) if a not in _AA_PARTS]
-    if bad: raise ValueError(f"unknown AutoAttack attacks {bad}; choose from {_AA_PARTS}")
 
 # %% ../nbs/09_evaluate.ipynb #5ca34238
 def _aa_attacks(version, attacks, n_cls):
@@ -144,27 +125,22 @@ def _make_aa(model, eps, version, attacks, n_cls, seed, device, n_iter, n_restar
     if attacks and version in ('cheap', 'custom'): kw['attacks_to_run' if pkg == 'autoattack' else 'attacks'] = list(attacks)
     if pkg == 'autoattack': kw['verbose'] = False
     aa = AA(model, **kw)
-    if version == 'cheap': aa.apgd.n_restarts = 1
+    aa.apgd.n_restarts = ifnone(n_restarts, 1 if version == 'cheap' else aa.apgd.n_restarts)
     if n_iter is not None: aa.apgd.n_iter = aa.apgd_targeted.n_iter = aa.fab.n_iter = n_iter
-    if n_restarts is not None: aa.apgd.n_restarts = n_restarts
     aa.apgd_targeted.n_target_classes = aa.fab.n_target_classes = min(ifnone(n_target_classes, aa.apgd_targeted.n_target_classes), n_cls - 1)
     return aa, pkg
 
-# %% ../nbs/09_evaluate.ipynb #87d0d1cc
-class _Collect(logging.Handler):
-    def __init__(self): super().__init__(logging.WARNING); self.msgs = []
-    def emit(self, record): self.msgs.append(record.getMessage())
-
 def _run_aa(aa, pkg, x, y, bs):
     "Run `aa` on `(x, y)`; AutoAttack's logged and warned messages become Python warnings."
-    log, h = logging.getLogger('auto-attack'), _Collect()
+    log, h = logging.getLogger('auto-attack'), logging.handlers.BufferingHandler(1 << 20)
+    h.setLevel(logging.WARNING)
     log.addHandler(h); prop, log.propagate = log.propagate, False
     try:
         with warnings.catch_warnings(record=True) as ws:
             warnings.simplefilter('always')
             xa = aa.run_standard_evaluation(x, y, bs=bs) if pkg == 'autoattack' else aa.run_standard_evaluation(x, y, batch_size=bs)[0]
     finally: log.removeHandler(h); log.propagate = prop
-    for m in dict.fromkeys(h.msgs + [str(w.message) for w in ws]): warnings.warn(f"AutoAttack: {m}")
+    for m in dict.fromkeys([r.getMessage() for r in h.buffer] + [str(w.message) for w in ws]): warnings.warn(f"AutoAttack: {m}")
     return xa
 
 # %% ../nbs/09_evaluate.ipynb #8655ee56
@@ -182,8 +158,11 @@ def run_autoattack(model:nn.Module, # the model; run in eval mode (route dual BN
                    device=None, # default: the model's device
                    norm:str='Linf'): # the threat model: 'Linf' or 'L2'
     "Adversarial examples from the reference AutoAttack (L∞ or L2), on the same device and in the same order as `x`."
-    _check_aa_args(version, attacks)
-    if norm not in ('Linf', 'L2'): raise ValueError(f"norm must be 'Linf' or 'L2', got {norm!r}")
+    check_choice('run_autoattack', 'version', version, ('standard', 'plus', 'rand', 'cheap', 'custom'))
+    if version == 'custom' and not attacks: raise ValueError("run_autoattack: version='custom' needs `attacks`, e.g. ['apgd-ce', 'apgd-t']")
+    if attacks and version != 'custom': raise ValueError(f"run_autoattack: `attacks` is for version='custom', not {version!r}")
+    for a in attacks or (): check_choice('run_autoattack', 'attacks', a, _AA_PARTS)
+    check_choice('run_autoattack', 'norm', norm, ('Linf', 'L2'))
     device = ifnone(device, _device(model))
     with model_mode(model, 'eval'):
         n_cls = _logits(model, x[:2].to(device), type(model).__name__, 'clean').shape[1]
@@ -192,14 +171,12 @@ def run_autoattack(model:nn.Module, # the model; run in eval mode (route dual BN
         return _run_aa(aa, pkg, x.to(device), y.to(device), bs).detach()
 
 # %% ../nbs/09_evaluate.ipynb #08f54a07
-_PGD_RE = re.compile(r'^pgd(\d+)(?:r(\d+))?$')
-
 def _attack(name, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm='Linf'):
     "A function `(model, x, y) -> x_adv` (None for 'clean') for attack `name`."
     if callable(name): return lambda m, x, y: name(m, x, y, eps)
     if name == 'clean': return None
     if name == 'fgsm': return lambda m, x, y: fgsm(m, x, y, eps=eps, attack_mode='eval', norm=norm)
-    if (mt := _PGD_RE.match(name)):
+    if (mt := re.match(r'pgd(\d+)(?:r(\d+))?$', name)):
         steps, restarts, step = int(mt[1]), int(mt[2] or 1), ifnone(pgd_step, eps/4)
         return lambda m, x, y: pgd(m, x, y, eps=eps, step_size=step, steps=steps, restarts=restarts, attack_mode='eval', norm=norm)
     if name == 'autoattack':
@@ -210,41 +187,38 @@ def _attack(name, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm='Linf'):
     raise ValueError(f"unknown attack {name!r}: use 'clean', 'fgsm', 'pgd<steps>' (e.g. 'pgd20', 'pgd100r5'), "
                      f"'autoattack', one of {_AA_PARTS}, or a pair (name, fn) with fn(model, x, y, eps) -> x_adv")
 
-# %% ../nbs/09_evaluate.ipynb #80fe444c
 def _named(attacks):
-    if isinstance(attacks, str): attacks = [attacks]
-    out = []
-    for a in attacks:
-        if isinstance(a, str): out.append((a, a))
-        elif isinstance(a, (tuple, list)) and len(a) == 2 and callable(a[1]): out.append((a[0], a[1]))
-        else: raise TypeError(f"an attack is a name like 'pgd20' or a pair (name, fn), got {a!r}")
-    names = [n for n,_ in out]
-    if len(set(names)) != len(names): raise ValueError(f"attack names must be unique, got {names}")
+    attacks = [attacks] if isinstance(attacks, str) else list(attacks)
+    pair = lambda a: isinstance(a, (tuple, list)) and len(a) == 2 and callable(a[1])
+    if (bad := [a for a in attacks if not (isinstance(a, str) or pair(a))]):
+        raise TypeError(f"an attack is a name like 'pgd20' or a pair (name, fn), got {bad[0]!r}")
+    out = [(a, a) if isinstance(a, str) else (a[0], a[1]) for a in attacks]
+    if len({n for n, _ in out}) != len(out): raise ValueError(f"attack names must be unique, got {[n for n, _ in out]}")
     if not out: raise ValueError("attacks is empty: give at least one, e.g. ('clean', 'pgd20')")
     return out
 
-# %% ../nbs/09_evaluate.ipynb #b286fdfb
-def _fork_rng(device):
-    return torch.random.fork_rng(devices=[device] if device.type == 'cuda' else [])
-
+# %% ../nbs/09_evaluate.ipynb #cd0a80e3
 @contextmanager
 def _eval_batches(model, x, y, bs=256, seed=0, bn='main', device=None, progress=False):
     "`evaluation_mode`, a private RNG seeded with `seed`, and an iterator over the batches of `(x, y)` on `device`."
-    if isinstance(bs, bool) or not isinstance(bs, numbers.Integral) or bs < 1:
-        raise ValueError(f"bs must be a positive integer (examples per batch), got {bs!r}")
+    check_number('evaluate', 'bs', bs, lo=1, integer=True, hint='the examples per batch')
     device, starts = ifnone(device, _device(model)), range(0, len(x), bs)
-    with evaluation_mode(model, bn), _fork_rng(device):
+    with evaluation_mode(model, bn), torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
         torch.manual_seed(seed)
         bar = progress_bar(starts, leave=False) if progress and len(starts) > 1 else starts
         yield ((x[i:i+bs].to(device), y[i:i+bs].to(device)) for i in bar)
 
-# %% ../nbs/09_evaluate.ipynb #a71b6dc3
-def _robustness_row(correct, n, eps, seed, bn, aa_version, secs, name):
-    "One-row table from the per-example correctness `{attack: bool tensor}`."
-    row = {k: v.float().mean().item() for k, v in correct.items()}
-    row.update(worst=torch.stack(list(correct.values())).all(0).float().mean().item(), n=n, eps=eps, seed=seed, bn=bn,
-               aa_version=aa_version, seconds=round(secs, 2))
-    return pd.DataFrame([row], index=[name])
+# %% ../nbs/09_evaluate.ipynb #a7e0a127
+def _correct(model, x, y, fns, label, **kw):
+    "Per attack of `fns`, whether each example is classified correctly; each batch's clean logits are checked first."
+    correct, y_max = {nm: [] for nm, _ in fns}, int(y.max())
+    with _eval_batches(model, x, y, **kw) as batches:
+        for xb, yb in batches:
+            clean = _logits(model, xb, label, 'clean', y_max)
+            for nm, fn in fns:
+                out = clean if fn is None else _logits(model, fn(model, xb, yb).to(xb.device), label, f"{nm!r} adversarial")
+                correct[nm].append((out.argmax(1) == yb).cpu())
+    return {k: torch.cat(v) for k, v in correct.items()}
 
 # %% ../nbs/09_evaluate.ipynb #b2e99daa
 def evaluate_robustness(model:nn.Module, # plain or dual-BN model taking [0,1] pixels
@@ -265,19 +239,14 @@ def evaluate_robustness(model:nn.Module, # plain or dual-BN model taking [0,1] p
                         norm:str='Linf'): # the threat model of every attack: 'Linf' or 'L2' (then a `norm` column)
     "One-row table: accuracy under each attack and the per-example worst case, with n, eps, seed."
     named, (x, y), label = _named(attacks), eval_tensors(data, n), ifnone(name, type(model).__name__)
-    fns, y_max = [(nm, _attack(a, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm)) for nm, a in named], int(y.max())
-    correct, t0 = {nm: [] for nm, _ in fns}, time.perf_counter()
-    with _eval_batches(model, x, y, bs, seed, bn, device, progress) as batches:
-        for xb, yb in batches:
-            clean = _logits(model, xb, label, 'clean', y_max)
-            for nm, fn in fns:
-                out = clean if fn is None else _logits(model, fn(model, xb, yb).to(xb.device), label, f"{nm!r} adversarial")
-                correct[nm].append((out.argmax(1) == yb).cpu())
-    correct = {k: torch.cat(v) for k, v in correct.items()}
-    df = _robustness_row(correct, len(x), eps, seed, bn, aa_version if any(a == 'autoattack' for _, a in named) else None,
-                         time.perf_counter() - t0, label)
+    fns, t0 = [(nm, _attack(a, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm)) for nm, a in named], time.perf_counter()
+    correct = _correct(model, x, y, fns, label, bs=bs, seed=seed, bn=bn, device=device, progress=progress)
+    correct['worst'] = torch.stack(list(correct.values())).all(0)   # correct under every attack
+    row = {k: v.float().mean().item() for k, v in correct.items()} | dict(n=len(x), eps=eps, seed=seed, bn=bn,
+        aa_version=aa_version if any(a == 'autoattack' for _, a in named) else None, seconds=round(time.perf_counter() - t0, 2))
+    df = pd.DataFrame([row], index=[label])
     if norm != 'Linf': df['norm'] = norm
-    return (df, {**correct, 'worst': torch.stack(list(correct.values())).all(0)}) if return_correct else df
+    return (df, correct) if return_correct else df
 
 # %% ../nbs/09_evaluate.ipynb #5cdf5d92
 EPS_SWEEP = (0., 2/255, 4/255, 8/255, 16/255, 32/255)
@@ -292,11 +261,8 @@ def accuracy_vs_eps(model:nn.Module, # plain or dual-BN model
                     **kwargs): # more `evaluate_robustness` arguments (bs, seed, bn, aa_version, ...)
     "Table with columns model, eps, accuracy: `attack`'s accuracy at each ε of the sweep."
     x, y = eval_tensors(data, n)
-    rows = []
-    for e in eps:
-        t = evaluate_robustness(model, (x, y), attacks=(attack,), eps=float(e), **kwargs)
-        rows.append(dict(model=ifnone(name, type(model).__name__), attack=attack, eps=float(e), accuracy=t.iloc[0][attack]))
-    return pd.DataFrame(rows)
+    acc = [evaluate_robustness(model, (x, y), attacks=(attack,), eps=float(e), **kwargs).iloc[0][attack] for e in eps]
+    return pd.DataFrame(dict(model=ifnone(name, type(model).__name__), attack=attack, eps=[float(e) for e in eps], accuracy=acc))
 
 # %% ../nbs/09_evaluate.ipynb #9dce1540
 def eps_text(eps:float, # a radius in [0,1]-pixel units
@@ -313,18 +279,16 @@ def _fmt(d): return ', '.join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}
 def _row(check, passed, figures, flag): return dict(check=check, passed=bool(passed), figures=figures, if_flagged=flag)
 
 # %% ../nbs/09_evaluate.ipynb #e94f53e8
-def _check_sweep(model, x, y, eps_sweep, tol, kw):
+def _check_sweep(model, x, y, eps_sweep, large_eps, tol, kw):
+    e = lambda v: eps_text(v, kw['norm'], False)
     sw = accuracy_vs_eps(model, (x, y), eps=eps_sweep, **kw)
     rise = float(np.max(np.diff(sw.accuracy.values), initial=0.))
-    return _row('eps_monotone', rise <= tol, _fmt({eps_text(e, kw['norm'], False): a for e, a in zip(sw.eps, sw.accuracy)}) + f" (max rise {rise:.3f})",
-                'accuracy rises with ε: masked or noisy gradients')
-
-def _check_large_eps(model, x, y, large_eps, tol, kw):
     big = evaluate_robustness(model, (x, y), attacks=('pgd50',), eps=large_eps, pgd_step=large_eps/10, **kw).iloc[0]['pgd50']
-    return _row('large_eps', big <= tol, f"PGD-50 accuracy at ε={eps_text(large_eps, kw['norm'], False)}: {big:.3f}",
-                'an unbounded attack fails: masked gradients, or a model that ignores its input')
+    return [_row('eps_monotone', rise <= tol, _fmt({e(v): a for v, a in zip(sw.eps, sw.accuracy)}) + f" (max rise {rise:.3f})",
+                 'accuracy rises with ε: masked or noisy gradients'),
+            _row('large_eps', big <= tol, f"PGD-50 accuracy at ε={e(large_eps)}: {big:.3f}",
+                 'an unbounded attack fails: masked gradients, or a model that ignores its input')]
 
-# %% ../nbs/09_evaluate.ipynb #a4b0023c
 def _check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw):
     atts = tuple(dict.fromkeys(('clean', 'fgsm', 'pgd20', more) + (('autoattack',) if aa else ())))
     t = evaluate_robustness(model, (x, y), attacks=atts, eps=eps, aa_version=aa_version, aa_kwargs=aa_kwargs, **kw).iloc[0]
@@ -334,31 +298,17 @@ def _check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw):
             _row('more_steps', t[more] <= t['pgd20'] + tol, _fmt({'pgd20': t['pgd20'], more: t[more]}),
                  'more PGD steps/restarts raise accuracy: randomness or a broken attack')]
 
-# %% ../nbs/09_evaluate.ipynb #c3e0bd89
-def _consistency(model, x, device, bs_big=256):
-    "Predictions at batch size 1 vs `bs_big`, and two identical calls."
-    x = x[:bs_big].to(device)
-    with torch.no_grad():
-        big = model(x); again = model(x)
-        one = torch.cat([model(x[i:i+1]) for i in range(len(x))])
-    return big, again, one
-
-def _zero_grads(model, x, y, device, bs):
-    "How many examples of `(x, y)` have an all-zero input gradient of the cross-entropy."
-    n0 = 0
-    for i in range(0, len(x), bs):
-        xb = x[i:i+bs].to(device).requires_grad_(True)
-        with torch.enable_grad():
-            loss = F.cross_entropy(model(xb), y[i:i+bs].to(device), reduction='sum')
-            g = torch.autograd.grad(loss, xb, allow_unused=True)[0] if loss.requires_grad else None
-        n0 += len(xb) if g is None else int((g.flatten(1).abs().sum(1) == 0).sum())
-    return n0
-
-# %% ../nbs/09_evaluate.ipynb #7b3ffa1b
+# %% ../nbs/09_evaluate.ipynb #582119b4
 def _check_model(model, x, y, bn, device, bs):
-    with evaluation_mode(model, bn):
-        a, b, one = _consistency(model, x, device)
-        n0 = _zero_grads(model, x, y, device, bs)
+    with evaluation_mode(model, bn), torch.no_grad():
+        xs = x[:256].to(device)   # predictions at batch size 1 and 256, and two identical calls
+        a, b, one = model(xs), model(xs), torch.cat([model(xs[i:i+1]) for i in range(len(xs))])
+        n0 = 0   # examples with an all-zero input gradient of the cross-entropy
+        for i in range(0, len(x), bs):
+            xb = x[i:i+bs].to(device).requires_grad_(True)
+            with torch.enable_grad(): loss = F.cross_entropy(model(xb), y[i:i+bs].to(device), reduction='sum')
+            g = torch.autograd.grad(loss, xb, allow_unused=True)[0] if loss.requires_grad else None
+            n0 += len(xb) if g is None else int((g.flatten(1).abs().sum(1) == 0).sum())
     diff, dd = int((a.argmax(1) != one.argmax(1)).sum()), (a - b).abs().max().item()
     return [_row('batch_size', diff == 0, f"{diff} of {len(a)} predictions differ; max |Δlogit| {(a-one).abs().max().item():.2e}",
                  'predictions depend on the batch: BN in train mode or a batch-dependent layer'),
@@ -386,13 +336,12 @@ def sanity_checks(model:nn.Module, # plain or dual-BN model
                   progress:bool=True, # progress bars
                   norm:str='Linf'): # the threat model: 'Linf' or 'L2' (every ε-ball and attack in it)
     "Table of named checks against gradient masking: `passed` (bool), the `figures` behind it and what a flag means."
-    x, y = eval_tensors(data, n)
-    l2 = norm == 'L2'
+    (x, y), l2 = eval_tensors(data, n), norm == 'L2'
     eps, large_eps = ifnone(eps, 0.5 if l2 else 8/255), ifnone(large_eps, 64. if l2 else 1.)
     eps_sweep = ifnone(eps_sweep, EPS_SWEEP_L2 if l2 else EPS_SWEEP)
     tol, device = max(tol, 1/len(x)), ifnone(device, _device(model))
     kw = dict(bs=bs, seed=seed, bn=bn, device=device, progress=progress, norm=norm)
-    rows = [_check_sweep(model, x, y, eps_sweep, tol, kw), _check_large_eps(model, x, y, large_eps, tol, kw),
+    rows = [*_check_sweep(model, x, y, eps_sweep, large_eps, tol, kw),
             *_check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw), *_check_model(model, x, y, bn, device, bs)]
     return pd.DataFrame(rows).set_index('check')
 
@@ -402,10 +351,8 @@ def _cosines(model, spec, xb, xa):
     with FeatureTaps(model, spec, detach=True) as ft, torch.no_grad():
         model(xb); fc = ft.take()
         model(xa); fa = ft.take()
-        names = ft.names
-    return names, torch.stack([F.cosine_similarity(c.flatten(1).float(), a.flatten(1).float(), dim=1) for c, a in zip(fc, fa)]).cpu()
+    return ft.names, torch.stack([F.cosine_similarity(c.flatten(1).float(), a.flatten(1).float(), dim=1) for c, a in zip(fc, fa)]).cpu()
 
-# %% ../nbs/09_evaluate.ipynb #f161ac75
 def feature_cosine(model:nn.Module, # plain or dual-BN model
                    data, # DataLoaders, DataLoader or `(x, y)`
                    spec:str='penultimate', # taps, see `arat.features.tap_points`
@@ -436,8 +383,8 @@ def bn_comparison(model:nn.Module, # a dual-BN model (see `arat.dualbn.convert_d
     "Table 7: `evaluate_robustness` through the main BNs and through the aux BNs, one row each."
     if not has_dual_bn(model):
         raise ValueError(f"bn_comparison needs a dual-BN model, but {type(model).__name__} has no DualBatchNorm (train with split-BN)")
-    name = ifnone(name, type(model).__name__)
-    return pd.concat([evaluate_robustness(model, data, attacks=attacks, bn=b, name=f"{name} ({b} BN)", **kwargs) for b in _BNS])
+    return pd.concat([evaluate_robustness(model, data, attacks=attacks, bn=b, name=f"{ifnone(name, type(model).__name__)} ({b} BN)", **kwargs)
+                      for b in ('main', 'aux')])
 
 # %% ../nbs/09_evaluate.ipynb #003f174c
 def _pca2(f):
@@ -448,14 +395,12 @@ def _pca2(f):
 
 def _embedder(method):
     "The `umap` module (or `None`) and the method that will run: 'umap' or 'pca'."
-    if method not in ('auto', 'umap', 'pca'): raise ValueError(f"method must be 'auto', 'umap' or 'pca', got {method!r}")
-    if method == 'pca': return None, 'pca'
+    if check_choice('embed_features', 'method', method, ('auto', 'umap', 'pca')) == 'pca': return None, 'pca'
     try: return importlib.import_module('umap'), 'umap'
     except ImportError:
         if method == 'umap': raise ImportError("method='umap' needs umap-learn: pip install 'arat[umap]' (or use method='pca')")
         return None, 'pca'
 
-# %% ../nbs/09_evaluate.ipynb #3f565291
 def embed_features(model:nn.Module, # plain or dual-BN model
                    data, # DataLoaders, DataLoader or `(x, y)`
                    spec:str='penultimate', # one tap (the first of the spec is used)
@@ -466,9 +411,7 @@ def embed_features(model:nn.Module, # plain or dual-BN model
                    seed:int=0, # UMAP's seed
                    device=None): # default: the model's device
     "Table with columns d1, d2 (the 2-D embedding), label and method ('umap' or 'pca')."
-    umap, method = _embedder(method)
-    x, y = eval_tensors(data, n)
-    feats = []
+    (umap, method), (x, y), feats = _embedder(method), eval_tensors(data, n), []
     with _eval_batches(model, x, y, bs, seed, bn, device) as batches, FeatureTaps(model, spec, detach=True) as ft, torch.no_grad():
         for xb, _ in batches: model(xb); feats.append(ft.take()[0].flatten(1).float().cpu())
     f = torch.cat(feats)

@@ -6,17 +6,18 @@ Docs: https://arat-dev.github.io/arat/report.html.md"""
 
 # %% ../nbs/11_report.ipynb #041e505e
 from __future__ import annotations
-import io, os, sys, math, json, base64, html, datetime, warnings, platform, subprocess
+import math, json, base64, html, datetime, platform, subprocess
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
-from fastcore.basics import ifnone, patch
+from fastcore.basics import ifnone
 from .dualbn import *
 from .evaluate import *
-from .evaluate import _device, _autoattack_cls
+from .evaluate import _device, _autoattack_cls, _AA_PARTS
+from .callbacks import grad_sim_summary
 from .runs import atomic_write, file_sha256
+from . import __version__
 
 # %% auto #0
 __all__ = ['RESULTS_SCHEMA', 'PAPER_RESULTS', 'plot_acc_vs_eps', 'plot_clean_vs_robust', 'plot_grad_sim', 'plot_log',
@@ -24,22 +25,19 @@ __all__ = ['RESULTS_SCHEMA', 'PAPER_RESULTS', 'plot_acc_vs_eps', 'plot_clean_vs_
            'write_results']
 
 # %% ../nbs/11_report.ipynb #1e8f93d4
-def _pct(v): return 100 * np.asarray(v, dtype=float)
-
 def plot_acc_vs_eps(sweep:pd.DataFrame, # `accuracy_vs_eps` table(s): columns model, eps, accuracy (and attack)
                     ax=None, # matplotlib axes (default: a new figure)
                     mark_eps:float|None=8/255, # draw a vertical line at this ε (None: none)
                     norm:str='Linf'): # the sweep's threat model: L∞ radii are drawn in 1/255, L2 radii as they are
     "Accuracy (%) against ε (L∞: in 1/255) for each model of `sweep`."
     k = 1. if norm == 'L2' else 255.
-    miss = {'eps', 'accuracy'} - set(sweep.columns)
-    if miss: raise ValueError(f"plot_acc_vs_eps needs the columns eps and accuracy (from `accuracy_vs_eps`), missing {sorted(miss)}")
+    if (miss := {'eps', 'accuracy'} - set(sweep.columns)):
+        raise ValueError(f"plot_acc_vs_eps needs the columns eps and accuracy (from `accuracy_vs_eps`), missing {sorted(miss)}")
     if ax is None: _, ax = plt.subplots(figsize=(5, 3.5))
-    groups = sweep.groupby('model', sort=False) if 'model' in sweep else [(None, sweep)]
-    for name, g in groups:
+    for name, g in (sweep.groupby('model', sort=False) if 'model' in sweep else [(None, sweep)]):
         g = g.sort_values('eps')
         lab = name if 'attack' not in g or g.attack.nunique() != 1 else f"{name} ({g.attack.iloc[0]})"
-        ax.plot(g.eps * k, _pct(g.accuracy), marker='o', label=lab)
+        ax.plot(g.eps * k, 100 * g.accuracy.to_numpy(float), marker='o', label=lab)
     if mark_eps is not None: ax.axvline(mark_eps * k, color='gray', lw=0.8, ls='--')
     ax.set_xlabel('L2 ε' if norm == 'L2' else 'ε (×1/255)'); ax.set_ylabel('accuracy (%)'); ax.set_ylim(-2, 102)
     if 'model' in sweep: ax.legend(fontsize=8)
@@ -54,15 +52,14 @@ def plot_clean_vs_robust(table:pd.DataFrame, # rows: runs/methods; columns: 'cle
                          sums:bool=True): # draw lines of constant clean + robust
     "Scatter of clean against robust accuracy (%), one point per row of `table`."
     robust = ifnone(robust, 'autoattack' if 'autoattack' in table else 'worst')
-    miss = [c for c in (clean, robust) if c not in table]
-    if miss: raise ValueError(f"plot_clean_vs_robust: columns {miss} not in the table (columns: {list(table.columns)})")
+    if (miss := [c for c in (clean, robust) if c not in table]):
+        raise ValueError(f"plot_clean_vs_robust: columns {miss} not in the table (columns: {list(table.columns)})")
     if ax is None: _, ax = plt.subplots(figsize=(4.5, 4))
-    c, r = _pct(table[clean]), _pct(table[robust])
+    c, r = 100 * table[clean].to_numpy(float), 100 * table[robust].to_numpy(float)
     ax.scatter(c, r, zorder=3)
     if annotate:
         for lab, ci, ri in zip(table.index, c, r): ax.annotate(str(lab), (ci, ri), fontsize=8, xytext=(4, 4), textcoords='offset points')
     if sums:
-        lo, hi = min(c.min(), r.min()), max(c.max(), r.max())
         for s in np.unique(np.round(c + r, 1)):
             xs = np.linspace(max(0, s - 100), min(100, s), 50)
             ax.plot(xs, s - xs, ls=':', lw=0.7, color='gray', zorder=1)
@@ -72,8 +69,7 @@ def plot_clean_vs_robust(table:pd.DataFrame, # rows: runs/methods; columns: 'cle
 
 # %% ../nbs/11_report.ipynb #d0cdae52
 def _one_log(log):
-    if isinstance(log, pd.DataFrame): return log
-    if hasattr(log, 'stats'): return log.stats  # a GradSimCallback
+    if isinstance(log := getattr(log, 'stats', log), pd.DataFrame): return log  # a table, or a GradSimCallback's
     raise TypeError(f"plot_grad_sim takes a DataFrame (GradSimCallback.stats), a GradSimCallback or a dict of them, got {type(log).__name__}")
 
 def _grad_logs(logs):
@@ -82,31 +78,26 @@ def _grad_logs(logs):
     logs = _one_log(logs)
     return dict(tuple(logs.groupby('run', sort=False))) if 'run' in logs else {None: logs}
 
-# %% ../nbs/11_report.ipynb #a4c2e0c2
 def plot_grad_sim(logs, # `GradSimCallback.stats` (columns step, layer, cos), a `GradSimCallback`, or `{label: stats}`
                   value:str='cos', # 'cos' (gradient cosine similarity) or 'conflict' (share of opposite signs)
                   layer:str|None=None, # one layer's curve (e.g. 'all': the whole gradient); None: mean ± std over layers
                   ax=None): # matplotlib axes
     "Fig. 2: gradient similarity between classification and invariance losses against the training step."
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
-    for label, df in _grad_logs(logs).items():
-        miss = {'step', 'layer', value} - set(df.columns)
-        if miss: raise ValueError(f"plot_grad_sim: the log needs columns step, layer and {value!r}; missing {sorted(miss)}")
-        if layer is None: d = df[df.layer != 'all']
-        else:
-            d = df[df.layer == layer]
-            if d.empty: raise ValueError(f"plot_grad_sim: no rows with layer {layer!r}; layers: {sorted(df.layer.unique())[:10]}")
-        s = d.groupby('step')[value].agg(['mean', 'std']).reset_index()
+    for label, df in (logs := _grad_logs(logs)).items():
+        if (miss := {'step', 'layer', value} - set(df.columns)):
+            raise ValueError(f"plot_grad_sim: the log needs columns step, layer and {value!r}; missing {sorted(miss)}")
+        if layer is not None and not (df.layer == layer).any():
+            raise ValueError(f"plot_grad_sim: no rows with layer {layer!r}; layers: {sorted(df.layer.unique())[:10]}")
+        s = grad_sim_summary(df, value, layer)
         line, = ax.plot(s['step'], s['mean'], label=label)
         if layer is None: ax.fill_between(s['step'], s['mean'] - s['std'].fillna(0), s['mean'] + s['std'].fillna(0), alpha=0.25, color=line.get_color())
     if value == 'cos': ax.axhline(0, color='gray', lw=0.8)
     ax.set_xlabel('training step'); ax.set_ylabel('gradient cosine similarity' if value == 'cos' else 'conflict ratio')
-    if any(l is not None for l in _grad_logs(logs)): ax.legend(fontsize=8)
+    if any(l is not None for l in logs): ax.legend(fontsize=8)
     return ax
 
 # %% ../nbs/11_report.ipynb #460397dc
-def _log_frame(log): return pd.read_csv(log) if not isinstance(log, pd.DataFrame) else log
-
 def _loss_figure(log):
     "Two panels: the method's training objective (`train_loss`) alone; the clean cross-entropy, of validation and of training (`clean_ce`), together."
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -115,22 +106,20 @@ def _loss_figure(log):
     for c, lab in (('valid_loss', 'valid_loss (validation)'), ('clean_ce', 'clean_ce (training batches)')):
         if c in log: b.plot(log.epoch + 1, log[c], marker='o', label=lab)
     b.set_title('clean cross-entropy', fontsize=10)
-    for ax in (a, b): ax.set_xlabel('epoch'); ax.set_ylabel('loss'); ax.legend(fontsize=8); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in (a, b): ax.set_xlabel('epoch'); ax.set_ylabel('loss'); ax.legend(fontsize=8); ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 
-# %% ../nbs/11_report.ipynb #113522d3
-_ACCS = ('clean_acc', 'robust_acc')
-
 def _metrics_figure(log, lr_drops=()):
     "The accuracies on one panel, with the epochs where the learning rate drops (0-based, the first epoch at the lower rate) marked; one panel per other column."
-    accs = [c for c in _ACCS if c in log]
-    mets = ([accs] if accs else []) + [[c] for c in log.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time', *_ACCS)]
+    accs = [c for c in ('clean_acc', 'robust_acc') if c in log]
+    mets = [accs] if accs else []
+    mets += [[c] for c in log.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time', 'clean_acc', 'robust_acc')]
     nc = min(3, max(len(mets), 1)); nr = max(math.ceil(len(mets)/nc), 1)
     fig, axs = plt.subplots(nr, nc, figsize=(4*nc, 3*nr), squeeze=False)
     for ax, cs in zip(axs.flat, mets):
         for c in cs: ax.plot(log.epoch + 1, log[c], marker='o', label=c)
-        ax.set_title(' and '.join(cs)); ax.set_xlabel('epoch'); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(' and '.join(cs)); ax.set_xlabel('epoch'); ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         if cs is accs:
             for i, d in enumerate(lr_drops): ax.axvline(d + 0.5, color='grey', ls='--', lw=1, label='lr drop' if i == 0 else None)
             ax.set_ylabel('accuracy'); ax.legend(fontsize=8)
@@ -139,28 +128,26 @@ def _metrics_figure(log, lr_drops=()):
     return fig
 
 # %% ../nbs/11_report.ipynb #4c0ed33d
-def _save(fig, fn, dpi=100):
-    "Write `fig` to `fn` (its format from the suffix), atomically, and close it."
-    atomic_write(fn, write=lambda f: fig.savefig(f, format=Path(fn).suffix[1:], dpi=dpi)); plt.close(fig); return fn
+def _save(fig, fn, **kw):
+    "Write `fig` to `fn` (its format from the suffix; `kw`: `savefig`'s), atomically, and close it."
+    atomic_write(fn, write=lambda f: fig.savefig(f, format=Path(fn).suffix[1:], **{'dpi': 100} | kw)); plt.close(fig); return fn
 
 def plot_log(log, # `log.csv` as a DataFrame (or its path)
              folder, # where `loss.png` and `metrics.png` go
              lr_drops=()): # the 0-based epochs from which the learning rate is lower (marked on the accuracy panel)
     "Write `loss.png` (the training objective; the clean cross-entropies) and `metrics.png` (the accuracies together, one panel per other metric) of a training log; returns their paths."
-    log, folder = _log_frame(log), Path(folder)
+    log, folder = log if isinstance(log, pd.DataFrame) else pd.read_csv(log), Path(folder)
     return _save(_loss_figure(log), folder/'loss.png'), _save(_metrics_figure(log, lr_drops), folder/'metrics.png')
 
-# %% ../nbs/11_report.ipynb #082cbf4c
 def save_grad_sim(log, # a `GradSimCallback` or its `.stats`
                   folder, # where `grad_sim.csv` and `grad_sim.png` go
                   title:str|None=None): # the plot's title
     "Write `grad_sim.csv` and the Fig. 2 plot `grad_sim.png` of a gradient-similarity log; returns their paths."
     folder, stats = Path(folder), _one_log(log)
-    atomic_write(folder/'grad_sim.csv', stats.to_csv(index=False))
+    csv = atomic_write(folder/'grad_sim.csv', stats.to_csv(index=False))
     ax = plot_grad_sim(stats)
-    if title: ax.set_title(title)
-    ax.figure.tight_layout()
-    return folder/'grad_sim.csv', _save(ax.figure, folder/'grad_sim.png')
+    ax.set_title(title or ''); ax.figure.tight_layout()
+    return csv, _save(ax.figure, folder/'grad_sim.png')
 
 # %% ../nbs/11_report.ipynb #82f4888e
 def plot_embedding(emb:pd.DataFrame, # `embed_features` table: columns d1, d2, label, method
@@ -180,143 +167,72 @@ def plot_embedding(emb:pd.DataFrame, # `embed_features` table: columns d1, d2, l
     return ax
 
 # %% ../nbs/11_report.ipynb #16e7b849
-_ACC_NAMES = ('clean', 'fgsm', 'worst', 'autoattack', 'apgd-ce', 'apgd-t', 'apgd-dlr', 'fab', 'fab-t', 'square')
-
-def _is_acc(col): return col in _ACC_NAMES or col.startswith('pgd')
+def _is_acc(col): return col.startswith('pgd') or col in ('clean', 'fgsm', 'worst', 'autoattack', *_AA_PARTS)
 
 def _fmt_cell(col, v, norm='Linf'): # `norm`: the row's threat model, for an ε
     if isinstance(v, (bool, np.bool_)): return 'pass' if v else 'FLAG'
     if isinstance(v, (float, np.floating)):
         if np.isnan(v): return ''
-        if _is_acc(col) or col in ('accuracy',): return f"{100*v:.2f}"
+        if _is_acc(col) or col == 'accuracy': return f"{100*v:.2f}"
         if col == 'eps': return eps_text(v, norm, label=False)
         return f"{v:.4g}"
     return '' if v is None else str(v)
 
-# %% ../nbs/11_report.ipynb #0bcc55ed
-def _norms(df): return df['norm'].tolist() if 'norm' in df.columns else ['Linf'] * len(df)   # an L2 table has a norm column
+def _cells(df:pd.DataFrame):
+    "`df` as the report writes it: every value formatted in its row's threat model (an L2 table has a `norm` column)."
+    out, norms = df.copy().astype(object), df['norm'].tolist() if 'norm' in df.columns else ['Linf'] * len(df)
+    for c in df.columns: out[c] = [_fmt_cell(str(c), v, nm) for v, nm in zip(df[c], norms)]
+    return out
 
 def _md_table(df:pd.DataFrame, index=True):
     "`df` as a GitHub Markdown table, accuracies in %."
     cols = ([df.index.name or ''] if index else []) + [str(c) for c in df.columns]
-    rows = [([str(i)] if index else []) + [_fmt_cell(str(c), v, nm).replace('|', '\\|') for c, v in zip(df.columns, r)]
-            for i, r, nm in zip(df.index, df.itertuples(index=False), _norms(df))]
-    out = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    return '\n'.join(out + ['| ' + ' | '.join(r) + ' |' for r in rows])
+    rows = [([str(i)] if index else []) + [v.replace('|', '\\|') for v in r]
+            for i, r in zip(df.index, _cells(df).itertuples(index=False))]
+    line = lambda r: '| ' + ' | '.join(r) + ' |'
+    return '\n'.join([line(cols), '|' + '---|' * len(cols)] + [line(r) for r in rows])
 
-def _html_table(df:pd.DataFrame, index=True):
-    fmt = df.copy().astype(object)
-    for c in df.columns: fmt[c] = [_fmt_cell(str(c), v, nm) for v, nm in zip(df[c], _norms(df))]
-    return fmt.to_html(index=index, escape=True, border=0, classes='tbl')
+def _html_table(df:pd.DataFrame, index=True): return _cells(df).to_html(index=index, escape=True, border=0, classes='tbl')
 
 # %% ../nbs/11_report.ipynb #27f10075
-class _Doc:
-    "Accumulates the report as Markdown and HTML side by side."
-    def __init__(self, fname): self.md, self.html, self.fname, self.n = [], [], Path(fname), 0
-    @property
-    def folder(self): return self.fname.parent/f"{self.fname.stem}_files"
-    def h(self, level, text): self.md.append(f"{'#'*level} {text}\n"); self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
-    def p(self, text): self.md.append(text + '\n'); self.html.append(f"<p>{html.escape(text)}</p>")
-    def table(self, df, index=True): self.md.append(_md_table(df, index) + '\n'); self.html.append(_html_table(df, index))
-
-# %% ../nbs/11_report.ipynb #66cb4156
-@patch
-def fig(self:_Doc, fig, name, alt):
-    "Save `fig` as the next PNG of the folder, link it in the Markdown and inline it in the HTML."
-    self.folder.mkdir(parents=True, exist_ok=True)
-    fn = self.folder/f"{self.n:02d}_{name}.png"; self.n += 1
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=110, bbox_inches='tight'); plt.close(fig)
-    atomic_write(fn, buf.getvalue())
-    self.md.append(f"![{alt}]({self.folder.name}/{fn.name})\n")
-    self.html.append(f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"></p>')
-
-# %% ../nbs/11_report.ipynb #157eb712
 _CSS = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}"
         ".tbl{border-collapse:collapse;margin:1em 0;font-size:0.9em}.tbl td,.tbl th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
         "img{max-width:100%}")
 
-@patch
-def write(self:_Doc, title):
-    "Write the Markdown file and, beside it, the self-contained HTML file."
-    atomic_write(self.fname, '\n'.join(self.md))
-    atomic_write(self.fname.with_suffix('.html'), f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                                               f"<style>{_CSS}</style></head><body>\n" + '\n'.join(self.html) + "\n</body></html>\n")
+class _Doc:
+    "Accumulates the report as Markdown and HTML side by side."
+    def __init__(self, fname): self.md, self.html, self.fname, self.n = [], [], Path(fname), 0
+    folder = property(lambda self: self.fname.parent/f"{self.fname.stem}_files")
+    def table(self, df, index=True): self.md.append(_md_table(df, index) + '\n'); self.html.append(_html_table(df, index))
 
-# %% ../nbs/11_report.ipynb #928652e5
-def _models(models):
-    "`{name: model}` from a model or a dict of models."
-    if isinstance(models, nn.Module): models = {type(models).__name__: models}
-    if not isinstance(models, dict) or not models or not all(isinstance(m, nn.Module) for m in models.values()):
-        raise TypeError(f"models must be an nn.Module or a non-empty dict {{name: nn.Module}}, got {type(models).__name__}")
-    return models
+    def fig(self, fig, name, alt):
+        "Save `fig` as the next PNG of the folder, link it in the Markdown and inline it in the HTML."
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fn = self.folder/f"{self.n:02d}_{name}.png"; self.n += 1
+        png = _save(fig, fn, dpi=110, bbox_inches='tight').read_bytes()
+        self.md.append(f"![{alt}]({self.folder.name}/{fn.name})\n")
+        self.html.append(f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></p>')
 
-def _header(doc, models, title, n, eps, seed, attacks, aa_version, aa_kwargs, norm='Linf'):
-    doc.h(1, title)
-    devs = ', '.join(sorted({str(_device(m)) for m in models.values()}))
-    doc.p(f"{datetime.date.today().isoformat()}: {len(models)} model(s), {n} evaluation examples, {eps_text(eps, norm)}, "
-          f"seed {seed}, device {devs}. Models evaluated in eval mode on their main BNs, in fp32. Accuracies in %.")
-    if 'autoattack' in attacks and aa_version != 'standard':
-        doc.p(f"Warning: AutoAttack version '{aa_version}' {aa_kwargs or ''} is not the standard AutoAttack; "
-              "report standard AutoAttack (aa_version='standard') for published numbers.")
+    def section(self, heading, *parts, level=2):
+        "A heading, then each part: a paragraph (str), a table (DataFrame) or a figure `(fig, name, alt)`; `None`: nothing."
+        self.md.append(f"{'#'*level} {heading}\n"); self.html.append(f"<h{level}>{html.escape(heading)}</h{level}>")
+        for x in parts:
+            if isinstance(x, str): self.md.append(x + '\n'); self.html.append(f"<p>{html.escape(x)}</p>")
+            elif isinstance(x, pd.DataFrame): self.table(x, index=not pd.api.types.is_integer_dtype(x.index))  # names, not row numbers
+            elif x is not None: self.fig(*x)
 
-# %% ../nbs/11_report.ipynb #93b56797
-def _accuracy(doc, models, x, y, attacks, eps, aa_version, aa_kwargs, runs, ev):
-    table = pd.concat([evaluate_robustness(m, (x, y), attacks=attacks, eps=eps, name=k, aa_version=aa_version,
-                                           aa_kwargs=aa_kwargs, **ev) for k, m in models.items()])
-    doc.h(2, 'Accuracy'); doc.table(table)
-    doc.p("'worst': share of examples classified correctly under every attack of the table (per-example worst case).")
-    allruns = table if runs is None else pd.concat([runs, table])
-    if 'clean' in allruns: doc.fig(plot_clean_vs_robust(allruns).figure, 'clean_vs_robust', 'clean vs robust accuracy')
-    return table
-
-# %% ../nbs/11_report.ipynb #6778520a
-def _sanity(doc, models, x, y, skw):
-    sc = pd.concat([sanity_checks(m, (x, y), **skw).assign(model=k) for k, m in models.items()])
-    doc.h(2, 'Sanity checks (gradient masking)')
-    for k in models:
-        flagged = sc[(sc.model == k) & ~sc.passed].index.tolist()
-        doc.p(f"{k}: {'FLAGGED: ' + ', '.join(flagged) if flagged else 'all checks pass'}.")
-    doc.table(sc.reset_index()[['model', 'check', 'passed', 'figures', 'if_flagged']], index=False)
-    return sc
-
-def _sweep(doc, models, x, y, sweep, n, eps, ev):
-    sw = pd.concat([accuracy_vs_eps(m, (x, y), eps=sweep, n=n, name=k, **ev) for k, m in models.items()])
-    doc.h(2, 'Accuracy against ε'); doc.fig(plot_acc_vs_eps(sw, mark_eps=eps, norm=ev['norm']).figure, 'acc_vs_eps', 'accuracy against epsilon')
-    return sw
-
-# %% ../nbs/11_report.ipynb #d8ae899c
-def _cosine(doc, models, x, y, spec, eps, ev):
-    cos = pd.concat([feature_cosine(m, (x, y), spec=spec, eps=eps, **ev).assign(model=k) for k, m in models.items()])
-    doc.h(2, 'Representation invariance (Table 4)')
-    doc.p(f"Cosine similarity between clean and PGD-20 features at '{spec}', mean (std) over {len(x)} examples.")
-    doc.table(cos[['model', 'tap', 'cos', 'std']], index=False)
-    return cos
-
-def _embedding(doc, models, data, spec, n, method, bs, seed):
-    embs = {k: embed_features(m, data, spec=spec, n=n, method=method, bs=bs, seed=seed) for k, m in models.items()}
-    meth = next(iter(embs.values())).method.iloc[0]
-    doc.h(2, 'Clean features (Fig. 3)')
-    doc.p(f"2-D embedding of the clean features at '{spec}' by {meth.upper()}"
-          + ("" if meth == 'umap' else " (UMAP, as the paper, needs `pip install arat[umap]`)") + ".")
-    fig, axs = plt.subplots(1, len(embs), figsize=(4.5*len(embs), 4), squeeze=False)
-    for ax, (k, e) in zip(axs[0], embs.items()): plot_embedding(e, k, ax=ax)
-    doc.fig(fig, 'embedding', 'feature embedding')
-    return embs
-
-# %% ../nbs/11_report.ipynb #594a476b
-def _bn_table(doc, models, x, y, eps, ev):
-    t7 = pd.concat([bn_comparison(m, (x, y), attacks=('clean', 'pgd20'), name=k, eps=eps, **ev)
-                    for k, m in models.items() if has_dual_bn(m)])
-    doc.h(2, 'Main vs auxiliary BNs (Table 7)')
-    doc.p("The aux BNs are for clean training inputs only: high clean accuracy, little robustness. Report the main BNs.")
-    doc.table(t7)
-    return t7
-
-def _grad_sim(doc, logs):
-    doc.h(2, 'Gradient similarity during training (Fig. 2)')
-    doc.fig(plot_grad_sim(logs).figure, 'grad_sim', 'gradient similarity')
+    def write(self, title):
+        "Write the Markdown file and, beside it, the self-contained HTML file."
+        atomic_write(self.fname, '\n'.join(self.md))
+        atomic_write(self.fname.with_suffix('.html'), f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                                                   f"<style>{_CSS}</style></head><body>\n" + '\n'.join(self.html) + "\n</body></html>\n")
 
 # %% ../nbs/11_report.ipynb #432b8808
+def _each(models, f, *args, by='name', **kw):
+    "`f(model, *args, **kw)` of each model as one table; the model's name goes to `f`'s `name` or (`by='model'`) to a column."
+    return pd.concat([f(m, *args, name=k, **kw) if by == 'name' else f(m, *args, **kw).assign(model=k)
+                      for k, m in models.items()])
+
 def robustness_report(models, # a model, or a dict `{name: model}`
                       data, # DataLoaders (valid set), a DataLoader, or `(x, y)` tensors
                       fname='robustness_report.md', # the Markdown file; the HTML file and a `<stem>_files/` folder go beside it
@@ -341,23 +257,55 @@ def robustness_report(models, # a model, or a dict `{name: model}`
                       progress:bool=True, # progress bars
                       norm:str='Linf'): # the threat model of every attack, check and plot: 'Linf' or 'L2'
     "Evaluate `models` and write a Markdown + HTML report with tables, sanity verdicts and plots; returns tables and paths."
-    models, fname = _models(models), Path(fname)
-    if fname.suffix != '.md': raise ValueError(f"fname must end in .md (the HTML file is written beside it), got {str(fname)!r}")
+    if isinstance(models, nn.Module): models = {type(models).__name__: models}
+    if not isinstance(models, dict) or not models or not all(isinstance(m, nn.Module) for m in models.values()):
+        raise TypeError(f"models must be an nn.Module or a non-empty dict {{name: nn.Module}}, got {type(models).__name__}")
+    if (fname := Path(fname)).suffix != '.md':
+        raise ValueError(f"fname must end in .md (the HTML file is written beside it), got {str(fname)!r}")
     fname.parent.mkdir(parents=True, exist_ok=True)
     doc, (x, y), ev = _Doc(fname), eval_tensors(data, n), dict(bs=bs, seed=seed, progress=progress, norm=norm)
     if norm == 'L2' and sweep is EPS_SWEEP: sweep = EPS_SWEEP_L2
-    out = dict(md=fname, html=fname.with_suffix('.html'))
-    _header(doc, models, title, len(x), eps, seed, attacks, aa_version, aa_kwargs, norm)
-    out['table'] = _accuracy(doc, models, x, y, attacks, eps, aa_version, aa_kwargs, runs, ev)
+    out, aa = dict(md=fname, html=fname.with_suffix('.html')), dict(aa_version=aa_version, aa_kwargs=aa_kwargs)
+    devs = ', '.join(sorted({str(_device(m)) for m in models.values()}))
+    doc.section(title, f"{datetime.date.today().isoformat()}: {len(models)} model(s), {len(x)} evaluation examples, "
+                f"{eps_text(eps, norm)}, seed {seed}, device {devs}. Models evaluated in eval mode on their main BNs, in fp32. "
+                "Accuracies in %.", f"Warning: AutoAttack version '{aa_version}' {aa_kwargs or ''} is not the standard AutoAttack; "
+                "report standard AutoAttack (aa_version='standard') for published numbers."
+                if 'autoattack' in attacks and aa_version != 'standard' else None, level=1)
+    t = out['table'] = _each(models, evaluate_robustness, (x, y), attacks=attacks, eps=eps, **aa, **ev)
+    allruns = t if runs is None else pd.concat([runs, t])
+    doc.section('Accuracy', t, "'worst': share of examples classified correctly under every attack of the table "
+                "(per-example worst case).",
+                (plot_clean_vs_robust(allruns).figure, 'clean_vs_robust', 'clean vs robust accuracy') if 'clean' in allruns else None)
     if sanity:
-        skw = dict(n=sanity_n, eps=eps, aa_version=aa_version, aa_kwargs=aa_kwargs, **ev) | (sanity_kwargs or {})
-        out['sanity'] = _sanity(doc, models, x, y, skw)
-    if sweep is not None: out['sweep'] = _sweep(doc, models, x, y, sweep, sanity_n, eps, ev)
+        skw = dict(n=sanity_n, eps=eps, **aa, **ev) | (sanity_kwargs or {})
+        sc = out['sanity'] = _each(models, sanity_checks, (x, y), by='model', **skw)
+        flags = {k: ', '.join(sc[(sc.model == k) & ~sc.passed].index) for k in models}
+        doc.section('Sanity checks (gradient masking)', *[f"{k}: {'FLAGGED: ' + f if f else 'all checks pass'}." for k, f in
+                    flags.items()], sc.reset_index()[['model', 'check', 'passed', 'figures', 'if_flagged']])
+    if sweep is not None:
+        sw = out['sweep'] = _each(models, accuracy_vs_eps, (x, y), eps=sweep, n=sanity_n, **ev)
+        doc.section('Accuracy against ε', (plot_acc_vs_eps(sw, mark_eps=eps, norm=norm).figure, 'acc_vs_eps',
+                                           'accuracy against epsilon'))
     if features is not None:
-        out['cos'] = _cosine(doc, models, x, y, features, eps, ev)
-        out['embedding'] = _embedding(doc, models, data, features, embed_n, embed_method, bs, seed)
-    if bn_table and any(has_dual_bn(m) for m in models.values()): out['bn_table'] = _bn_table(doc, models, x, y, eps, ev)
-    if grad_sim is not None: _grad_sim(doc, grad_sim)
+        cos = out['cos'] = _each(models, feature_cosine, (x, y), by='model', spec=features, eps=eps, **ev)
+        doc.section('Representation invariance (Table 4)', f"Cosine similarity between clean and PGD-20 features at '{features}', "
+                    f"mean (std) over {len(x)} examples.", cos[['model', 'tap', 'cos', 'std']])
+        embs = out['embedding'] = {k: embed_features(m, data, spec=features, n=embed_n, method=embed_method, bs=bs, seed=seed)
+                                   for k, m in models.items()}
+        meth = next(iter(embs.values())).method.iloc[0]
+        fig, axs = plt.subplots(1, len(embs), figsize=(4.5*len(embs), 4), squeeze=False)
+        for ax, (k, e) in zip(axs[0], embs.items()): plot_embedding(e, k, ax=ax)
+        doc.section('Clean features (Fig. 3)', f"2-D embedding of the clean features at '{features}' by {meth.upper()}"
+                    + ("" if meth == 'umap' else " (UMAP, as the paper, needs `pip install arat[umap]`)") + ".",
+                    (fig, 'embedding', 'feature embedding'))
+    if bn_table and (duals := {k: m for k, m in models.items() if has_dual_bn(m)}):
+        t7 = out['bn_table'] = _each(duals, bn_comparison, (x, y), attacks=('clean', 'pgd20'), eps=eps, **ev)
+        doc.section('Main vs auxiliary BNs (Table 7)', "The aux BNs are for clean training inputs only: high clean accuracy, "
+                    "little robustness. Report the main BNs.", t7)
+    if grad_sim is not None:
+        doc.section('Gradient similarity during training (Fig. 2)',
+                    (plot_grad_sim(grad_sim).figure, 'grad_sim', 'gradient similarity'))
     doc.write(title)
     return out
 
@@ -378,11 +326,7 @@ RESULTS_SCHEMA = _OBJ(
     hardware=_OBJ(['device', 'torch', 'python', 'platform']), wall_time_s={'type': 'number', 'minimum': 0},
     created={'type': 'string'})
 
-# %% ../nbs/11_report.ipynb #6f1d4493
-def _version():
-    import arat
-    return arat.__version__
-
+# %% ../nbs/11_report.ipynb #58f958b1
 def _git_commit():
     "The commit of the git checkout arat runs from, or `None` (an installed package, no git)."
     import arat
@@ -392,7 +336,6 @@ def _git_commit():
     except (OSError, subprocess.SubprocessError): return None
     return r.stdout.strip() or None if r.returncode == 0 else None
 
-# %% ../nbs/11_report.ipynb #d3d0a4b0
 def _hardware(device):
     "The device, its name, and the software versions."
     d = torch.device(device)
@@ -400,16 +343,6 @@ def _hardware(device):
     return dict(device=str(d), device_name=name, cpu_threads=torch.get_num_threads(), torch=torch.__version__,
                 python=platform.python_version(), platform=platform.platform())
 
-# %% ../nbs/11_report.ipynb #58f958b1
-def _plain(v):
-    "`v` as JSON data: NumPy and torch scalars as Python numbers, paths as strings, tuples as lists."
-    if isinstance(v, dict): return {str(k): _plain(u) for k, u in v.items()}
-    if isinstance(v, (list, tuple)): return [_plain(u) for u in v]
-    if isinstance(v, (np.generic, torch.Tensor)): return v.item()
-    if isinstance(v, Path): return str(v)
-    return v
-
-# %% ../nbs/11_report.ipynb #47523461
 def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` (accuracy columns, n, eps, seed, maybe worst)
                    model:nn.Module, # the evaluated model
                    weights, # its weights file (sha256 recorded)
@@ -424,15 +357,16 @@ def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` 
     acc = {k: float(v) for k, v in row.items() if _is_acc(k) and k != 'worst'}
     aa = None if autoattack is None else dict(package=_autoattack_cls()[1], version='standard', **autoattack)
     if aa is not None and aa['mode'] == 'cheap': aa['version'] = 'custom (apgd-ce, apgd-t)'
-    return _plain(dict(format='arat-results/1', tool=tool, threat_model=dict(norm=str(row.get('norm', 'Linf')), eps=float(row['eps'])), accuracy=acc,
+    rec = dict(format='arat-results/1', tool=tool, threat_model=dict(norm=str(row.get('norm', 'Linf')), eps=float(row['eps'])), accuracy=acc,
         worst_case=float(row['worst']) if 'worst' in row else min(acc.values()), n=int(row['n']),
         seeds=dict(attack=int(row['seed'])) | (seeds or {}), autoattack=aa,
         model=dict(arch=config.get('arch'), width=config.get('width'), n_out=model_n_out(model),
                    params=sum(p.numel() for p in model.parameters()), weights=Path(weights).name, weights_sha256=file_sha256(weights)),
-        config=config, arat_version=_version(), git_commit=_git_commit(), hardware=_hardware(ifnone(device, _device(model))),
-        wall_time_s=round(float(wall_time), 3), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')))
+        config=config, arat_version=__version__, git_commit=_git_commit(), hardware=_hardware(ifnone(device, _device(model))),
+        wall_time_s=round(float(wall_time), 3), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+    # as JSON data: NumPy and torch scalars as Python numbers, paths as strings, tuples as lists
+    return json.loads(json.dumps(rec, default=lambda u: str(u) if isinstance(u, Path) else u.item()))
 
-# %% ../nbs/11_report.ipynb #01da36f4
 def _nonfinite(v, at=''):
     "The path of the first NaN or infinite number in `v`, or `None`."
     if isinstance(v, float) and not math.isfinite(v): return at or 'top level'
@@ -440,31 +374,17 @@ def _nonfinite(v, at=''):
     return next((p for k, u in items if (p := _nonfinite(u, f"{at}/{k}" if at else str(k)))), None)
 
 def check_results(rec:dict): # a `results.json` record
-    "Raise a `ValueError` naming the first way `rec` departs from `RESULTS_SCHEMA`."
+    "Raise a `ValueError` naming the first way `rec` departs from `RESULTS_SCHEMA` (the types: when `jsonschema` is installed)."
     if (p := _nonfinite(rec)): raise ValueError(f"results record: {p} is not a finite number (JSON has no NaN or infinity)")
+    if (miss := [k for k in RESULTS_SCHEMA['required'] if k not in rec]): raise ValueError(f"results record: missing {miss}")
     try: import jsonschema
-    except ImportError:
-        miss = [k for k in RESULTS_SCHEMA['required'] if k not in rec]
-        if miss: raise ValueError(f"results record: missing {miss}") from None
-        return rec
+    except ImportError: return rec
     try: jsonschema.validate(rec, RESULTS_SCHEMA)
     except jsonschema.ValidationError as e:
         raise ValueError(f"results record: {'/'.join(map(str, e.absolute_path)) or 'top level'}: {e.message}") from None
     return rec
 
 # %% ../nbs/11_report.ipynb #10c8adaf
-def _card_acc(rec):
-    rows = [f"| {k} | {100*v:.2f} |" for k, v in rec['accuracy'].items()] + [f"| **worst case** | **{100*rec['worst_case']:.2f}** |"]
-    return '\n'.join(['| attack | accuracy (%) |', '|:---|---:|'] + rows)
-
-def _card_aa(aa):
-    if aa is None: return "AutoAttack was not run: PGD is an upper bound; run `arat-eval` for AutoAttack."
-    if aa['mode'] == 'cheap': return (f"AutoAttack: the cheap version ({aa['version']}, {aa['package']}), weaker than standard "
-                                      "AutoAttack: not comparable to RobustBench entries.")
-    return f"AutoAttack: standard ({aa['package']}), as RobustBench reports."
-
-# %% ../nbs/11_report.ipynb #91dfa3b9
-# the paper's clean and AutoAttack accuracy (%), Tables 2 and 3: (arch, dataset) -> {method: (clean, AA)}
 PAPER_RESULTS = {
     ('resnet18', 'cifar10'): dict(at=(83.77, 42.42), trades=(81.25, 48.54), mart=(82.15, 47.83), lbgat=(85.50, 49.26), arrest=(86.63, 46.14), arat=(87.93, 49.19)),
     ('resnet18', 'cifar100'): dict(at=(55.82, 19.50), trades=(54.74, 23.60), mart=(54.54, 26.04), lbgat=(67.33, 23.94), arat=(67.72, 23.54)),
@@ -489,16 +409,20 @@ def _card_scale(c, m):
     return [run, f"- the paper (Tables 2, 3), {meth} {arch} on {key[1]}, full data, width {pw}, 100 epochs: clean {fig[0]:.2f} %, "
                  f"AutoAttack {fig[1]:.2f} %" + ("; this run is smaller, so its figures are not comparable to these" if small else '')]
 
-# %% ../nbs/11_report.ipynb #80a5f58c
 def model_card(rec:dict): # a `results.json` record
     "A Markdown model card of `rec`, in the spirit of RobustBench's entries."
-    c, m, tm, hw = rec['config'], rec['model'], rec['threat_model'], rec['hardware']
+    c, m, tm, hw, aa = rec['config'], rec['model'], rec['threat_model'], rec['hardware'], rec['autoattack']
+    accs = [f"| {k} | {100*v:.2f} |" for k, v in rec['accuracy'].items()] + [f"| **worst case** | **{100*rec['worst_case']:.2f}** |"]
+    aa = ("AutoAttack was not run: PGD is an upper bound; run `arat-eval` for AutoAttack." if aa is None else
+          f"AutoAttack: standard ({aa['package']}), as RobustBench reports." if aa['mode'] != 'cheap' else
+          f"AutoAttack: the cheap version ({aa['version']}, {aa['package']}), weaker than standard AutoAttack: "
+          "not comparable to RobustBench entries.")
     train = ', '.join(f"{k} {c[k]}" for k in ('method', 'epochs', 'bs', 'lr', 'eps', 'steps', 'seed') if c.get(k) is not None)
     return '\n'.join([f"# Model card: {c.get('method', 'model')} {m['arch']}", '',
         f"{m['arch']}" + (f" (width {m['width']})" if m.get('width') else '') + f", {m['n_out']} classes, {m['params']:,} parameters, "
         f"trained adversarially on {c.get('dataset', '?')} with arat {rec['arat_version']}" + (f" ({rec['git_commit'][:10]})" if rec['git_commit'] else '') + '.',
         '', f"## Robustness ({eps_text(tm['eps'], tm['norm'])}, {rec['n']} test images, attack seed {rec['seeds']['attack']})", '',
-        _card_acc(rec), '', _card_aa(rec['autoattack']), '', '## Model', '',
+        '| attack | accuracy (%) |', '|:---|---:|', *accs, '', aa, '', '## Model', '',
         f"- weights: `{m['weights']}`, sha256 `{m['weights_sha256']}`",
         "- input: RGB images with pixels in [0, 1]; the normalisation is inside the model", '',
         '## Training', '', f"- {train}" if train else '- (no configuration recorded)', '', '## Scale', '', *_card_scale(c, m), '',
@@ -507,7 +431,6 @@ def model_card(rec:dict): # a `results.json` record
         "- Robust accuracy under these attacks is an upper bound on the true robustness; stronger or adaptive attacks may do better.",
         f"- Only the {'L2' if tm['norm'] == 'L2' else 'L∞'} threat model at this ε was evaluated; a small test subset gives a noisy estimate.", ''])
 
-# %% ../nbs/11_report.ipynb #8bcbd98c
 def write_results(rec:dict, # a `results.json` record (see `results_record`)
                   folder): # where `results.json` and `model_card.md` go
     "Write `results.json` and `model_card.md` of `rec` into `folder`; returns their paths."
