@@ -233,6 +233,7 @@ def _each(models, f, *args, by='name', **kw):
     return pd.concat([f(m, *args, name=k, **kw) if by == 'name' else f(m, *args, **kw).assign(model=k)
                       for k, m in models.items()])
 
+# %% ../nbs/11_report.ipynb #e9963469
 def robustness_report(models, # a model, or a dict `{name: model}`
                       data, # DataLoaders (valid set), a DataLoader, or `(x, y)` tensors
                       fname='robustness_report.md', # the Markdown file; the HTML file and a `<stem>_files/` folder go beside it
@@ -343,6 +344,7 @@ def _hardware(device):
     return dict(device=str(d), device_name=name, cpu_threads=torch.get_num_threads(), torch=torch.__version__,
                 python=platform.python_version(), platform=platform.platform())
 
+# %% ../nbs/11_report.ipynb #dd58ef87
 def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` (accuracy columns, n, eps, seed, maybe worst)
                    model:nn.Module, # the evaluated model
                    weights, # its weights file (sha256 recorded)
@@ -367,6 +369,7 @@ def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` 
     # as JSON data: NumPy and torch scalars as Python numbers, paths as strings, tuples as lists
     return json.loads(json.dumps(rec, default=lambda u: str(u) if isinstance(u, Path) else u.item()))
 
+# %% ../nbs/11_report.ipynb #f9656c09
 def _nonfinite(v, at=''):
     "The path of the first NaN or infinite number in `v`, or `None`."
     if isinstance(v, float) and not math.isfinite(v): return at or 'top level'
@@ -409,6 +412,7 @@ def _card_scale(c, m):
     return [run, f"- the paper (Tables 2, 3), {meth} {arch} on {key[1]}, full data, width {pw}, 100 epochs: clean {fig[0]:.2f} %, "
                  f"AutoAttack {fig[1]:.2f} %" + ("; this run is smaller, so its figures are not comparable to these" if small else '')]
 
+# %% ../nbs/11_report.ipynb #69c5bb4e
 def model_card(rec:dict): # a `results.json` record
     "A Markdown model card of `rec`, in the spirit of RobustBench's entries."
     c, m, tm, hw, aa = rec['config'], rec['model'], rec['threat_model'], rec['hardware'], rec['autoattack']
@@ -431,6 +435,7 @@ def model_card(rec:dict): # a `results.json` record
         "- Robust accuracy under these attacks is an upper bound on the true robustness; stronger or adaptive attacks may do better.",
         f"- Only the {'L2' if tm['norm'] == 'L2' else 'L∞'} threat model at this ε was evaluated; a small test subset gives a noisy estimate.", ''])
 
+# %% ../nbs/11_report.ipynb #088844f2
 def write_results(rec:dict, # a `results.json` record (see `results_record`)
                   folder): # where `results.json` and `model_card.md` go
     "Write `results.json` and `model_card.md` of `rec` into `folder`; returns their paths."
