@@ -43,9 +43,9 @@ CHOICES = dict(method=tuple(METHODS), arch=ARCHS, dataset=DATASETS, recipe=('pap
                device_data=('auto', 'on', 'off'), aa=('standard', 'cheap'))   # the flags that take one of a few values
 
 def _one_of(k):
-    "A flag's type: argparse refuses a value not in `CHOICES[k]`; `--help` names short lists in the flag, long ones in its comment."
+    "A flag's type: `--help` names short lists of `CHOICES[k]` in the flag, long ones in its comment; `_check_flags` refuses others."
     m = '|'.join(CHOICES[k])
-    return Annotated[str, dict(choices=CHOICES[k], metavar=m if len(m) <= 20 else k.upper())]
+    return Annotated[str, dict(metavar=m if len(m) <= 20 else k.upper())]
 def _flag(k): return '--' + k.replace('_', '-')
 
 # %% ../nbs/12_cli.ipynb #c0a10001
