@@ -150,9 +150,11 @@ def test_bad_flags_are_clear_errors(tmp_path):
         out_bad.append((['--out', '/sys/arat-run', '--epochs', '1'], '/sys/arat-run', 1))
     cases = [([*a, '--out', tmp_path/'bad'], m, c) for a, m, c in BAD] + out_bad
     debug = ['--method-args', '{"gamma": -5}', '--debug', '--out', tmp_path/'bad']
-    *res, aa, dbg = run_many([('arat-train', a) for a, _, _ in cases]
-                             + [('arat-eval', [tmp_path]), ('arat-eval', [tmp_path, '--aa', 'fast']), ('arat-train', debug)])
-    assert aa['code'] == 1 and _lines(aa['stderr']) == ["arat-eval: --aa must be one of 'standard', 'cheap', got 'fast'"], aa
+    ev_bad = [(['--aa', 'fast'], "--aa must be one of 'standard', 'cheap', got 'fast'"),
+              (['--dataset', 'mnist'], "--dataset must be one of 'sample', 'cifar10', 'cifar100', 'imagenette', got 'mnist'")]
+    *res, aa, ds, dbg = run_many([('arat-train', a) for a, _, _ in cases] + [('arat-eval', [tmp_path])]
+                                 + [('arat-eval', [tmp_path, *a]) for a, _ in ev_bad] + [('arat-train', debug)])
+    for (_, msg), r in zip(ev_bad, (aa, ds)): assert r['code'] == 1 and _lines(r['stderr']) == ['arat-eval: ' + msg], r
     # --debug shows the traceback, and the message last
     assert dbg['code'] == 1 and 'Traceback' in dbg['stderr'] and _lines(dbg['stderr'])[-1].startswith("ARATCallback: gamma must be")
     for (args, msg, code), r in zip(cases, res):
