@@ -510,8 +510,8 @@ def _fit(cfg, out, state, debug):
             with _distributed(learn, cfg): learn.fit_paper(cfg['epochs'], warmup=cfg['warmup'], delay=cfg['lr_delay'], start_epoch=start, cbs=RunLogger('log.csv', start))
         except KeyboardInterrupt:
             if not is_cli(arat_train): raise
-            print(f"interrupted; {saved_epochs(out)} epoch(s) are saved in {out}: continue with `arat-train --resume --out {out}`",
-                  file=sys.stderr)
+            print(f"interrupted; {saved_epochs(out)} epoch(s) are saved in {out}: "
+                  f"continue with `arat-train --resume --out {out}`", file=sys.stderr)
             return 130
         if gs is not None and start >= cfg['epochs']: gs.records = list(state.get('grad_sim', []))   # no epoch ran to restore them
         if ck.stopped:
