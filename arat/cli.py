@@ -43,9 +43,9 @@ CHOICES = dict(method=tuple(METHODS), arch=ARCHS, dataset=DATASETS, recipe=('pap
                device_data=('auto', 'on', 'off'), aa=('standard', 'cheap'))   # the flags that take one of a few values
 
 def _one_of(k):
-    "A flag's type: argparse refuses a value not in `CHOICES[k]`; `--help` names short lists in the flag, long ones in its comment."
+    "A flag's type: `--help` names short lists of `CHOICES[k]` in the flag, long ones in its comment; `_check_flags` refuses others."
     m = '|'.join(CHOICES[k])
-    return Annotated[str, dict(choices=CHOICES[k], metavar=m if len(m) <= 20 else k.upper())]
+    return Annotated[str, dict(metavar=m if len(m) <= 20 else k.upper())]
 def _flag(k): return '--' + k.replace('_', '-')
 
 # %% ../nbs/12_cli.ipynb #c0a10001
@@ -208,20 +208,9 @@ def _resumed_config(args, out):
     now = {k: args[k] for k in _params() if _rule(k) in ('free', None)} | {k: ifnone(args[k], saved[k]) for k in _settings('more')}
     return saved | now | dict(quiet=args['quiet'] or saved.get('quiet') is True)   # a quiet run stays quiet
 
-# %% ../nbs/12_cli.ipynb #171fbfcd
-def _usage(msg):
-    "A usage error: exit status 2 from the shell, as argparse's; a `CliError` to a Python caller."
-    if not is_cli(arat_train): raise CliError(msg)
-    print(f"usage error: {msg}", file=sys.stderr); raise SystemExit(2)
-
 # %% ../nbs/12_cli.ipynb #b90192de
 _RUN_FILES = ('config.json', 'resume.pth', 'train_state.pth', 'model.pth', 'log.csv', 'loss.png', 'metrics.png', 'grad_sim.csv',
               'grad_sim.png', 'eval.csv', 'results.json', 'model_card.md', 'report', MANIFEST)   # what arat-train and arat-eval write
-
-def _setting_diff(saved, cfg):
-    "The first setting in which `cfg` differs from the saved configuration, in words (`None`: the same run)."
-    k = next((k for k in _settings('run', 'more') if saved.get(k, '<none>') != cfg[k]), None)
-    return k and f"{_flag(k)} was {saved.get(k, '<none>')!r} there, {cfg[k]!r} now"
 
 # %% ../nbs/12_cli.ipynb #7f7f03ba
 def _existing_run(cfg, out):
@@ -230,7 +219,10 @@ def _existing_run(cfg, out):
     if not old or cfg['overwrite'] and listed: return None
     if cfg['overwrite']: raise CliError(f"--overwrite: {out} holds files ({', '.join(old[:3])}) but no {MANIFEST} of an arat run listing "
                                         "them, so nothing there is known to be a run's to delete; move your files out of it, or pass another --out")
-    try: diff = _setting_diff(json.loads((out/'config.json').read_text()), cfg)
+    try:   # the first setting in which this run differs from the saved one, in words (None: the same run)
+        saved = json.loads((out/'config.json').read_text())
+        k = next((k for k in _settings('run', 'more') if saved.get(k, '<none>') != cfg[k]), None)
+        diff = k and f"{_flag(k)} was {saved.get(k, '<none>')!r} there, {cfg[k]!r} now"
     except (OSError, ValueError, AttributeError): diff = f"its files ({', '.join(old[:3])}) without a readable config.json"
     how = ("or --overwrite to replace that run (all its files, report/ included)" if listed else
            f"or move those files away (no {MANIFEST} lists them as a run's, so --overwrite would not delete them)")
@@ -261,7 +253,10 @@ def _resume_state(cfg, out):
 def train_config(args:dict): # `arat_train`'s arguments
     "The checked configuration of a run (the saved one with `--resume`), its output folder and its checkpoint (or `None`)."
     args = {k: str(v) if isinstance(v, Path) else v for k, v in args.items()}
-    if args['resume'] and args['overwrite']: _usage("--resume continues the run in --out, --overwrite replaces it: pass one of them")
+    if args['resume'] and args['overwrite']:   # a usage error: status 2 from the shell, as argparse's
+        msg = "--resume continues the run in --out, --overwrite replaces it: pass one of them"
+        if not is_cli(arat_train): raise CliError(msg)
+        print(f"usage error: {msg}", file=sys.stderr); raise SystemExit(2)
     cfg = _resolve(args); out = Path(cfg['out']).expanduser()
     check_out(out)
     if args['resume']: cfg = _resumed_config(args | dict(out=cfg['out']), out)
@@ -427,11 +422,6 @@ def _summary(cfg, table, files, secs, out, eval_secs=0.):
             f"evaluation {eval_secs:.0f} s): clean accuracy {100*r.clean:.2f}%, PGD-20 accuracy {100*r.pgd20:.2f}% "
             f"({eps_text(r.eps, cfg['norm'])}, both on {int(r.n)} test images)\nwritten to {out}: " + ', '.join(sorted(f.name for f in files.values())))
 
-def _interrupted(out):
-    if not is_cli(arat_train): raise   # the KeyboardInterrupt being handled
-    print(f"interrupted; {saved_epochs(out)} epoch(s) are saved in {out}: continue with `arat-train --resume --out {out}`", file=sys.stderr)
-    return 130
-
 # %% ../nbs/12_cli.ipynb #c71dba6d
 def _first_line(e):
     "The message of `e` in one line, without the line fastai puts before an error raised in a callback."
@@ -518,7 +508,11 @@ def _fit(cfg, out, state, debug):
         if start < cfg['epochs']: _say(_legend(cfg, learn))
         try:
             with _distributed(learn, cfg): learn.fit_paper(cfg['epochs'], warmup=cfg['warmup'], delay=cfg['lr_delay'], start_epoch=start, cbs=RunLogger('log.csv', start))
-        except KeyboardInterrupt: return _interrupted(out)
+        except KeyboardInterrupt:
+            if not is_cli(arat_train): raise
+            print(f"interrupted; {saved_epochs(out)} epoch(s) are saved in {out}: "
+                  f"continue with `arat-train --resume --out {out}`", file=sys.stderr)
+            return 130
         if gs is not None and start >= cfg['epochs']: gs.records = list(state.get('grad_sim', []))   # no epoch ran to restore them
         if ck.stopped:
             _say(f"stopped after epoch {cfg['stop_after']} of {cfg['epochs']} (--stop-after); continue with `arat-train --resume --out {out}`")
@@ -639,18 +633,10 @@ def _eval_threat(cfg, norm, eps, folder):
     "`arat-eval`'s threat model: `--norm`/`--eps` or the run's (config.json), as `robustness_report`'s `norm` and `eps`."
     run_norm = cfg.get('norm', 'Linf')
     if run_norm not in ('Linf', 'L2'): raise CliError(f"{folder/'config.json'}: norm {run_norm!r} is not Linf or L2; restore the file")
-    nm = check_choice('arat-eval', '--norm', ifnone(norm, run_norm), ('Linf', 'L2'))
+    nm = ifnone(norm, run_norm)   # arat_eval checked --norm
     if eps is not None: check_number('arat-eval', '--eps', eps, hint=_EPS_HINT)
     e = ifnone(eps, cfg.get('eps') if nm == run_norm else None)
     return dict(norm=nm, eps=_unit(e if isinstance(e, (int, float)) and not isinstance(e, bool) else DEFAULT_EPS[nm], nm))
-
-# %% ../nbs/12_cli.ipynb #4c870003
-def _say_report(res):
-    _say(res['table'].to_string(float_format=lambda v: f"{v:.4f}"))
-    if 'sanity' in res:
-        bad = res['sanity'][~res['sanity'].passed].index.tolist()
-        _say('sanity checks: ' + ('all pass' if not bad else 'FLAGGED: ' + ', '.join(bad)))
-    _say(f"report: {res['md']} and {res['html']}; results: {res['results']} and {res['card']}")
 
 # %% ../nbs/12_cli.ipynb #4c870004
 def _report(run, out, n, aa, aa_iters, device, dataset, path, norm, eps, sanity, analysis, bs, seed, quiet, t0):
@@ -695,8 +681,13 @@ def arat_eval(
     with _errors(debug):
         for k, v, lo in (('n', n, 1), ('bs', bs, 1), ('aa_iters', aa_iters, 1)):
             if v is not None: check_number('arat-eval', _flag(k), v, lo, integer=True)
-        check_choice('arat-eval', '--aa', aa, CHOICES['aa'])
+        for k, v in (('aa', aa), ('dataset', dataset), ('norm', norm)):
+            if v is not None: check_choice('arat-eval', _flag(k), v, CHOICES[k])
         if out is not None and Path(out).suffix != '.md': raise CliError(f"--out {out} must end in .md (the HTML file and figures go beside it)")
         res = _report(run, out, n, aa, aa_iters, device, dataset, path, norm, eps, sanity, analysis, bs, seed, quiet, time.time())
-    _say_report(res)
+    _say(res['table'].to_string(float_format=lambda v: f"{v:.4f}"))
+    if 'sanity' in res:
+        bad = res['sanity'][~res['sanity'].passed].index.tolist()
+        _say('sanity checks: ' + ('all pass' if not bad else 'FLAGGED: ' + ', '.join(bad)))
+    _say(f"report: {res['md']} and {res['html']}; results: {res['results']} and {res['card']}")
     return 0 if is_cli(arat_eval) else res

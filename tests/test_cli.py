@@ -105,17 +105,17 @@ def run_many(cases, timeout=120):
 
 
 BAD = [  # (arguments, a fragment of the message, exit status: 2 for argparse's usage errors)
-       (['--method', 'fgsm'], "argument --method: invalid choice: 'fgsm' (choose from 'arat', 'at', 'trades', 'mart', 'lbgat', 'asym-trades', 'arat-separate'", 2),
+       (['--method', 'fgsm'], "--method must be one of 'arat', 'at', 'trades', 'mart', 'lbgat', 'asym-trades', 'arat-separate'", 1),
        (['--epochs', '-1'], '--epochs must be a whole number >= 1, got -1', 1),
        (['--path', '/nonexistent'], '--path /nonexistent: no such folder', 1),
-       (['--arch', 'vgg16'], "argument --arch: invalid choice: 'vgg16'", 2),
-       (['--dataset', 'mnist'], "argument --dataset: invalid choice: 'mnist'", 2),
+       (['--arch', 'vgg16'], "--arch must be one of 'resnet18', 'preact18', 'wrn34-10', 'imagenette-resnet18', got 'vgg16'", 1),
+       (['--dataset', 'mnist'], "--dataset must be one of 'sample', 'cifar10', 'cifar100', 'imagenette', got 'mnist'", 1),
        (['--eps', '-2'], '--eps must be a finite number >= 0, got -2.0', 1),
        (['--lr', '0'], '--lr must be > 0, got 0.0', 1),
        (['--method', 'at', '--gamma', '10'], "method 'at' takes no option 'gamma'; ATCallback takes: ", 1),
        (['--method', 'trades', '--layers', 'penultimate'], "method 'trades' takes no option 'layers'", 1),
-       (['--attack-mode', 'test'], "argument --attack-mode: invalid choice: 'test' (choose from 'train', 'eval')", 2),
-       (['--recipe', 'fast'], "argument --recipe: invalid choice: 'fast' (choose from 'paper', 'imagenet')", 2),
+       (['--attack-mode', 'test'], "--attack-mode must be one of 'train', 'eval', got 'test'", 1),
+       (['--recipe', 'fast'], "--recipe must be one of 'paper', 'imagenet', got 'fast'", 1),
        (['--resume'], 'holds no run', 1),
        (['--method-args', '{"gamma": -5}'], "ARATCallback: gamma must be a finite number >= 0", 1),
        (['--method', 'trades', '--method-args', '{"beta": -100}'], "TRADESCallback: beta must be a finite number >= 0", 1),
@@ -124,8 +124,8 @@ BAD = [  # (arguments, a fragment of the message, exit status: 2 for argparse's 
        (['--layers', ','], "ARATCallback: layers must be a tap spec", 1),
        (['--n-train', '20', '--bs', '32'], '--bs 32 is more than the 20 training images: no full batch to train on', 1),
        (['--epochs', 'two'], "argument --epochs: invalid int value: 'two'", 2),
-       (['--norm', 'l2'], "argument --norm: invalid choice: 'l2' (choose from 'Linf', 'L2')", 2),
-       (['--random-start', 'gauss'], "argument --random-start: invalid choice: 'gauss' (choose from 'uniform', 'inplace')", 2),
+       (['--norm', 'l2'], "--norm must be one of 'Linf', 'L2', got 'l2'", 1),
+       (['--random-start', 'gauss'], "--random-start must be one of 'uniform', 'inplace', got 'gauss'", 1),
        (['--method', 'trades', '--random-start', 'inplace'], "TRADESCallback: random_start='inplace' is the public AR-AT code's uniform start", 1),
        (['--norm', 'L2', '--random-start', 'inplace'], "ARATCallback: random_start='inplace' is the public AR-AT code's L∞ start", 1),
        # issue 21, probe 8: the flag given is named (the L2 step is derived from --eps, which is checked first)
@@ -134,7 +134,7 @@ BAD = [  # (arguments, a fragment of the message, exit status: 2 for argparse's 
        (['--eps', 'nan'], '--eps must be a finite number >= 0, got nan', 1),
        # issue 21, probe 6: refused before torchrun starts: one line, no launcher traceback
        (['--nproc', '2', '--n-train', '40', '--bs', '1000'], '--bs 1000 is more than the 40 training images: no full batch to train on', 1),
-       (['--nproc', '2', '--method', 'fgsm'], "argument --method: invalid choice: 'fgsm'", 2),
+       (['--nproc', '2', '--method', 'fgsm'], "--method must be one of 'arat', 'at'", 1),
        (['--nproc', '2', '--device-data', 'on'], "--device-data on: under DDP the batches come through fastai's DistributedDL", 1),
        (['--resume', '--overwrite'], "--resume continues the run in --out, --overwrite replaces it: pass one of them", 2)]
 
@@ -150,7 +150,11 @@ def test_bad_flags_are_clear_errors(tmp_path):
         out_bad.append((['--out', '/sys/arat-run', '--epochs', '1'], '/sys/arat-run', 1))
     cases = [([*a, '--out', tmp_path/'bad'], m, c) for a, m, c in BAD] + out_bad
     debug = ['--method-args', '{"gamma": -5}', '--debug', '--out', tmp_path/'bad']
-    *res, dbg = run_many([('arat-train', a) for a, _, _ in cases] + [('arat-eval', [tmp_path]), ('arat-train', debug)])
+    ev_bad = [(['--aa', 'fast'], "--aa must be one of 'standard', 'cheap', got 'fast'"),
+              (['--dataset', 'mnist'], "--dataset must be one of 'sample', 'cifar10', 'cifar100', 'imagenette', got 'mnist'")]
+    *res, aa, ds, dbg = run_many([('arat-train', a) for a, _, _ in cases] + [('arat-eval', [tmp_path])]
+                                 + [('arat-eval', [tmp_path, *a]) for a, _ in ev_bad] + [('arat-train', debug)])
+    for (_, msg), r in zip(ev_bad, (aa, ds)): assert r['code'] == 1 and _lines(r['stderr']) == ['arat-eval: ' + msg], r
     # --debug shows the traceback, and the message last
     assert dbg['code'] == 1 and 'Traceback' in dbg['stderr'] and _lines(dbg['stderr'])[-1].startswith("ARATCallback: gamma must be")
     for (args, msg, code), r in zip(cases, res):
