@@ -212,9 +212,24 @@ def _resumed_config(args, out):
 _RUN_FILES = ('config.json', 'resume.pth', 'train_state.pth', 'model.pth', 'log.csv', 'loss.png', 'metrics.png', 'grad_sim.csv',
               'grad_sim.png', 'eval.csv', 'results.json', 'model_card.md', 'report', MANIFEST)   # what arat-train and arat-eval write
 
-# %% ../nbs/12_cli.ipynb #7f7f03ba
-def _existing_run(cfg, out):
-    "For a new run: `None` if `out` holds no run (or `--overwrite`); the checkpoint of the same run if it finished; else a `CliError`."
+# %% ../nbs/12_cli.ipynb #bad9b75f
+def _check_data(cfg, what, fix):
+    "A `CliError` if the data folder of `cfg` is not the one its fingerprint was taken of."
+    if cfg.get('path') is not None and isinstance(cfg.get('data'), dict) and (how := data_change(cfg['data'], cfg['path'])):
+        raise CliError(f"{what}: the data in {cfg['path']} changed since the run started ({how}); {fix}")
+
+def _run_state(cfg, out, resume=False):
+    "The checkpoint the run in `out` starts from (`None`: epoch 0), from `--resume` or a finished same run; else a `CliError`."
+    if resume:
+        _check_data(cfg, f"--resume {out}", "put the run's data back, or start a new run in another --out")
+        try: state = load_resume(out)
+        except CheckpointError as e: raise CliError(f"{e}; the run cannot continue from it: restore the file, or train again with --overwrite") from None
+        old, now = ((state or {}).get('extra') or {}).get('config') or {}, json.loads(json.dumps(_saved(cfg)))   # as config.json holds it
+        if k := next((k for k in old if _rule(k) == 'run' and now.get(k, '<none>') != old[k]), None):
+            raise CliError(f"{out/'config.json'}: {k} is {now.get(k, '<none>')!r} there, but the run trained with {old[k]!r} ({out/'resume.pth'} "
+                           f"records its settings); --resume changes only {', '.join(map(_flag, [k for k in _settings('more', 'free') if k != 'out']))}: "
+                           f"restore {k}, or start a new run in another --out")
+        return state
     old, listed = [n for n in _RUN_FILES if (out/n).exists()] if out.is_dir() else [], run_manifest(out) is not None
     if not old or cfg['overwrite'] and listed: return None
     if cfg['overwrite']: raise CliError(f"--overwrite: {out} holds files ({', '.join(old[:3])}) but no {MANIFEST} of an arat run listing "
@@ -230,24 +245,6 @@ def _existing_run(cfg, out):
     if st := finished_state(out, cfg['epochs']): return st
     raise CliError(f"--out {out} holds this run, unfinished ({saved_epochs(out)} of {cfg['epochs']} epochs saved): "
                    f"continue it with `arat-train --resume --out {out}`, or pass --overwrite to start it again")
-
-# %% ../nbs/12_cli.ipynb #bad9b75f
-def _check_data(cfg, what, fix):
-    "A `CliError` if the data folder of `cfg` is not the one its fingerprint was taken of."
-    if cfg.get('path') is not None and isinstance(cfg.get('data'), dict) and (how := data_change(cfg['data'], cfg['path'])):
-        raise CliError(f"{what}: the data in {cfg['path']} changed since the run started ({how}); {fix}")
-
-def _resume_state(cfg, out):
-    "The checkpoint to resume from (`None`: no epoch finished), after checking the data and that `config.json` is the one it trained with."
-    _check_data(cfg, f"--resume {out}", "put the run's data back, or start a new run in another --out")
-    try: state = load_resume(out)
-    except CheckpointError as e: raise CliError(f"{e}; the run cannot continue from it: restore the file, or train again with --overwrite") from None
-    old, now = ((state or {}).get('extra') or {}).get('config') or {}, json.loads(json.dumps(_saved(cfg)))   # as config.json holds it
-    if k := next((k for k in old if _rule(k) == 'run' and now.get(k, '<none>') != old[k]), None):
-        raise CliError(f"{out/'config.json'}: {k} is {now.get(k, '<none>')!r} there, but the run trained with {old[k]!r} ({out/'resume.pth'} "
-                       f"records its settings); --resume changes only {', '.join(map(_flag, [k for k in _settings('more', 'free') if k != 'out']))}: "
-                       f"restore {k}, or start a new run in another --out")
-    return state
 
 # %% ../nbs/12_cli.ipynb #61189939
 def train_config(args:dict): # `arat_train`'s arguments
@@ -266,9 +263,9 @@ def train_config(args:dict): # `arat_train`'s arguments
         raise
     cfg['device'] = _parse_device(cfg['device'])
     _check_run(cfg, args['resume'])
-    if args['resume']: return cfg, out, _resume_state(cfg, out)
-    cfg |= dict(path=_abs(cfg['path']), data=data_fingerprint(_abs(cfg['path'])), init=_abs(cfg['init']))
-    return cfg, out, _existing_run(cfg, out)
+    if not args['resume']:
+        cfg |= dict(path=_abs(cfg['path']), data=data_fingerprint(_abs(cfg['path'])), init=_abs(cfg['init']))
+    return cfg, out, _run_state(cfg, out, args['resume'])
 
 # %% ../nbs/12_cli.ipynb #06414daa
 def _grad_sim_cb(cfg):
