@@ -212,9 +212,24 @@ def _resumed_config(args, out):
 _RUN_FILES = ('config.json', 'resume.pth', 'train_state.pth', 'model.pth', 'log.csv', 'loss.png', 'metrics.png', 'grad_sim.csv',
               'grad_sim.png', 'eval.csv', 'results.json', 'model_card.md', 'report', MANIFEST)   # what arat-train and arat-eval write
 
-# %% ../nbs/12_cli.ipynb #7f7f03ba
-def _existing_run(cfg, out):
-    "For a new run: `None` if `out` holds no run (or `--overwrite`); the checkpoint of the same run if it finished; else a `CliError`."
+# %% ../nbs/12_cli.ipynb #bad9b75f
+def _check_data(cfg, what, fix):
+    "A `CliError` if the data folder of `cfg` is not the one its fingerprint was taken of."
+    if cfg.get('path') is not None and isinstance(cfg.get('data'), dict) and (how := data_change(cfg['data'], cfg['path'])):
+        raise CliError(f"{what}: the data in {cfg['path']} changed since the run started ({how}); {fix}")
+
+def _run_state(cfg, out, resume=False):
+    "The checkpoint the run in `out` starts from (`None`: epoch 0), from `--resume` or a finished same run; else a `CliError`."
+    if resume:
+        _check_data(cfg, f"--resume {out}", "put the run's data back, or start a new run in another --out")
+        try: state = load_resume(out)
+        except CheckpointError as e: raise CliError(f"{e}; the run cannot continue from it: restore the file, or train again with --overwrite") from None
+        old, now = ((state or {}).get('extra') or {}).get('config') or {}, json.loads(json.dumps(_saved(cfg)))   # as config.json holds it
+        if k := next((k for k in old if _rule(k) == 'run' and now.get(k, '<none>') != old[k]), None):
+            raise CliError(f"{out/'config.json'}: {k} is {now.get(k, '<none>')!r} there, but the run trained with {old[k]!r} ({out/'resume.pth'} "
+                           f"records its settings); --resume changes only {', '.join(map(_flag, [k for k in _settings('more', 'free') if k != 'out']))}: "
+                           f"restore {k}, or start a new run in another --out")
+        return state
     old, listed = [n for n in _RUN_FILES if (out/n).exists()] if out.is_dir() else [], run_manifest(out) is not None
     if not old or cfg['overwrite'] and listed: return None
     if cfg['overwrite']: raise CliError(f"--overwrite: {out} holds files ({', '.join(old[:3])}) but no {MANIFEST} of an arat run listing "
@@ -230,24 +245,6 @@ def _existing_run(cfg, out):
     if st := finished_state(out, cfg['epochs']): return st
     raise CliError(f"--out {out} holds this run, unfinished ({saved_epochs(out)} of {cfg['epochs']} epochs saved): "
                    f"continue it with `arat-train --resume --out {out}`, or pass --overwrite to start it again")
-
-# %% ../nbs/12_cli.ipynb #bad9b75f
-def _check_data(cfg, what, fix):
-    "A `CliError` if the data folder of `cfg` is not the one its fingerprint was taken of."
-    if cfg.get('path') is not None and isinstance(cfg.get('data'), dict) and (how := data_change(cfg['data'], cfg['path'])):
-        raise CliError(f"{what}: the data in {cfg['path']} changed since the run started ({how}); {fix}")
-
-def _resume_state(cfg, out):
-    "The checkpoint to resume from (`None`: no epoch finished), after checking the data and that `config.json` is the one it trained with."
-    _check_data(cfg, f"--resume {out}", "put the run's data back, or start a new run in another --out")
-    try: state = load_resume(out)
-    except CheckpointError as e: raise CliError(f"{e}; the run cannot continue from it: restore the file, or train again with --overwrite") from None
-    old, now = ((state or {}).get('extra') or {}).get('config') or {}, json.loads(json.dumps(_saved(cfg)))   # as config.json holds it
-    if k := next((k for k in old if _rule(k) == 'run' and now.get(k, '<none>') != old[k]), None):
-        raise CliError(f"{out/'config.json'}: {k} is {now.get(k, '<none>')!r} there, but the run trained with {old[k]!r} ({out/'resume.pth'} "
-                       f"records its settings); --resume changes only {', '.join(map(_flag, [k for k in _settings('more', 'free') if k != 'out']))}: "
-                       f"restore {k}, or start a new run in another --out")
-    return state
 
 # %% ../nbs/12_cli.ipynb #61189939
 def train_config(args:dict): # `arat_train`'s arguments
@@ -266,9 +263,9 @@ def train_config(args:dict): # `arat_train`'s arguments
         raise
     cfg['device'] = _parse_device(cfg['device'])
     _check_run(cfg, args['resume'])
-    if args['resume']: return cfg, out, _resume_state(cfg, out)
-    cfg |= dict(path=_abs(cfg['path']), data=data_fingerprint(_abs(cfg['path'])), init=_abs(cfg['init']))
-    return cfg, out, _existing_run(cfg, out)
+    if not args['resume']:
+        cfg |= dict(path=_abs(cfg['path']), data=data_fingerprint(_abs(cfg['path'])), init=_abs(cfg['init']))
+    return cfg, out, _run_state(cfg, out, args['resume'])
 
 # %% ../nbs/12_cli.ipynb #06414daa
 def _grad_sim_cb(cfg):
@@ -381,33 +378,32 @@ def _say(*a):
 
 def _result(**kw): return 0 if is_cli(arat_train) else kw
 
-def _banner(cfg, learn, out):
-    dls, eps = getattr(learn.dls, 'source', learn.dls), eps_text(attack_kwargs(cfg)['eps'], cfg['norm'])   # device data keeps fastai's as `source`
-    atk = (f"PGD-{cfg['steps']} {eps}" + (", in-place start" if cfg['random_start'] == 'inplace' else '')
-           if not issubclass(METHODS[cfg['method']].cb, StandardCallback) else f"no attack in training (evaluated at {eps})")
-    return (f"arat-train: {cfg['method']} on {cfg['dataset']} ({len(dls.train_ds)} train / {len(dls.valid_ds)} valid images), {cfg['arch']} "
-            f"width {ifnone(cfg['width'], 'default')}, {cfg['epochs']} epochs, bs {cfg['bs']}, {atk}, device {cfg['device']}, output {out}")
-
 # %% ../nbs/12_cli.ipynb #ae680002
 def _counts(learn):
-    "How many validation images the per-epoch `clean_acc` and `robust_acc` are measured on."
-    n = len(getattr(learn.dls, 'source', learn.dls).valid_ds)
+    "The run's data (fastai's, under device data), its validation images' count, and how many `robust_acc` uses."
+    dls = getattr(learn.dls, 'source', learn.dls)
     rob = [m for m in learn.metrics if getattr(m, 'name', None) == 'robust_acc']
-    return n, (min(rob[0].n, n) if rob else 0)
+    return dls, len(dls.valid_ds), (min(rob[0].n, len(dls.valid_ds)) if rob else 0)
 
-def _legend(cfg, learn):
-    "What the per-epoch columns are: the loss of training and that of validation are different quantities."
-    parts, (n, nr) = [p for p in getattr(METHODS[cfg['method']].cb, 'parts', ()) if p not in ('alpha', 'beta')], _counts(learn)
-    tot = ', α·adv_ce + β·clean_ce + γ·inv' if cfg['method'] in ('arat', 'arat-separate') else ''
-    return (f"per epoch: train_loss is the training objective of {cfg['method']}{tot} (smoothed over batches"
+def _header(cfg, learn, out):
+    "The run's banner, and the legend of its per-epoch columns (train_loss and valid_loss are different quantities)."
+    (dls, n, nr), eps, m = _counts(learn), eps_text(attack_kwargs(cfg)['eps'], cfg['norm']), cfg['method']
+    atk = (f"PGD-{cfg['steps']} {eps}" + (", in-place start" if cfg['random_start'] == 'inplace' else '')
+           if not issubclass(METHODS[m].cb, StandardCallback) else f"no attack in training (evaluated at {eps})")
+    parts = [p for p in getattr(METHODS[m].cb, 'parts', ()) if p not in ('alpha', 'beta')]
+    tot = ', α·adv_ce + β·clean_ce + γ·inv' if m in ('arat', 'arat-separate') else ''
+    return (f"arat-train: {m} on {cfg['dataset']} ({len(dls.train_ds)} train / {n} valid images), {cfg['arch']} width "
+            f"{ifnone(cfg['width'], 'default')}, {cfg['epochs']} epochs, bs {cfg['bs']}, {atk}, device {cfg['device']}, "
+            f"output {out}",
+            f"per epoch: train_loss is the training objective of {m}{tot} (smoothed over batches"
             + (f"; its parts {', '.join(parts)} beside it" if parts and parts != ['clean_ce'] else '') + f"); valid_loss is the clean "
             f"cross-entropy on the {n} validation images, not comparable to train_loss; clean_acc on those {n} images"
-            + (f", robust_acc (PGD-20 {eps_text(attack_kwargs(cfg)['eps'], cfg['norm'])}) on the first {nr} of them" if nr else ''))
+            + (f", robust_acc (PGD-20 {eps}) on the first {nr} of them" if nr else ''))
 
 # %% ../nbs/12_cli.ipynb #ae680003
 def _epoch_line(cfg, learn, log):
     "`--quiet`'s line for one epoch (what fastai's `Recorder` logs), instead of the raw list."
-    names, (n, nr) = learn.recorder.metric_names, _counts(learn)
+    names, (_, n, nr) = learn.recorder.metric_names, _counts(learn)
     if len(log) != len(names) or not isinstance(log[0], int): return _say(*log)   # not an epoch's row
     v = dict(zip(names, log)); f = lambda k: f"{v[k]:.4g}" if isinstance(v[k], float) else str(v[k])
     parts = [k for k in names if k not in ('epoch', 'train_loss', 'valid_loss', 'clean_acc', 'robust_acc', 'time')]
@@ -504,8 +500,9 @@ def _fit(cfg, out, state, debug):
         if start >= cfg['epochs']: _say(f"{out}: all {cfg['epochs']} epochs are saved; writing the outputs the run did not finish")
         elif start: _say(f"resuming {out} at epoch {start+1} of {cfg['epochs']}")
         if cfg['method'] == 'arrest' and cfg['init'] is None: _say("note: arrest fine-tunes a standard model; without --init the teacher is the random initial model")
-        _say(_banner(cfg, learn, out))
-        if start < cfg['epochs']: _say(_legend(cfg, learn))
+        banner, legend = _header(cfg, learn, out)
+        _say(banner)
+        if start < cfg['epochs']: _say(legend)
         try:
             with _distributed(learn, cfg): learn.fit_paper(cfg['epochs'], warmup=cfg['warmup'], delay=cfg['lr_delay'], start_epoch=start, cbs=RunLogger('log.csv', start))
         except KeyboardInterrupt:
