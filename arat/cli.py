@@ -641,8 +641,8 @@ def _report(run, out, n, aa, aa_iters, device, dataset, path, norm, eps, sanity,
     dev, run = _parse_device(device), Path(run).expanduser()
     folder, fn = (run.parent, run) if run.suffix == '.pth' else (run, run/'model.pth')
     fname = Path(ifnone(out, folder/'report'/'robustness_report.md')).expanduser()
+    model, cfg = load_run(run, dev)   # a run first: then where its report goes
     check_out(fname.parent, '--out' if out else 'the report folder')
-    model, cfg = load_run(run, dev)
     atk, dls, gs = _eval_threat(cfg, norm, eps, folder), _eval_dls(cfg, model, dataset, path, bs, dev, folder), folder/'grad_sim.csv'
     before, name = files_state(fname.parent), f"{cfg['method']} {cfg['arch']}" + (f" w{cfg['width']}" if cfg['width'] else '')
     res = robustness_report({name: model}, dls, fname=fname, n=n, aa_version=aa, aa_kwargs=dict(n_iter=aa_iters) if aa_iters else None,

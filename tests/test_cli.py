@@ -152,8 +152,10 @@ def test_bad_flags_are_clear_errors(tmp_path):
     debug = ['--method-args', '{"gamma": -5}', '--debug', '--out', tmp_path/'bad']
     ev_bad = [(['--aa', 'fast'], "--aa must be one of 'standard', 'cheap', got 'fast'"),
               (['--dataset', 'mnist'], "--dataset must be one of 'sample', 'cifar10', 'cifar100', 'imagenette', got 'mnist'")]
-    *res, aa, ds, dbg = run_many([('arat-train', a) for a, _, _ in cases] + [('arat-eval', [tmp_path])]
-                                 + [('arat-eval', [tmp_path, *a]) for a, _ in ev_bad] + [('arat-train', debug)])
+    *res, aa, ds, af, dbg = run_many([('arat-train', a) for a, _, _ in cases] + [('arat-eval', [tmp_path])]
+                                     + [('arat-eval', [tmp_path, *a]) for a, _ in ev_bad] + [('arat-eval', [tmp_path/'afile']), ('arat-train', debug)])
+    # a file that is no run: named as such (not as an unusable report folder), one line
+    assert af['code'] == 1 and len(_lines(af['stderr'])) == 1 and 'afile: not a run folder' in af['stderr'], af
     for (_, msg), r in zip(ev_bad, (aa, ds)): assert r['code'] == 1 and _lines(r['stderr']) == ['arat-eval: ' + msg], r
     # --debug shows the traceback, and the message last
     assert dbg['code'] == 1 and 'Traceback' in dbg['stderr'] and _lines(dbg['stderr'])[-1].startswith("ARATCallback: gamma must be")
