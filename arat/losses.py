@@ -36,10 +36,7 @@ def attach_predictors(model:nn.Module, # the model being trained
     "Attach one `Predictor` per tap as `model.arat_predictors` (kept if already there with the same widths); returns them."
     old = getattr(model, 'arat_predictors', None)
     if old is not None and [p[0].in_features for p in old] == list(dims): return old
-    p = next(iter(model.parameters()), None)
-    preds = nn.ModuleList([Predictor(d) for d in dims])
-    if p is not None: preds = preds.to(device=p.device, dtype=p.dtype)
-    return attach_training_module(model, 'arat_predictors', preds)
+    return attach_training_module(model, 'arat_predictors', nn.ModuleList([Predictor(d) for d in dims]))   # on the model's device
 
 # %% ../nbs/05_losses.ipynb #1bab1ece
 def detach_predictors(model:nn.Module):
