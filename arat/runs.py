@@ -233,7 +233,7 @@ def before_fit(self:RunLogger):
     if self.start > 0 and f.exists():
         old = pd.read_csv(f)
         if list(old.columns) == list(self.recorder.metric_names):
-            old[old.epoch < self.start].to_csv(f, index=False)
+            atomic_write(f, old[old.epoch < self.start].to_csv(index=False))   # a kill here leaves the old log whole
             self.file = f.open('a')
             self.old_logger, self.learn.logger = self.logger, self._write_line
             return
@@ -316,7 +316,7 @@ def check_out(out:Path, # a folder to write in (made if missing)
     if out.exists() and not out.is_dir(): raise ValueError(f"{name} {out} is a file, not a folder; pass a folder (it is made if missing)")
     p = out
     while not p.exists() and p != p.parent: p = p.parent
-    if not p.is_dir(): raise ValueError(f"{name} {out}: {p} is a file, so no folder can be made under it; pass another {name}")
+    if not p.is_dir(): raise ValueError(f"{name} {out}: {p} is a file, so no folder can be made under it; pass another {name if name.startswith('--') else 'folder with --out'}")
     if not os.access(p, os.W_OK | os.X_OK): raise ValueError(f"{name} {out}: {p} is not writable (permission denied); pass a folder you can write to")
 
 def read_config(f, # a run's config.json
