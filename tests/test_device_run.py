@@ -111,3 +111,19 @@ def test_time_guard(tmp_path):
     assert tr['epochs_trained'] < 2 and not tr['complete'] and tr['stopped'].startswith('stopped')
     assert dr.result_name('at', 2, tr) == f"cifar10-resnet18-at-{tr['epochs_trained']}of2ep.json"
     assert dr.result_name('arat', 7, dict(complete=True, epochs_trained=7)) == 'cifar10-resnet18-arat-7ep.json'
+
+def test_reuse(rehearsal, tmp_path):
+    "A second call takes the first call's smoke table and speed figures (--reuse) and spends its time on training."
+    out, _ = rehearsal
+    run = lambda *args: subprocess.run([sys.executable, str(ROOT/'tools'/'device_run.py'), '--tiny', '--out', str(tmp_path/'out'),
+                                        '--work', str(tmp_path/'work'), *args], capture_output=True, text=True, env=ENV, timeout=600, cwd=tmp_path)
+    r = run('--reuse', str(out/'device_run.json'), '--eval-reserve', '5', '--epochs', '1', '--methods', 'at')
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    first, second = (json.loads((d/'device_run.json').read_text()) for d in (out, tmp_path/'out'))
+    assert second['smoke'] == first['smoke'] and second['bench'] == first['bench'] and second['reused_from']['file'].endswith('device_run.json')
+    assert 'smoke checks: reused from' in r.stdout and second['plan']['eval_reserve_s'] == 5 and second['plan']['E'] == 1
+    assert sorted(f.name for f in (tmp_path/'out'/'results').iterdir()) == ['cifar10-resnet18-at-1ep.json']
+    (tmp_path/'bad.json').write_text('{"smoke": []}')
+    for bad in (tmp_path/'bad.json', tmp_path/'missing.json'):
+        r = run('--reuse', str(bad))
+        assert r.returncode == 1 and f'--reuse {bad}: not a finished device_run.json' in r.stderr and 'Traceback' not in r.stderr

@@ -49,6 +49,9 @@ def parse_args(argv=None):
     p.add_argument('--compile-backend', help='torch.compile backend (default inductor; tiny: aot_eager)')
     p.add_argument('--decode-workers', type=int, help='processes decoding the images for the device loader (default: CPU count, up to 16)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--reuse', help='an earlier device_run.json of this machine kind: take its smoke table and speed figures '
+                                   'instead of measuring them again (a second call trains longer in the same device time)')
+    p.add_argument('--eval-reserve', type=float, help='seconds kept after training for the evaluation (default: estimated from the speed)')
     p.add_argument('--compile-check', action='store_true', help=argparse.SUPPRESS)   # the smoke check's child process
     a = p.parse_args(argv)
     tiny = a.tiny
@@ -486,6 +489,7 @@ def plan(a, feats, bench_res, data, out):
     passes = 2300 if a.aa == 'standard' else 10 * (a.aa_iters or 100)
     aa_est = max(20. if a.aa == 'standard' else 2., a.aa_min * passes * 3 * fwd)
     reserve = len(epoch) * (eval_pgd + aa_est) + 15 + (compile_cost if use_compile else 0)
+    if a.eval_reserve is not None: reserve = a.eval_reserve
     train_budget = left(a) - reserve
     E_auto = max(1, min(a.max_epochs, int(train_budget / (1.15 * sum(epoch.values()))))) if train_budget > 0 else 1
     E = a.epochs or E_auto
@@ -610,16 +614,28 @@ def main(argv=None):
     data = load_data(a, dev, out)
     summary['data'] = {k: v for k, v in data.items() if k not in ('dls', 'dd', 'state')}; save()
 
-    out.say(f"smoke checks (<= {a.smoke_budget:.0f} s):"); t = time.time()
-    rows = smoke(a, dev, data, out)
+    prev = None
+    if a.reuse:
+        try: prev = json.loads(Path(a.reuse).read_text()); assert prev['smoke'] and prev['bench'] and prev['hardware']['gpu'] == summary['hardware']['gpu']
+        except Exception as e: sys.exit(f"--reuse {a.reuse}: not a finished device_run.json of this machine kind ({first_line(e)}); measure again without --reuse")
+        summary['reused_from'] = dict(file=a.reuse, hardware=prev['hardware'], args=prev.get('args'))
+    if prev:
+        out.say(f"smoke checks: reused from {a.reuse} (an earlier call on a {prev['hardware']['gpu']})"); t = time.time()
+        rows = prev['smoke']
+        for r in rows: out.say(f"  {'PASS' if r['passed'] else 'FAIL'}  {r['check']}")
+    else:
+        out.say(f"smoke checks (<= {a.smoke_budget:.0f} s):"); t = time.time()
+        rows = smoke(a, dev, data, out)
     feats = {r['feature']: r['passed'] for r in rows}
     feats['compile_figures'] = next(r['figures'] for r in rows if r['feature'] == 'compile')
     feats['loader_figures'] = next(r['figures'] for r in rows if r['feature'] == 'device_data')
     summary['smoke'] = rows; summary['smoke_seconds'] = round(time.time() - t, 1); save()
 
     out.say(f"speed (<= {a.bench_budget:.0f} s, width {a.width}):")
-    try: bres = bench(a, dev, feats, out)
-    except Exception as e: bres = None; out.say(f"  bench failed: {first_line(e)}")
+    if prev: bres = prev['bench']; out.say(f"  reused from {a.reuse}")
+    else:
+        try: bres = bench(a, dev, feats, out)
+        except Exception as e: bres = None; out.say(f"  bench failed: {first_line(e)}")
     summary['bench'] = bres; save()
 
     p = plan(a, feats, bres, data, out)
