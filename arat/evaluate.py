@@ -11,6 +11,7 @@ from contextlib import contextmanager, nullcontext
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import ifnone
+from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
 from .dualbn import *
 from .attacks import *
@@ -33,6 +34,7 @@ def _gather(dl, n):
     if not xs: raise ValueError("data yielded no batch: is the DataLoader empty?")
     return torch.cat(xs), torch.cat(ys)
 
+# %% ../nbs/09_evaluate.ipynb #d11e910b
 def eval_tensors(data, # fastai `DataLoaders` (its `.valid` is used), a `DataLoader` of `(x, y)` batches, or `(x, y)` tensors
                  n:int|None=None): # keep the first `n` examples (`None`: all)
     "The first `n` examples of `data` as plain CPU tensors `(x, y)`."
@@ -62,6 +64,7 @@ def _device(model):
     "The device of `model`'s first parameter (or buffer); the CPU if it has none."
     return next((t.device for t in itertools.chain(model.parameters(), model.buffers())), torch.device('cpu'))
 
+# %% ../nbs/09_evaluate.ipynb #5f3c88be
 @contextmanager
 def _fp32(model):
     "Cast `model`'s floating parameters and buffers that are not fp32 to fp32 for the block, and back afterwards."
@@ -130,6 +133,7 @@ def _make_aa(model, eps, version, attacks, n_cls, seed, device, n_iter, n_restar
     aa.apgd_targeted.n_target_classes = aa.fab.n_target_classes = min(ifnone(n_target_classes, aa.apgd_targeted.n_target_classes), n_cls - 1)
     return aa, pkg
 
+# %% ../nbs/09_evaluate.ipynb #27e1c605
 def _run_aa(aa, pkg, x, y, bs):
     "Run `aa` on `(x, y)`; AutoAttack's logged and warned messages become Python warnings."
     log, h = logging.getLogger('auto-attack'), logging.handlers.BufferingHandler(1 << 20)
@@ -187,6 +191,7 @@ def _attack(name, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm='Linf'):
     raise ValueError(f"unknown attack {name!r}: use 'clean', 'fgsm', 'pgd<steps>' (e.g. 'pgd20', 'pgd100r5'), "
                      f"'autoattack', one of {_AA_PARTS}, or a pair (name, fn) with fn(model, x, y, eps) -> x_adv")
 
+# %% ../nbs/09_evaluate.ipynb #8ddf2ae3
 def _named(attacks):
     attacks = [attacks] if isinstance(attacks, str) else list(attacks)
     pair = lambda a: isinstance(a, (tuple, list)) and len(a) == 2 and callable(a[1])
@@ -276,6 +281,7 @@ def eps_text(eps:float, # a radius in [0,1]-pixel units
 # %% ../nbs/09_evaluate.ipynb #b53f28ae
 def _fmt(d): return ', '.join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in d.items())
 
+# %% ../nbs/09_evaluate.ipynb #8a6b598d
 def _row(check, passed, figures, flag): return dict(check=check, passed=bool(passed), figures=figures, if_flagged=flag)
 
 # %% ../nbs/09_evaluate.ipynb #e94f53e8
@@ -289,9 +295,10 @@ def _check_sweep(model, x, y, eps_sweep, large_eps, tol, kw):
             _row('large_eps', big <= tol, f"PGD-50 accuracy at ε={e(large_eps)}: {big:.3f}",
                  'an unbounded attack fails: masked gradients, or a model that ignores its input')]
 
-def _check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw):
+# %% ../nbs/09_evaluate.ipynb #b43f688a
+def _check_attacks(model, x, y, eps, more, aa, tol, kw):
     atts = tuple(dict.fromkeys(('clean', 'fgsm', 'pgd20', more) + (('autoattack',) if aa else ())))
-    t = evaluate_robustness(model, (x, y), attacks=atts, eps=eps, aa_version=aa_version, aa_kwargs=aa_kwargs, **kw).iloc[0]
+    t = evaluate_robustness(model, (x, y), attacks=atts, eps=eps, **kw).iloc[0]
     chain = [a for a in ('autoattack', 'pgd20', 'fgsm', 'clean') if a in atts]
     ok = all(t[a] <= t[b] + tol for a, b in zip(chain, chain[1:]))
     return [_row('attack_order', ok, _fmt({a: t[a] for a in chain}), 'a stronger attack does worse than a weaker one: broken attack or masking'),
@@ -299,7 +306,7 @@ def _check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw):
                  'more PGD steps/restarts raise accuracy: randomness or a broken attack')]
 
 # %% ../nbs/09_evaluate.ipynb #582119b4
-def _check_model(model, x, y, bn, device, bs):
+def _check_model(model, x, y, bn='main', device=None, bs=256, **_):
     with evaluation_mode(model, bn), torch.no_grad():
         xs = x[:256].to(device)   # predictions at batch size 1 and 256, and two identical calls
         a, b, one = model(xs), model(xs), torch.cat([model(xs[i:i+1]) for i in range(len(xs))])
@@ -318,6 +325,7 @@ def _check_model(model, x, y, bn, device, bs):
                  'non-differentiable or saturated layers: gradient attacks are blind there (try Square / BPDA)')]
 
 # %% ../nbs/09_evaluate.ipynb #8895e905
+@delegates(evaluate_robustness, but=['attacks', 'pgd_step', 'name', 'return_correct'])
 def sanity_checks(model:nn.Module, # plain or dual-BN model
                   data, # DataLoaders, DataLoader or `(x, y)`
                   n:int|None=256, # number of examples
@@ -327,23 +335,15 @@ def sanity_checks(model:nn.Module, # plain or dual-BN model
                   more:str='pgd100r5', # the stronger PGD for `more_steps`
                   aa:bool=True, # include AutoAttack in `attack_order`
                   tol:float=0.01, # tolerated rise in accuracy (at least one example: 1/n)
-                  bs:int=256, # batch size
-                  seed:int=0, # seed of the attacks
-                  bn:str='main', # BNs of a dual-BN model
-                  aa_version:str='standard', # AutoAttack version ('cheap' for CPU runs)
-                  aa_kwargs:dict|None=None, # more `run_autoattack` arguments
-                  device=None, # default: the model's device
-                  progress:bool=True, # progress bars
-                  norm:str='Linf'): # the threat model: 'Linf' or 'L2' (every ε-ball and attack in it)
+                  norm:str='Linf', # the threat model: 'Linf' or 'L2' (every ε-ball and attack in it)
+                  **kwargs): # `evaluate_robustness`'s bs, seed, bn, aa_version ('cheap' for CPU runs), aa_kwargs, device, progress
     "Table of named checks against gradient masking: `passed` (bool), the `figures` behind it and what a flag means."
     (x, y), l2 = eval_tensors(data, n), norm == 'L2'
     eps, large_eps = ifnone(eps, 0.5 if l2 else 8/255), ifnone(large_eps, 64. if l2 else 1.)
-    eps_sweep = ifnone(eps_sweep, EPS_SWEEP_L2 if l2 else EPS_SWEEP)
-    tol, device = max(tol, 1/len(x)), ifnone(device, _device(model))
-    kw = dict(bs=bs, seed=seed, bn=bn, device=device, progress=progress, norm=norm)
-    rows = [*_check_sweep(model, x, y, eps_sweep, large_eps, tol, kw),
-            *_check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw), *_check_model(model, x, y, bn, device, bs)]
-    return pd.DataFrame(rows).set_index('check')
+    eps_sweep, tol = ifnone(eps_sweep, EPS_SWEEP_L2 if l2 else EPS_SWEEP), max(tol, 1/len(x))
+    kw = kwargs | dict(norm=norm, device=ifnone(kwargs.get('device'), _device(model)))
+    return pd.DataFrame([*_check_sweep(model, x, y, eps_sweep, large_eps, tol, kw), *_check_attacks(model, x, y, eps, more, aa, tol, kw),
+                         *_check_model(model, x, y, **kw)]).set_index('check')
 
 # %% ../nbs/09_evaluate.ipynb #354dcd86
 def _cosines(model, spec, xb, xa):
@@ -353,6 +353,7 @@ def _cosines(model, spec, xb, xa):
         model(xa); fa = ft.take()
     return ft.names, torch.stack([F.cosine_similarity(c.flatten(1).float(), a.flatten(1).float(), dim=1) for c, a in zip(fc, fa)]).cpu()
 
+# %% ../nbs/09_evaluate.ipynb #30a1ac09
 def feature_cosine(model:nn.Module, # plain or dual-BN model
                    data, # DataLoaders, DataLoader or `(x, y)`
                    spec:str='penultimate', # taps, see `arat.features.tap_points`
@@ -393,6 +394,7 @@ def _pca2(f):
     _, _, vh = torch.linalg.svd(f, full_matrices=False)
     return f @ vh[:2].T
 
+# %% ../nbs/09_evaluate.ipynb #008c338e
 def _embedder(method):
     "The `umap` module (or `None`) and the method that will run: 'umap' or 'pca'."
     if check_choice('embed_features', 'method', method, ('auto', 'umap', 'pca')) == 'pca': return None, 'pca'
@@ -401,6 +403,7 @@ def _embedder(method):
         if method == 'umap': raise ImportError("method='umap' needs umap-learn: pip install 'arat[umap]' (or use method='pca')")
         return None, 'pca'
 
+# %% ../nbs/09_evaluate.ipynb #c997beb1
 def embed_features(model:nn.Module, # plain or dual-BN model
                    data, # DataLoaders, DataLoader or `(x, y)`
                    spec:str='penultimate', # one tap (the first of the spec is used)
