@@ -8,9 +8,7 @@ Docs: https://arat-dev.github.io/arat/report.html.md"""
 from __future__ import annotations
 import math, json, base64, html, datetime, platform
 from pathlib import Path
-import numpy as np, pandas as pd
-import torch, torch.nn as nn
-import matplotlib.pyplot as plt
+import numpy as np, pandas as pd, torch, torch.nn as nn, matplotlib.pyplot as plt
 from fastcore.basics import ifnone
 from fastcore.xtras import run
 import arat
@@ -19,7 +17,6 @@ from .evaluate import *
 from .evaluate import _device, _autoattack_cls, _AA_PARTS
 from .callbacks import grad_sim_summary
 from .runs import atomic_write, file_sha256
-from . import __version__
 
 # %% auto #0
 __all__ = ['RESULTS_SCHEMA', 'PAPER_RESULTS', 'plot_acc_vs_eps', 'plot_clean_vs_robust', 'plot_grad_sim', 'plot_log',
@@ -71,12 +68,14 @@ def _one_log(log):
     if isinstance(log := getattr(log, 'stats', log), pd.DataFrame): return log  # a table, or a GradSimCallback's
     raise TypeError(f"plot_grad_sim takes a DataFrame (GradSimCallback.stats), a GradSimCallback or a dict of them, got {type(log).__name__}")
 
+# %% ../nbs/11_report.ipynb #da9ed587
 def _grad_logs(logs):
     "`{label: DataFrame}` from a log, a callback, a dict of them, or a table with a `run` column."
     if isinstance(logs, dict): return {k: _one_log(v) for k, v in logs.items()}
     logs = _one_log(logs)
     return dict(tuple(logs.groupby('run', sort=False))) if 'run' in logs else {None: logs}
 
+# %% ../nbs/11_report.ipynb #f28c17b9
 def plot_grad_sim(logs, # `GradSimCallback.stats` (columns step, layer, cos), a `GradSimCallback`, or `{label: stats}`
                   value:str='cos', # 'cos' (gradient cosine similarity) or 'conflict' (share of opposite signs)
                   layer:str|None=None, # one layer's curve (e.g. 'all': the whole gradient); None: mean ± std over layers
@@ -86,8 +85,6 @@ def plot_grad_sim(logs, # `GradSimCallback.stats` (columns step, layer, cos), a 
     for label, df in (logs := _grad_logs(logs)).items():
         if (miss := {'step', 'layer', value} - set(df.columns)):
             raise ValueError(f"plot_grad_sim: the log needs columns step, layer and {value!r}; missing {sorted(miss)}")
-        if layer is not None and not (df.layer == layer).any():
-            raise ValueError(f"plot_grad_sim: no rows with layer {layer!r}; layers: {sorted(df.layer.unique())[:10]}")
         s = grad_sim_summary(df, value, layer)
         line, = ax.plot(s['step'], s['mean'], label=label)
         if layer is None: ax.fill_between(s['step'], s['mean'] - s['std'].fillna(0), s['mean'] + s['std'].fillna(0), alpha=0.25, color=line.get_color())
@@ -110,11 +107,13 @@ def _panels(log, panels, size=(4, 3)):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/11_report.ipynb #eeaa8e62
 def _loss_figure(log):
     "Two panels: the method's training objective (`train_loss`) alone; the clean cross-entropy, of validation and of training (`clean_ce`), together."
     return _panels(log, [('training objective (train_loss)', {'train_loss': 'train_loss'}, 'loss'), ('clean cross-entropy',
                          {'valid_loss': 'valid_loss (validation)', 'clean_ce': 'clean_ce (training batches)'}, 'loss')], size=(4.5, 3.5))
 
+# %% ../nbs/11_report.ipynb #32077305
 def _metrics_figure(log, lr_drops=()):
     "The accuracies on one panel, with the epochs where the learning rate drops (0-based, the first epoch at the lower rate) marked; one panel per other column."
     accs = [c for c in ('clean_acc', 'robust_acc') if c in log]
@@ -129,6 +128,7 @@ def _save(fig, fn, **kw):
     "Write `fig` to `fn` (its format from the suffix; `kw`: `savefig`'s), atomically, and close it."
     atomic_write(fn, write=lambda f: fig.savefig(f, format=Path(fn).suffix[1:], **{'dpi': 100} | kw)); plt.close(fig); return fn
 
+# %% ../nbs/11_report.ipynb #2778f86d
 def plot_log(log, # `log.csv` as a DataFrame (or its path)
              folder, # where `loss.png` and `metrics.png` go
              lr_drops=()): # the 0-based epochs from which the learning rate is lower (marked on the accuracy panel)
@@ -136,6 +136,7 @@ def plot_log(log, # `log.csv` as a DataFrame (or its path)
     log, folder = log if isinstance(log, pd.DataFrame) else pd.read_csv(log), Path(folder)
     return _save(_loss_figure(log), folder/'loss.png'), _save(_metrics_figure(log, lr_drops), folder/'metrics.png')
 
+# %% ../nbs/11_report.ipynb #1d814e22
 def save_grad_sim(log, # a `GradSimCallback` or its `.stats`
                   folder, # where `grad_sim.csv` and `grad_sim.png` go
                   title:str|None=None): # the plot's title
@@ -156,8 +157,7 @@ def plot_embedding(emb:pd.DataFrame, # `embed_features` table: columns d1, d2, l
     cmap = plt.get_cmap('tab10' if emb.label.nunique() <= 10 else 'tab20')
     for i, (lab, g) in enumerate(emb.groupby('label')):
         ax.scatter(g.d1, g.d2, s=s, color=cmap(i % cmap.N), label=classes[lab] if classes is not None else str(lab))
-    meth = emb.method.iloc[0].upper() if 'method' in emb else '2-D'
-    ax.set_title(f"{title + ': ' if title else ''}clean features ({meth})", fontsize=10)
+    ax.set_title(f"{title + ': ' if title else ''}clean features ({emb.method.iloc[0].upper() if 'method' in emb else '2-D'})", fontsize=10)
     ax.set_xticks([]); ax.set_yticks([])
     if emb.label.nunique() <= 20: ax.legend(fontsize=6, markerscale=2, loc='best', ncol=2)
     return ax
@@ -165,18 +165,21 @@ def plot_embedding(emb:pd.DataFrame, # `embed_features` table: columns d1, d2, l
 # %% ../nbs/11_report.ipynb #16e7b849
 def _is_acc(col): return col.startswith('pgd') or col in ('clean', 'fgsm', 'worst', 'autoattack', *_AA_PARTS)
 
+# %% ../nbs/11_report.ipynb #6b49781b
 def _fmt_cell(col, v, norm='Linf'): # `norm`: the row's threat model, for an ε
     if isinstance(v, (bool, np.bool_)): return 'pass' if v else 'FLAG'
     if not isinstance(v, (float, np.floating)): return '' if v is None else str(v)
     return ('' if np.isnan(v) else f"{100*v:.2f}" if _is_acc(col) or col == 'accuracy'
             else eps_text(v, norm, label=False) if col == 'eps' else f"{v:.4g}")
 
+# %% ../nbs/11_report.ipynb #525f8873
 def _cells(df:pd.DataFrame):
     "`df` as the report writes it: every value formatted in its row's threat model (an L2 table has a `norm` column)."
     out, norms = df.copy().astype(object), df['norm'].tolist() if 'norm' in df.columns else ['Linf'] * len(df)
     for c in df.columns: out[c] = [_fmt_cell(str(c), v, nm) for v, nm in zip(df[c], norms)]
     return out
 
+# %% ../nbs/11_report.ipynb #7ca4eebb
 def _md_table(df:pd.DataFrame, index=True):
     "`df` as a GitHub Markdown table, accuracies in %."
     cols = ([df.index.name or ''] if index else []) + [str(c) for c in df.columns]
@@ -185,6 +188,7 @@ def _md_table(df:pd.DataFrame, index=True):
     line = lambda r: '| ' + ' | '.join(r) + ' |'
     return '\n'.join([line(cols), '|' + '---|' * len(cols)] + [line(r) for r in rows])
 
+# %% ../nbs/11_report.ipynb #b29fd40c
 def _html_table(df:pd.DataFrame, index=True): return _cells(df).to_html(index=index, escape=True, border=0, classes='tbl')
 
 # %% ../nbs/11_report.ipynb #27f10075
@@ -194,7 +198,7 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;p
 
 class _Doc:
     "Accumulates the report as Markdown and HTML side by side."
-    def __init__(self, fname): self.md, self.html, self.fname, self.n = [], [], Path(fname), 0
+    def __init__(self, fname): self.md, self.html, self.fname, self.n = [], [], Path(fname), 0; self.fname.parent.mkdir(parents=True, exist_ok=True)
     folder = property(lambda self: self.fname.parent/f"{self.fname.stem}_files")
     def add(self, md, html): self.md.append(md); self.html.append(html)
 
@@ -221,13 +225,12 @@ class _Doc:
 
 # %% ../nbs/11_report.ipynb #432b8808
 def _report_args(models, fname):
-    "`models` as a non-empty dict `{name: model}`, and `fname` as a `.md` path whose folder exists."
+    "`models` as a non-empty dict `{name: model}`, and `fname` as a `.md` path."
     if isinstance(models, nn.Module): models = {type(models).__name__: models}
     if not isinstance(models, dict) or not models or not all(isinstance(m, nn.Module) for m in models.values()):
         raise TypeError(f"models must be an nn.Module or a non-empty dict {{name: nn.Module}}, got {type(models).__name__}")
     if (fname := Path(fname)).suffix != '.md':
         raise ValueError(f"fname must end in .md (the HTML file is written beside it), got {str(fname)!r}")
-    fname.parent.mkdir(parents=True, exist_ok=True)
     return models, fname
 
 def _each(models, f, *args, by='name', **kw):
@@ -298,9 +301,8 @@ def robustness_report(models, # a model, or a dict `{name: model}`
     models, fname = _report_args(models, fname)
     doc, (x, y), ev = _Doc(fname), eval_tensors(data, n), dict(bs=bs, seed=seed, progress=progress, norm=norm)
     aa, out = dict(aa_version=aa_version, aa_kwargs=aa_kwargs), dict(md=fname, html=fname.with_suffix('.html'))
-    devs = ', '.join(sorted({str(_device(m)) for m in models.values()}))
     doc.section(title, f"{datetime.date.today().isoformat()}: {len(models)} model(s), {len(x)} evaluation examples, {eps_text(eps, norm)}, "
-                f"seed {seed}, device {devs}. Models evaluated in eval mode on their main BNs, in fp32. Accuracies in %.",
+                f"seed {seed}, device {', '.join(sorted({str(_device(m)) for m in models.values()}))}. Models evaluated in eval mode on their main BNs, in fp32. Accuracies in %.",
                 f"Warning: AutoAttack version '{aa_version}' {aa_kwargs or ''} is not the standard AutoAttack; report standard AutoAttack "
                 "(aa_version='standard') for published numbers." if 'autoattack' in attacks and aa_version != 'standard' else None, level=1)
     out['table'] = _acc_section(doc, models, (x, y), runs, attacks=attacks, eps=eps, **aa, **ev)
@@ -333,8 +335,7 @@ RESULTS_SCHEMA = _OBJ(
     model=_OBJ(['arch', 'n_out', 'params', 'weights_sha256'], params={'type': 'integer', 'minimum': 1},
                weights_sha256={'type': 'string', 'pattern': '^[0-9a-f]{64}$'}),
     config={'type': 'object'}, arat_version={'type': 'string'}, git_commit={'type': ['string', 'null']},
-    hardware=_OBJ(['device', 'torch', 'python', 'platform']), wall_time_s={'type': 'number', 'minimum': 0},
-    created={'type': 'string'})
+    hardware=_OBJ(['device', 'torch', 'python', 'platform']), wall_time_s={'type': 'number', 'minimum': 0}, created={'type': 'string'})
 
 # %% ../nbs/11_report.ipynb #58f958b1
 def _git_commit():
@@ -370,7 +371,7 @@ def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` 
         seeds=dict(attack=int(row['seed'])) | (seeds or {}), autoattack=aa,
         model=dict(arch=config.get('arch'), width=config.get('width'), n_out=model_n_out(model),
                    params=sum(p.numel() for p in model.parameters()), weights=Path(weights).name, weights_sha256=file_sha256(weights)),
-        config=config, arat_version=__version__, git_commit=_git_commit(), hardware=_hardware(ifnone(device, _device(model))),
+        config=config, arat_version=arat.__version__, git_commit=_git_commit(), hardware=_hardware(ifnone(device, _device(model))),
         wall_time_s=round(float(wall_time), 3), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
     # as JSON data: NumPy and torch scalars as Python numbers, paths as strings, tuples as lists
     return json.loads(json.dumps(rec, default=lambda u: str(u) if isinstance(u, Path) else u.item()))
@@ -437,8 +438,7 @@ def model_card(rec:dict): # a `results.json` record
         "- input: RGB images with pixels in [0, 1]; the normalisation is inside the model", '',
         '## Training', '', f"- {train}" if train else '- (no configuration recorded)', '', '## Scale', '', *_card_scale(c, m), '',
         '## Evaluation', '', f"- `{rec['tool']}` on {hw['device']} ({hw['device_name']}), torch {hw['torch']}, {rec['wall_time_s']:.0f} s{' of training (its epochs, over all sessions)' if rec['tool'] == 'arat-train' else ''}, {rec['created']}",
-        '', '## Limitations', '',
-        "- Robust accuracy under these attacks is an upper bound on the true robustness; stronger or adaptive attacks may do better.",
+        '', '## Limitations', '', "- Robust accuracy under these attacks is an upper bound on the true robustness; stronger or adaptive attacks may do better.",
         f"- Only the {'L2' if tm['norm'] == 'L2' else 'L∞'} threat model at this ε was evaluated; a small test subset gives a noisy estimate.", ''])
 
 # %% ../nbs/11_report.ipynb #088844f2
@@ -446,5 +446,5 @@ def write_results(rec:dict, # a `results.json` record (see `results_record`)
                   folder): # where `results.json` and `model_card.md` go
     "Write `results.json` and `model_card.md` of `rec` into `folder`; returns their paths."
     folder = Path(folder); check_results(rec)
-    js = atomic_write(folder/'results.json', json.dumps(rec, indent=2, allow_nan=False) + '\n')
-    return js, atomic_write(folder/'model_card.md', model_card(rec))
+    return (atomic_write(folder/'results.json', json.dumps(rec, indent=2, allow_nan=False) + '\n'),
+            atomic_write(folder/'model_card.md', model_card(rec)))
