@@ -34,6 +34,20 @@ def _gather(dl, n):
     if not xs: raise ValueError("data yielded no batch: is the DataLoader empty?")
     return torch.cat(xs), torch.cat(ys)
 
+# %% ../nbs/09_evaluate.ipynb #8fe59f01
+def _check_xy(x, y):
+    "`(x, y)` as float images and long labels, or an error: no examples, a NaN or inf pixel, pixels outside [0,1], labels not 0, 1, ..."
+    if len(x) == 0: raise ValueError(f"no examples to evaluate: x has shape {tuple(x.shape)}; pass a non-empty set")
+    if (bad := int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0):
+        raise ValueError(f"x holds {bad} NaN or inf pixels (of {x.numel()}); check the data")
+    lo, hi = x.min().item(), x.max().item()
+    if not (lo >= 0 and hi <= 1): raise _pixel_error(x, lo, hi)
+    if y.ndim != 1: raise ValueError(f"y must hold one class label per example, shape ({len(y)},), got shape {tuple(y.shape)}")
+    if y.dtype == torch.bool or y.is_complex() or (y.is_floating_point() and not torch.equal(y, y.round())):
+        raise ValueError(f"y must be integer class labels, got {str(y.dtype).replace('torch.', '')} values such as {y[0].item()}")
+    if y.min() < 0: raise ValueError(f"y holds negative class labels (min {y.min().item():g}): labels must be 0..classes-1")
+    return x.float(), y.long()
+
 # %% ../nbs/09_evaluate.ipynb #d11e910b
 def eval_tensors(data, # fastai `DataLoaders` (its `.valid` is used), a `DataLoader` of `(x, y)` batches, or `(x, y)` tensors
                  n:int|None=None): # keep the first `n` examples (`None`: all)
@@ -48,16 +62,7 @@ def eval_tensors(data, # fastai `DataLoaders` (its `.valid` is used), a `DataLoa
     x, y = plain_tensor(x).detach().cpu(), plain_tensor(y).detach().cpu()
     if len(x) != len(y): raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     if n is not None: x, y = x[:n], y[:n]
-    if len(x) == 0: raise ValueError(f"no examples to evaluate: x has shape {tuple(x.shape)}; pass a non-empty set")
-    if (bad := int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0):
-        raise ValueError(f"x holds {bad} NaN or inf pixels (of {x.numel()}); check the data")
-    lo, hi = x.min().item(), x.max().item()
-    if not (lo >= 0 and hi <= 1): raise _pixel_error(x, lo, hi)
-    if y.ndim != 1: raise ValueError(f"y must hold one class label per example, shape ({len(y)},), got shape {tuple(y.shape)}")
-    if y.dtype == torch.bool or y.is_complex() or (y.is_floating_point() and not torch.equal(y, y.round())):
-        raise ValueError(f"y must be integer class labels, got {str(y.dtype).replace('torch.', '')} values such as {y[0].item()}")
-    if y.min() < 0: raise ValueError(f"y holds negative class labels (min {y.min().item():g}): labels must be 0..classes-1")
-    return x.float(), y.long()
+    return _check_xy(x, y)
 
 # %% ../nbs/09_evaluate.ipynb #d6a90c53
 def _device(model):
@@ -137,8 +142,7 @@ def _make_aa(model, eps, version, attacks, n_cls, seed, device, n_iter, n_restar
 def _run_aa(aa, pkg, x, y, bs):
     "Run `aa` on `(x, y)`; AutoAttack's logged and warned messages become Python warnings."
     log, h = logging.getLogger('auto-attack'), logging.handlers.BufferingHandler(1 << 20)
-    h.setLevel(logging.WARNING)
-    log.addHandler(h); prop, log.propagate = log.propagate, False
+    h.setLevel(logging.WARNING); log.addHandler(h); prop, log.propagate = log.propagate, False
     try:
         with warnings.catch_warnings(record=True) as ws:
             warnings.simplefilter('always')
@@ -146,6 +150,15 @@ def _run_aa(aa, pkg, x, y, bs):
     finally: log.removeHandler(h); log.propagate = prop
     for m in dict.fromkeys([r.getMessage() for r in h.buffer] + [str(w.message) for w in ws]): warnings.warn(f"AutoAttack: {m}")
     return xa
+
+# %% ../nbs/09_evaluate.ipynb #1cd90fe8
+def _check_aa_args(version, attacks, norm):
+    "Refuse an unknown version, attack or norm, and `attacks` without version='custom' (or the reverse)."
+    check_choice('run_autoattack', 'version', version, ('standard', 'plus', 'rand', 'cheap', 'custom'))
+    if version == 'custom' and not attacks: raise ValueError("run_autoattack: version='custom' needs `attacks`, e.g. ['apgd-ce', 'apgd-t']")
+    if attacks and version != 'custom': raise ValueError(f"run_autoattack: `attacks` is for version='custom', not {version!r}")
+    for a in attacks or (): check_choice('run_autoattack', 'attacks', a, _AA_PARTS)
+    check_choice('run_autoattack', 'norm', norm, ('Linf', 'L2'))
 
 # %% ../nbs/09_evaluate.ipynb #8655ee56
 def run_autoattack(model:nn.Module, # the model; run in eval mode (route dual BNs yourself, or use `evaluate_robustness`)
@@ -162,11 +175,7 @@ def run_autoattack(model:nn.Module, # the model; run in eval mode (route dual BN
                    device=None, # default: the model's device
                    norm:str='Linf'): # the threat model: 'Linf' or 'L2'
     "Adversarial examples from the reference AutoAttack (L∞ or L2), on the same device and in the same order as `x`."
-    check_choice('run_autoattack', 'version', version, ('standard', 'plus', 'rand', 'cheap', 'custom'))
-    if version == 'custom' and not attacks: raise ValueError("run_autoattack: version='custom' needs `attacks`, e.g. ['apgd-ce', 'apgd-t']")
-    if attacks and version != 'custom': raise ValueError(f"run_autoattack: `attacks` is for version='custom', not {version!r}")
-    for a in attacks or (): check_choice('run_autoattack', 'attacks', a, _AA_PARTS)
-    check_choice('run_autoattack', 'norm', norm, ('Linf', 'L2'))
+    _check_aa_args(version, attacks, norm)
     device = ifnone(device, _device(model))
     with model_mode(model, 'eval'):
         n_cls = _logits(model, x[:2].to(device), type(model).__name__, 'clean').shape[1]
@@ -354,23 +363,20 @@ def _cosines(model, spec, xb, xa):
     return ft.names, torch.stack([F.cosine_similarity(c.flatten(1).float(), a.flatten(1).float(), dim=1) for c, a in zip(fc, fa)]).cpu()
 
 # %% ../nbs/09_evaluate.ipynb #30a1ac09
+@delegates(evaluate_robustness, but=['attacks', 'aa_version', 'aa_kwargs', 'pgd_step', 'name', 'return_correct'])
 def feature_cosine(model:nn.Module, # plain or dual-BN model
                    data, # DataLoaders, DataLoader or `(x, y)`
                    spec:str='penultimate', # taps, see `arat.features.tap_points`
                    attack:str='pgd20', # the attack producing the adversarial images
                    n:int|None=None, # number of examples
                    eps:float=8/255, # radius (L∞; an L2 radius with `norm='L2'`)
-                   bs:int=256, # batch size
-                   seed:int=0, # attack seed
-                   bn:str='main', # BNs of a dual-BN model
-                   device=None, # default: the model's device
-                   progress:bool=True, # progress bar
-                   norm:str='Linf'): # the attack's threat model: 'Linf' or 'L2'
+                   norm:str='Linf', # the attack's threat model: 'Linf' or 'L2'
+                   **kwargs): # `evaluate_robustness`'s bs, seed, bn, device, progress
     "Per tap: mean (and std) over examples of cos(clean features, adversarial features)."
-    x, y = eval_tensors(data, n)
-    fn = _attack(attack, eps, None, 'standard', None, seed, bs, norm)
+    (x, y), kw = eval_tensors(data, n), dict(bs=256, seed=0, progress=True) | kwargs
+    fn = _attack(attack, eps, None, 'standard', None, kw['seed'], kw['bs'], norm)
     if fn is None: raise ValueError("feature_cosine needs an attack, not 'clean'")
-    with _eval_batches(model, x, y, bs, seed, bn, device, progress) as batches:
+    with _eval_batches(model, x, y, **kw) as batches:
         names, coss = zip(*[_cosines(model, spec, xb, fn(model, xb, yb)) for xb, yb in batches])
     c = torch.cat(coss, 1)
     return pd.DataFrame(dict(tap=names[0], cos=c.mean(1).tolist(), std=c.std(1).tolist(), n=len(x), attack=attack, eps=eps))

@@ -346,8 +346,7 @@ def _git_commit():
 
 def _hardware(device):
     "The device, its name, and the software versions."
-    d = torch.device(device)
-    name = torch.cuda.get_device_name(d) if d.type == 'cuda' and torch.cuda.is_available() else platform.machine()
+    name = torch.cuda.get_device_name(d) if (d := torch.device(device)).type == 'cuda' and torch.cuda.is_available() else platform.machine()
     return dict(device=str(d), device_name=name, cpu_threads=torch.get_num_threads(), torch=torch.__version__,
                 python=platform.python_version(), platform=platform.platform())
 
@@ -403,6 +402,7 @@ PAPER_RESULTS = {
     ('imagenette-resnet18', 'imagenette'): dict(at=(84.58, 52.25), trades=(79.21, 53.98), mart=(84.07, 59.89), lbgat=(80.80, 50.42), arat=(88.66, 59.28))}
 _PAPER_WIDTH = {'resnet18': 64, 'preact18': 64, 'imagenette-resnet18': 64, 'wrn34-10': 10}
 
+# %% ../nbs/11_report.ipynb #6f4b5cbc
 def _card_scale(c, m):
     "The run's scale (data, width, epochs) beside the paper's, and the paper's figures for the same method and architecture."
     ds, arch, meth = c.get('dataset'), m.get('arch'), c.get('method')
