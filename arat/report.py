@@ -72,8 +72,7 @@ def _one_log(log):
 def _grad_logs(logs):
     "`{label: DataFrame}` from a log, a callback, a dict of them, or a table with a `run` column."
     if isinstance(logs, dict): return {k: _one_log(v) for k, v in logs.items()}
-    logs = _one_log(logs)
-    return dict(tuple(logs.groupby('run', sort=False))) if 'run' in logs else {None: logs}
+    return dict(tuple(l.groupby('run', sort=False))) if 'run' in (l := _one_log(logs)) else {None: l}
 
 # %% ../nbs/11_report.ipynb #f28c17b9
 def plot_grad_sim(logs, # `GradSimCallback.stats` (columns step, layer, cos), a `GradSimCallback`, or `{label: stats}`
@@ -142,9 +141,8 @@ def save_grad_sim(log, # a `GradSimCallback` or its `.stats`
                   title:str|None=None): # the plot's title
     "Write `grad_sim.csv` and the Fig. 2 plot `grad_sim.png` of a gradient-similarity log; returns their paths."
     folder, stats = Path(folder), _one_log(log)
-    csv = atomic_write(folder/'grad_sim.csv', stats.to_csv(index=False))
     (ax := plot_grad_sim(stats)).set_title(title or ''); ax.figure.tight_layout()
-    return csv, _save(ax.figure, folder/'grad_sim.png')
+    return atomic_write(folder/'grad_sim.csv', stats.to_csv(index=False)), _save(ax.figure, folder/'grad_sim.png')
 
 # %% ../nbs/11_report.ipynb #82f4888e
 def plot_embedding(emb:pd.DataFrame, # `embed_features` table: columns d1, d2, label, method
@@ -341,9 +339,10 @@ RESULTS_SCHEMA = _OBJ(
 def _git_commit():
     "The commit of the git checkout arat runs from, or `None` (an installed package, no git)."
     root = Path(arat.__file__).resolve().parent.parent
-    try: return run('git', '-C', str(root), 'rev-parse', 'HEAD', stderr=False) if (root/'.git').exists() else None
+    try: return (run('git', '-C', str(root), 'rev-parse', 'HEAD', stderr=False) or None) if (root/'.git').exists() else None
     except (OSError, IOError): return None
 
+# %% ../nbs/11_report.ipynb #4fbdeceb
 def _hardware(device):
     "The device, its name, and the software versions."
     name = torch.cuda.get_device_name(d) if (d := torch.device(device)).type == 'cuda' and torch.cuda.is_available() else platform.machine()
@@ -382,6 +381,7 @@ def _nonfinite(v, at=''):
     items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
     return next((p for k, u in items if (p := _nonfinite(u, f"{at}/{k}" if at else str(k)))), None)
 
+# %% ../nbs/11_report.ipynb #faa4c621
 def check_results(rec:dict): # a `results.json` record
     "Raise a `ValueError` naming the first way `rec` departs from `RESULTS_SCHEMA` (the types: when `jsonschema` is installed)."
     if (p := _nonfinite(rec)): raise ValueError(f"results record: {p} is not a finite number (JSON has no NaN or infinity)")
