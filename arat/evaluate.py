@@ -291,7 +291,7 @@ def eps_text(eps:float, # a radius in [0,1]-pixel units
 def _fmt(d): return ', '.join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in d.items())
 
 # %% ../nbs/09_evaluate.ipynb #8a6b598d
-def _row(check, passed, figures, flag): return dict(check=check, passed=bool(passed), figures=figures, if_flagged=flag)
+def _check_row(check, passed, figures, flag): return dict(check=check, passed=bool(passed), figures=figures, if_flagged=flag)
 
 # %% ../nbs/09_evaluate.ipynb #e94f53e8
 def _check_sweep(model, x, y, eps_sweep, large_eps, tol, kw):
@@ -299,9 +299,9 @@ def _check_sweep(model, x, y, eps_sweep, large_eps, tol, kw):
     sw = accuracy_vs_eps(model, (x, y), eps=eps_sweep, **kw)
     rise = float(np.max(np.diff(sw.accuracy.values), initial=0.))
     big = evaluate_robustness(model, (x, y), attacks=('pgd50',), eps=large_eps, pgd_step=large_eps/10, **kw).iloc[0]['pgd50']
-    return [_row('eps_monotone', rise <= tol, _fmt({e(v): a for v, a in zip(sw.eps, sw.accuracy)}) + f" (max rise {rise:.3f})",
+    return [_check_row('eps_monotone', rise <= tol, _fmt({e(v): a for v, a in zip(sw.eps, sw.accuracy)}) + f" (max rise {rise:.3f})",
                  'accuracy rises with ε: masked or noisy gradients'),
-            _row('large_eps', big <= tol, f"PGD-50 accuracy at ε={e(large_eps)}: {big:.3f}",
+            _check_row('large_eps', big <= tol, f"PGD-50 accuracy at ε={e(large_eps)}: {big:.3f}",
                  'an unbounded attack fails: masked gradients, or a model that ignores its input')]
 
 # %% ../nbs/09_evaluate.ipynb #b43f688a
@@ -310,8 +310,8 @@ def _check_attacks(model, x, y, eps, more, aa, tol, kw):
     t = evaluate_robustness(model, (x, y), attacks=atts, eps=eps, **kw).iloc[0]
     chain = [a for a in ('autoattack', 'pgd20', 'fgsm', 'clean') if a in atts]
     ok = all(t[a] <= t[b] + tol for a, b in zip(chain, chain[1:]))
-    return [_row('attack_order', ok, _fmt({a: t[a] for a in chain}), 'a stronger attack does worse than a weaker one: broken attack or masking'),
-            _row('more_steps', t[more] <= t['pgd20'] + tol, _fmt({'pgd20': t['pgd20'], more: t[more]}),
+    return [_check_row('attack_order', ok, _fmt({a: t[a] for a in chain}), 'a stronger attack does worse than a weaker one: broken attack or masking'),
+            _check_row('more_steps', t[more] <= t['pgd20'] + tol, _fmt({'pgd20': t['pgd20'], more: t[more]}),
                  'more PGD steps/restarts raise accuracy: randomness or a broken attack')]
 
 # %% ../nbs/09_evaluate.ipynb #582119b4
@@ -326,11 +326,11 @@ def _check_model(model, x, y, bn='main', device=None, bs=256, **_):
             g = torch.autograd.grad(loss, xb, allow_unused=True)[0] if loss.requires_grad else None
             n0 += len(xb) if g is None else int((g.flatten(1).abs().sum(1) == 0).sum())
     diff, dd = int((a.argmax(1) != one.argmax(1)).sum()), (a - b).abs().max().item()
-    return [_row('batch_size', diff == 0, f"{diff} of {len(a)} predictions differ; max |Δlogit| {(a-one).abs().max().item():.2e}",
+    return [_check_row('batch_size', diff == 0, f"{diff} of {len(a)} predictions differ; max |Δlogit| {(a-one).abs().max().item():.2e}",
                  'predictions depend on the batch: BN in train mode or a batch-dependent layer'),
-            _row('deterministic', torch.allclose(a, b, rtol=1e-5, atol=1e-5) and bool((a.argmax(1) == b.argmax(1)).all()),
+            _check_row('deterministic', torch.allclose(a, b, rtol=1e-5, atol=1e-5) and bool((a.argmax(1) == b.argmax(1)).all()),
                  f"max |Δlogit| between two calls {dd:.2e}", 'a randomized model: evaluate with EOT or AutoAttack version="rand"'),
-            _row('input_grads', n0 == 0, f"{n0} of {len(x)} examples have an all-zero input gradient",
+            _check_row('input_grads', n0 == 0, f"{n0} of {len(x)} examples have an all-zero input gradient",
                  'non-differentiable or saturated layers: gradient attacks are blind there (try Square / BPDA)')]
 
 # %% ../nbs/09_evaluate.ipynb #8895e905
