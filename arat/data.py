@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 import PIL.Image
 import torch, torch.nn.functional as F
-from fastcore.basics import store_attr, ifnone
+from fastcore.basics import store_attr, ifnone, patch
 from fastcore.meta import delegates
 
 # %% auto #0
@@ -42,6 +42,7 @@ def _split_files(path, split, classes):
     if not res: raise ValueError(f"folder_items: {path/split} has no class folders with images")
     return res
 
+# %% ../nbs/00_data.ipynb #1b61ab6c
 _WHAT = ("pass `path=` a folder in fastai's layout (train/ and test/ or val/ class folders), `path=None` to download, "
          "or use the embedded sample with `cifar10_sample_dls()`")
 
@@ -67,6 +68,7 @@ def _by_class_turns(items, rng=None):
     for l in (by_cls.values() if rng else ()): rng.shuffle(l)
     return [l[j] for j in range(max(map(len, by_cls.values()), default=0)) for l in by_cls.values() if j < len(l)]
 
+# %% ../nbs/00_data.ipynb #1d3a3cf1
 def balanced_subset(items:list, # files, labelled by their parent folder
                     n:int=None, # how many to keep; `None` or more than there are: all of them
                     seed:int=0): # seed of the choice
@@ -171,13 +173,13 @@ def _reachable(host:str, port:int=443, timeout:float=3., connect=socket.create_c
     t = threading.Thread(target=_try, daemon=True); t.start(); t.join(timeout + 0.5)
     return bool(ok)
 
+# %% ../nbs/00_data.ipynb #83760322
 def fastai_dataset(url:str, # a `URLs` address, e.g. `URLs.CIFAR`
                    data:Path=None, # folder where fastai extracts datasets; `None`: fastai's config
                    archive:Path=None, # folder of fastai's downloaded archives; `None`: fastai's config
                    timeout:float=3.): # seconds to wait for the host before giving up
     "The extracted dataset of `url`: fastai's copy if there is one, else `untar_data(url)` when the host is reachable."
-    data = Path(ifnone(data, fastai_cfg().path('data'))).expanduser()
-    archive = Path(ifnone(archive, fastai_cfg().path('archive'))).expanduser()
+    data, archive = (Path(ifnone(p, fastai_cfg().path(k))).expanduser() for p, k in ((data, 'data'), (archive, 'archive')))
     u = urlparse(url); fname = Path(u.path).name
     dest = data/fname.removesuffix('.tgz').removesuffix('.tar.gz').removesuffix('.zip')
     if dest.is_dir(): return dest
@@ -219,6 +221,7 @@ def _center_box(w, h, size):
     l,t = int(round((max(w,size)-size)/2.)),int(round((max(h,size)-size)/2.))
     return (l-pl, t-pt, l-pl+size, t-pt+size)
 
+# %% ../nbs/00_data.ipynb #2e28b3cc
 class PadCropFlipItem(RandTransform):
     "Training: random `size` crop of the `pad`-zero-padded image and a flip with probability `p_flip`; validation: center crop."
     split_idx,order = None,1
@@ -236,17 +239,19 @@ class PadCropFlipItem(RandTransform):
         x = x.crop((l, t, l + self.size, t + self.size))   # PIL fills the area outside the image with zeros
         return x.transpose(PIL.Image.FLIP_LEFT_RIGHT) if self.flip else x
 
-    def before_call(self, b, split_idx):
-        "Draw the crop offsets (uniform over the padded image) and the flip, on the training set."
-        super().before_call(b, split_idx)
-        self.train = self.augment and split_idx == 0
-        w,h = b[0].size if isinstance(b, tuple) else b.size
-        if not self.train: return
-        if w + 2*self.pad < self.size or h + 2*self.pad < self.size:
-            raise ValueError(f"PadCropFlipItem: the image is {w}x{h}, smaller than the {self.size}-px crop even with "
-                             f"{self.pad}-px padding; pass a smaller size, or resize the images first (e.g. recipe='imagenet')")
-        self.top,self.left = random.randint(0, h + 2*self.pad - self.size),random.randint(0, w + 2*self.pad - self.size)
-        self.flip = random.random() < self.p_flip
+# %% ../nbs/00_data.ipynb #f2d6ea0f
+@patch
+def before_call(self:PadCropFlipItem, b, split_idx):
+    "Draw the crop offsets (uniform over the padded image) and the flip, on the training set."
+    RandTransform.before_call(self, b, split_idx)
+    self.train = self.augment and split_idx == 0
+    w,h = b[0].size if isinstance(b, tuple) else b.size
+    if not self.train: return
+    if w + 2*self.pad < self.size or h + 2*self.pad < self.size:
+        raise ValueError(f"PadCropFlipItem: the image is {w}x{h}, smaller than the {self.size}-px crop even with "
+                         f"{self.pad}-px padding; pass a smaller size, or resize the images first (e.g. recipe='imagenet')")
+    self.top,self.left = random.randint(0, h + 2*self.pad - self.size),random.randint(0, w + 2*self.pad - self.size)
+    self.flip = random.random() < self.p_flip
 
 # %% ../nbs/00_data.ipynb #d53987f7
 IMAGENETTE_RECIPES = {'paper': 128, 'imagenet': 160}   # recipe -> default image size
@@ -283,6 +288,7 @@ def _sample_archive():
     import arat
     return Path(arat.__file__).parent/'sample'/'cifar10_sample.tgz'
 
+# %% ../nbs/00_data.ipynb #1daf2939
 def arat_home():
     "The cache folder of `arat`: `$ARAT_HOME`, default `~/.cache/arat`."
     return Path(os.environ.get('ARAT_HOME', '~/.cache/arat')).expanduser()
@@ -300,6 +306,7 @@ def _extract(arch, dest):
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
+# %% ../nbs/00_data.ipynb #9bc2b6ca
 def sample_path():
     "Folder of the embedded CIFAR-10 sample (`train/` and `test/` class folders), extracted once into `arat_home()`."
     arch = _sample_archive()
@@ -335,24 +342,30 @@ class DeviceImageDL(DataLoader):
         self.after_batch.split_idx = split_idx
         self.device = ifnone(device, x.device)
 
-    def __iter__(self):
-        self.randomize(); self.before_iter()
-        idxs = torch.as_tensor(self.get_idxs(), dtype=torch.long).to(self.x.device)
-        for i in range(len(self)):
-            b = idxs[i*self.bs:(i+1)*self.bs]
-            yield self.after_batch((TensorImage(self.x[b]), TensorCategory(self.y[b])))
-        self.after_iter()
+# %% ../nbs/00_data.ipynb #e01ae978
+@patch
+def __iter__(self:DeviceImageDL):
+    self.randomize(); self.before_iter()
+    idxs = torch.as_tensor(self.get_idxs(), dtype=torch.long).to(self.x.device)
+    for i in range(len(self)):
+        b = idxs[i*self.bs:(i+1)*self.bs]
+        yield self.after_batch((TensorImage(self.x[b]), TensorCategory(self.y[b])))
+    self.after_iter()
 
-    def to(self, device):
-        self.device = device; self.x, self.y = self.x.to(self.device), self.y.to(self.device)
-        return self
+# %% ../nbs/00_data.ipynb #7c26dcd0
+@patch
+def to(self:DeviceImageDL, device):
+    self.device = device; self.x, self.y = self.x.to(self.device), self.y.to(self.device)
+    return self
 
-    def new(self, dataset=None, cls=None, **kwargs):
-        "A copy (same images, same transforms) with `bs`, `shuffle` or `drop_last` changed."
-        if dataset is not None or cls is not None: raise ValueError("DeviceImageDL.new: only bs, shuffle and drop_last can change; build another DeviceImageDL for other data")
-        res = copy.copy(self)
-        for k in kwargs.keys() & {'bs', 'shuffle', 'drop_last'}: setattr(res, k, kwargs[k])
-        return res
+# %% ../nbs/00_data.ipynb #25aa5dd2
+@patch
+def new(self:DeviceImageDL, dataset=None, cls=None, **kwargs):
+    "A copy (same images, same transforms) with `bs`, `shuffle` or `drop_last` changed."
+    if dataset is not None or cls is not None: raise ValueError("DeviceImageDL.new: only bs, shuffle and drop_last can change; build another DeviceImageDL for other data")
+    res = copy.copy(self)
+    for k in kwargs.keys() & {'bs', 'shuffle', 'drop_last'}: setattr(res, k, kwargs[k])
+    return res
 
 # %% ../nbs/00_data.ipynb #b4dcdd37
 def _stack_split(dl, device):
@@ -375,6 +388,7 @@ class DeviceDataLoaders(DataLoaders):
     def decode_batch(self, b, max_n=9, full=True): return self.source.decode_batch(b, max_n=max_n, full=full)
     def new_empty(self): return self.source.new_empty()
 
+# %% ../nbs/00_data.ipynb #31fc384f
 def device_dls(dls:DataLoaders, # fastai `DataLoaders` of fixed-size images with batch-level augmentation (CIFAR)
                device=None): # where the images and batches live; `None`: `dls.device`
     "The same data, shuffle and augmentation as `dls`, from one `uint8` tensor per split in `device` memory."

@@ -11,6 +11,7 @@ from contextlib import contextmanager, nullcontext
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import ifnone
+from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
 from .dualbn import *
 from .attacks import *
@@ -33,6 +34,21 @@ def _gather(dl, n):
     if not xs: raise ValueError("data yielded no batch: is the DataLoader empty?")
     return torch.cat(xs), torch.cat(ys)
 
+# %% ../nbs/09_evaluate.ipynb #8fe59f01
+def _check_xy(x, y):
+    "`(x, y)` as float images and long labels, or an error: no examples, a NaN or inf pixel, pixels outside [0,1], labels not 0, 1, ..."
+    if len(x) == 0: raise ValueError(f"no examples to evaluate: x has shape {tuple(x.shape)}; pass a non-empty set")
+    if (bad := int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0):
+        raise ValueError(f"x holds {bad} NaN or inf pixels (of {x.numel()}); check the data")
+    lo, hi = x.min().item(), x.max().item()
+    if not (lo >= 0 and hi <= 1): raise _pixel_error(x, lo, hi)
+    if y.ndim != 1: raise ValueError(f"y must hold one class label per example, shape ({len(y)},), got shape {tuple(y.shape)}")
+    if y.dtype == torch.bool or y.is_complex() or (y.is_floating_point() and not torch.equal(y, y.round())):
+        raise ValueError(f"y must be integer class labels, got {str(y.dtype).replace('torch.', '')} values such as {y[0].item()}")
+    if y.min() < 0: raise ValueError(f"y holds negative class labels (min {y.min().item():g}): labels must be 0..classes-1")
+    return x.float(), y.long()
+
+# %% ../nbs/09_evaluate.ipynb #d11e910b
 def eval_tensors(data, # fastai `DataLoaders` (its `.valid` is used), a `DataLoader` of `(x, y)` batches, or `(x, y)` tensors
                  n:int|None=None): # keep the first `n` examples (`None`: all)
     "The first `n` examples of `data` as plain CPU tensors `(x, y)`."
@@ -46,22 +62,14 @@ def eval_tensors(data, # fastai `DataLoaders` (its `.valid` is used), a `DataLoa
     x, y = plain_tensor(x).detach().cpu(), plain_tensor(y).detach().cpu()
     if len(x) != len(y): raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     if n is not None: x, y = x[:n], y[:n]
-    if len(x) == 0: raise ValueError(f"no examples to evaluate: x has shape {tuple(x.shape)}; pass a non-empty set")
-    if (bad := int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0):
-        raise ValueError(f"x holds {bad} NaN or inf pixels (of {x.numel()}); check the data")
-    lo, hi = x.min().item(), x.max().item()
-    if not (lo >= 0 and hi <= 1): raise _pixel_error(x, lo, hi)
-    if y.ndim != 1: raise ValueError(f"y must hold one class label per example, shape ({len(y)},), got shape {tuple(y.shape)}")
-    if y.dtype == torch.bool or y.is_complex() or (y.is_floating_point() and not torch.equal(y, y.round())):
-        raise ValueError(f"y must be integer class labels, got {str(y.dtype).replace('torch.', '')} values such as {y[0].item()}")
-    if y.min() < 0: raise ValueError(f"y holds negative class labels (min {y.min().item():g}): labels must be 0..classes-1")
-    return x.float(), y.long()
+    return _check_xy(x, y)
 
 # %% ../nbs/09_evaluate.ipynb #d6a90c53
 def _device(model):
     "The device of `model`'s first parameter (or buffer); the CPU if it has none."
     return next((t.device for t in itertools.chain(model.parameters(), model.buffers())), torch.device('cpu'))
 
+# %% ../nbs/09_evaluate.ipynb #5f3c88be
 @contextmanager
 def _fp32(model):
     "Cast `model`'s floating parameters and buffers that are not fp32 to fp32 for the block, and back afterwards."
@@ -130,11 +138,11 @@ def _make_aa(model, eps, version, attacks, n_cls, seed, device, n_iter, n_restar
     aa.apgd_targeted.n_target_classes = aa.fab.n_target_classes = min(ifnone(n_target_classes, aa.apgd_targeted.n_target_classes), n_cls - 1)
     return aa, pkg
 
+# %% ../nbs/09_evaluate.ipynb #27e1c605
 def _run_aa(aa, pkg, x, y, bs):
     "Run `aa` on `(x, y)`; AutoAttack's logged and warned messages become Python warnings."
     log, h = logging.getLogger('auto-attack'), logging.handlers.BufferingHandler(1 << 20)
-    h.setLevel(logging.WARNING)
-    log.addHandler(h); prop, log.propagate = log.propagate, False
+    h.setLevel(logging.WARNING); log.addHandler(h); prop, log.propagate = log.propagate, False
     try:
         with warnings.catch_warnings(record=True) as ws:
             warnings.simplefilter('always')
@@ -142,6 +150,15 @@ def _run_aa(aa, pkg, x, y, bs):
     finally: log.removeHandler(h); log.propagate = prop
     for m in dict.fromkeys([r.getMessage() for r in h.buffer] + [str(w.message) for w in ws]): warnings.warn(f"AutoAttack: {m}")
     return xa
+
+# %% ../nbs/09_evaluate.ipynb #1cd90fe8
+def _check_aa_args(version, attacks, norm):
+    "Refuse an unknown version, attack or norm, and `attacks` without version='custom' (or the reverse)."
+    check_choice('run_autoattack', 'version', version, ('standard', 'plus', 'rand', 'cheap', 'custom'))
+    if version == 'custom' and not attacks: raise ValueError("run_autoattack: version='custom' needs `attacks`, e.g. ['apgd-ce', 'apgd-t']")
+    if attacks and version != 'custom': raise ValueError(f"run_autoattack: `attacks` is for version='custom', not {version!r}")
+    for a in attacks or (): check_choice('run_autoattack', 'attacks', a, _AA_PARTS)
+    check_choice('run_autoattack', 'norm', norm, ('Linf', 'L2'))
 
 # %% ../nbs/09_evaluate.ipynb #8655ee56
 def run_autoattack(model:nn.Module, # the model; run in eval mode (route dual BNs yourself, or use `evaluate_robustness`)
@@ -158,11 +175,7 @@ def run_autoattack(model:nn.Module, # the model; run in eval mode (route dual BN
                    device=None, # default: the model's device
                    norm:str='Linf'): # the threat model: 'Linf' or 'L2'
     "Adversarial examples from the reference AutoAttack (L∞ or L2), on the same device and in the same order as `x`."
-    check_choice('run_autoattack', 'version', version, ('standard', 'plus', 'rand', 'cheap', 'custom'))
-    if version == 'custom' and not attacks: raise ValueError("run_autoattack: version='custom' needs `attacks`, e.g. ['apgd-ce', 'apgd-t']")
-    if attacks and version != 'custom': raise ValueError(f"run_autoattack: `attacks` is for version='custom', not {version!r}")
-    for a in attacks or (): check_choice('run_autoattack', 'attacks', a, _AA_PARTS)
-    check_choice('run_autoattack', 'norm', norm, ('Linf', 'L2'))
+    _check_aa_args(version, attacks, norm)
     device = ifnone(device, _device(model))
     with model_mode(model, 'eval'):
         n_cls = _logits(model, x[:2].to(device), type(model).__name__, 'clean').shape[1]
@@ -187,6 +200,7 @@ def _attack(name, eps, pgd_step, aa_version, aa_kwargs, seed, bs, norm='Linf'):
     raise ValueError(f"unknown attack {name!r}: use 'clean', 'fgsm', 'pgd<steps>' (e.g. 'pgd20', 'pgd100r5'), "
                      f"'autoattack', one of {_AA_PARTS}, or a pair (name, fn) with fn(model, x, y, eps) -> x_adv")
 
+# %% ../nbs/09_evaluate.ipynb #8ddf2ae3
 def _named(attacks):
     attacks = [attacks] if isinstance(attacks, str) else list(attacks)
     pair = lambda a: isinstance(a, (tuple, list)) and len(a) == 2 and callable(a[1])
@@ -276,7 +290,8 @@ def eps_text(eps:float, # a radius in [0,1]-pixel units
 # %% ../nbs/09_evaluate.ipynb #b53f28ae
 def _fmt(d): return ', '.join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in d.items())
 
-def _row(check, passed, figures, flag): return dict(check=check, passed=bool(passed), figures=figures, if_flagged=flag)
+# %% ../nbs/09_evaluate.ipynb #8a6b598d
+def _check_row(check, passed, figures, flag): return dict(check=check, passed=bool(passed), figures=figures, if_flagged=flag)
 
 # %% ../nbs/09_evaluate.ipynb #e94f53e8
 def _check_sweep(model, x, y, eps_sweep, large_eps, tol, kw):
@@ -284,22 +299,23 @@ def _check_sweep(model, x, y, eps_sweep, large_eps, tol, kw):
     sw = accuracy_vs_eps(model, (x, y), eps=eps_sweep, **kw)
     rise = float(np.max(np.diff(sw.accuracy.values), initial=0.))
     big = evaluate_robustness(model, (x, y), attacks=('pgd50',), eps=large_eps, pgd_step=large_eps/10, **kw).iloc[0]['pgd50']
-    return [_row('eps_monotone', rise <= tol, _fmt({e(v): a for v, a in zip(sw.eps, sw.accuracy)}) + f" (max rise {rise:.3f})",
+    return [_check_row('eps_monotone', rise <= tol, _fmt({e(v): a for v, a in zip(sw.eps, sw.accuracy)}) + f" (max rise {rise:.3f})",
                  'accuracy rises with ε: masked or noisy gradients'),
-            _row('large_eps', big <= tol, f"PGD-50 accuracy at ε={e(large_eps)}: {big:.3f}",
+            _check_row('large_eps', big <= tol, f"PGD-50 accuracy at ε={e(large_eps)}: {big:.3f}",
                  'an unbounded attack fails: masked gradients, or a model that ignores its input')]
 
-def _check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw):
+# %% ../nbs/09_evaluate.ipynb #b43f688a
+def _check_attacks(model, x, y, eps, more, aa, tol, kw):
     atts = tuple(dict.fromkeys(('clean', 'fgsm', 'pgd20', more) + (('autoattack',) if aa else ())))
-    t = evaluate_robustness(model, (x, y), attacks=atts, eps=eps, aa_version=aa_version, aa_kwargs=aa_kwargs, **kw).iloc[0]
+    t = evaluate_robustness(model, (x, y), attacks=atts, eps=eps, **kw).iloc[0]
     chain = [a for a in ('autoattack', 'pgd20', 'fgsm', 'clean') if a in atts]
     ok = all(t[a] <= t[b] + tol for a, b in zip(chain, chain[1:]))
-    return [_row('attack_order', ok, _fmt({a: t[a] for a in chain}), 'a stronger attack does worse than a weaker one: broken attack or masking'),
-            _row('more_steps', t[more] <= t['pgd20'] + tol, _fmt({'pgd20': t['pgd20'], more: t[more]}),
+    return [_check_row('attack_order', ok, _fmt({a: t[a] for a in chain}), 'a stronger attack does worse than a weaker one: broken attack or masking'),
+            _check_row('more_steps', t[more] <= t['pgd20'] + tol, _fmt({'pgd20': t['pgd20'], more: t[more]}),
                  'more PGD steps/restarts raise accuracy: randomness or a broken attack')]
 
 # %% ../nbs/09_evaluate.ipynb #582119b4
-def _check_model(model, x, y, bn, device, bs):
+def _check_model(model, x, y, bn='main', device=None, bs=256, **_):
     with evaluation_mode(model, bn), torch.no_grad():
         xs = x[:256].to(device)   # predictions at batch size 1 and 256, and two identical calls
         a, b, one = model(xs), model(xs), torch.cat([model(xs[i:i+1]) for i in range(len(xs))])
@@ -310,14 +326,15 @@ def _check_model(model, x, y, bn, device, bs):
             g = torch.autograd.grad(loss, xb, allow_unused=True)[0] if loss.requires_grad else None
             n0 += len(xb) if g is None else int((g.flatten(1).abs().sum(1) == 0).sum())
     diff, dd = int((a.argmax(1) != one.argmax(1)).sum()), (a - b).abs().max().item()
-    return [_row('batch_size', diff == 0, f"{diff} of {len(a)} predictions differ; max |Δlogit| {(a-one).abs().max().item():.2e}",
+    return [_check_row('batch_size', diff == 0, f"{diff} of {len(a)} predictions differ; max |Δlogit| {(a-one).abs().max().item():.2e}",
                  'predictions depend on the batch: BN in train mode or a batch-dependent layer'),
-            _row('deterministic', torch.allclose(a, b, rtol=1e-5, atol=1e-5) and bool((a.argmax(1) == b.argmax(1)).all()),
+            _check_row('deterministic', torch.allclose(a, b, rtol=1e-5, atol=1e-5) and bool((a.argmax(1) == b.argmax(1)).all()),
                  f"max |Δlogit| between two calls {dd:.2e}", 'a randomized model: evaluate with EOT or AutoAttack version="rand"'),
-            _row('input_grads', n0 == 0, f"{n0} of {len(x)} examples have an all-zero input gradient",
+            _check_row('input_grads', n0 == 0, f"{n0} of {len(x)} examples have an all-zero input gradient",
                  'non-differentiable or saturated layers: gradient attacks are blind there (try Square / BPDA)')]
 
 # %% ../nbs/09_evaluate.ipynb #8895e905
+@delegates(evaluate_robustness, but=['attacks', 'pgd_step', 'name', 'return_correct'])
 def sanity_checks(model:nn.Module, # plain or dual-BN model
                   data, # DataLoaders, DataLoader or `(x, y)`
                   n:int|None=256, # number of examples
@@ -327,23 +344,15 @@ def sanity_checks(model:nn.Module, # plain or dual-BN model
                   more:str='pgd100r5', # the stronger PGD for `more_steps`
                   aa:bool=True, # include AutoAttack in `attack_order`
                   tol:float=0.01, # tolerated rise in accuracy (at least one example: 1/n)
-                  bs:int=256, # batch size
-                  seed:int=0, # seed of the attacks
-                  bn:str='main', # BNs of a dual-BN model
-                  aa_version:str='standard', # AutoAttack version ('cheap' for CPU runs)
-                  aa_kwargs:dict|None=None, # more `run_autoattack` arguments
-                  device=None, # default: the model's device
-                  progress:bool=True, # progress bars
-                  norm:str='Linf'): # the threat model: 'Linf' or 'L2' (every ε-ball and attack in it)
+                  norm:str='Linf', # the threat model: 'Linf' or 'L2' (every ε-ball and attack in it)
+                  **kwargs): # `evaluate_robustness`'s bs, seed, bn, aa_version ('cheap' for CPU runs), aa_kwargs, device, progress
     "Table of named checks against gradient masking: `passed` (bool), the `figures` behind it and what a flag means."
     (x, y), l2 = eval_tensors(data, n), norm == 'L2'
     eps, large_eps = ifnone(eps, 0.5 if l2 else 8/255), ifnone(large_eps, 64. if l2 else 1.)
-    eps_sweep = ifnone(eps_sweep, EPS_SWEEP_L2 if l2 else EPS_SWEEP)
-    tol, device = max(tol, 1/len(x)), ifnone(device, _device(model))
-    kw = dict(bs=bs, seed=seed, bn=bn, device=device, progress=progress, norm=norm)
-    rows = [*_check_sweep(model, x, y, eps_sweep, large_eps, tol, kw),
-            *_check_attacks(model, x, y, eps, more, aa, aa_version, aa_kwargs, tol, kw), *_check_model(model, x, y, bn, device, bs)]
-    return pd.DataFrame(rows).set_index('check')
+    eps_sweep, tol = ifnone(eps_sweep, EPS_SWEEP_L2 if l2 else EPS_SWEEP), max(tol, 1/len(x))
+    kw = kwargs | dict(norm=norm, device=ifnone(kwargs.get('device'), _device(model)))
+    return pd.DataFrame([*_check_sweep(model, x, y, eps_sweep, large_eps, tol, kw), *_check_attacks(model, x, y, eps, more, aa, tol, kw),
+                         *_check_model(model, x, y, **kw)]).set_index('check')
 
 # %% ../nbs/09_evaluate.ipynb #354dcd86
 def _cosines(model, spec, xb, xa):
@@ -353,23 +362,21 @@ def _cosines(model, spec, xb, xa):
         model(xa); fa = ft.take()
     return ft.names, torch.stack([F.cosine_similarity(c.flatten(1).float(), a.flatten(1).float(), dim=1) for c, a in zip(fc, fa)]).cpu()
 
+# %% ../nbs/09_evaluate.ipynb #30a1ac09
+@delegates(evaluate_robustness, but=['attacks', 'aa_version', 'aa_kwargs', 'pgd_step', 'name', 'return_correct'])
 def feature_cosine(model:nn.Module, # plain or dual-BN model
                    data, # DataLoaders, DataLoader or `(x, y)`
                    spec:str='penultimate', # taps, see `arat.features.tap_points`
                    attack:str='pgd20', # the attack producing the adversarial images
                    n:int|None=None, # number of examples
                    eps:float=8/255, # radius (L∞; an L2 radius with `norm='L2'`)
-                   bs:int=256, # batch size
-                   seed:int=0, # attack seed
-                   bn:str='main', # BNs of a dual-BN model
-                   device=None, # default: the model's device
-                   progress:bool=True, # progress bar
-                   norm:str='Linf'): # the attack's threat model: 'Linf' or 'L2'
+                   norm:str='Linf', # the attack's threat model: 'Linf' or 'L2'
+                   **kwargs): # `evaluate_robustness`'s bs, seed, bn, device, progress
     "Per tap: mean (and std) over examples of cos(clean features, adversarial features)."
-    x, y = eval_tensors(data, n)
-    fn = _attack(attack, eps, None, 'standard', None, seed, bs, norm)
+    (x, y), kw = eval_tensors(data, n), dict(bs=256, seed=0, progress=True) | kwargs
+    fn = _attack(attack, eps, None, 'standard', None, kw['seed'], kw['bs'], norm)
     if fn is None: raise ValueError("feature_cosine needs an attack, not 'clean'")
-    with _eval_batches(model, x, y, bs, seed, bn, device, progress) as batches:
+    with _eval_batches(model, x, y, **kw) as batches:
         names, coss = zip(*[_cosines(model, spec, xb, fn(model, xb, yb)) for xb, yb in batches])
     c = torch.cat(coss, 1)
     return pd.DataFrame(dict(tap=names[0], cos=c.mean(1).tolist(), std=c.std(1).tolist(), n=len(x), attack=attack, eps=eps))
@@ -393,6 +400,7 @@ def _pca2(f):
     _, _, vh = torch.linalg.svd(f, full_matrices=False)
     return f @ vh[:2].T
 
+# %% ../nbs/09_evaluate.ipynb #008c338e
 def _embedder(method):
     "The `umap` module (or `None`) and the method that will run: 'umap' or 'pca'."
     if check_choice('embed_features', 'method', method, ('auto', 'umap', 'pca')) == 'pca': return None, 'pca'
@@ -401,6 +409,7 @@ def _embedder(method):
         if method == 'umap': raise ImportError("method='umap' needs umap-learn: pip install 'arat[umap]' (or use method='pca')")
         return None, 'pca'
 
+# %% ../nbs/09_evaluate.ipynb #c997beb1
 def embed_features(model:nn.Module, # plain or dual-BN model
                    data, # DataLoaders, DataLoader or `(x, y)`
                    spec:str='penultimate', # one tap (the first of the spec is used)

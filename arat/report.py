@@ -6,18 +6,17 @@ Docs: https://arat-dev.github.io/arat/report.html.md"""
 
 # %% ../nbs/11_report.ipynb #041e505e
 from __future__ import annotations
-import math, json, base64, html, datetime, platform, subprocess
+import math, json, base64, html, datetime, platform
 from pathlib import Path
-import numpy as np, pandas as pd
-import torch, torch.nn as nn
-import matplotlib.pyplot as plt
+import numpy as np, pandas as pd, torch, torch.nn as nn, matplotlib.pyplot as plt
 from fastcore.basics import ifnone
+from fastcore.xtras import run
+import arat
 from .dualbn import *
 from .evaluate import *
 from .evaluate import _device, _autoattack_cls, _AA_PARTS
 from .callbacks import grad_sim_summary
 from .runs import atomic_write, file_sha256
-from . import __version__
 
 # %% auto #0
 __all__ = ['RESULTS_SCHEMA', 'PAPER_RESULTS', 'plot_acc_vs_eps', 'plot_clean_vs_robust', 'plot_grad_sim', 'plot_log',
@@ -57,13 +56,10 @@ def plot_clean_vs_robust(table:pd.DataFrame, # rows: runs/methods; columns: 'cle
     if ax is None: _, ax = plt.subplots(figsize=(4.5, 4))
     c, r = 100 * table[clean].to_numpy(float), 100 * table[robust].to_numpy(float)
     ax.scatter(c, r, zorder=3)
-    if annotate:
-        for lab, ci, ri in zip(table.index, c, r): ax.annotate(str(lab), (ci, ri), fontsize=8, xytext=(4, 4), textcoords='offset points')
-    if sums:
-        for s in np.unique(np.round(c + r, 1)):
-            xs = np.linspace(max(0, s - 100), min(100, s), 50)
-            ax.plot(xs, s - xs, ls=':', lw=0.7, color='gray', zorder=1)
-        ax.set_xlim(max(0, c.min() - 10), min(100, c.max() + 10)); ax.set_ylim(max(0, r.min() - 10), min(100, r.max() + 10))
+    for lab, ci, ri in zip(table.index, c, r) if annotate else (): ax.annotate(str(lab), (ci, ri), fontsize=8, xytext=(4, 4), textcoords='offset points')
+    for s in np.unique(np.round(c + r, 1)) if sums else ():   # lines of constant clean + robust
+        xs = np.linspace(max(0, s - 100), min(100, s), 50); ax.plot(xs, s - xs, ls=':', lw=0.7, color='gray', zorder=1)
+    if sums: ax.set_xlim(max(0, c.min() - 10), min(100, c.max() + 10)); ax.set_ylim(max(0, r.min() - 10), min(100, r.max() + 10))
     ax.set_xlabel(f'{clean} accuracy (%)'); ax.set_ylabel(f'{robust} accuracy (%)')
     return ax
 
@@ -72,12 +68,13 @@ def _one_log(log):
     if isinstance(log := getattr(log, 'stats', log), pd.DataFrame): return log  # a table, or a GradSimCallback's
     raise TypeError(f"plot_grad_sim takes a DataFrame (GradSimCallback.stats), a GradSimCallback or a dict of them, got {type(log).__name__}")
 
+# %% ../nbs/11_report.ipynb #da9ed587
 def _grad_logs(logs):
     "`{label: DataFrame}` from a log, a callback, a dict of them, or a table with a `run` column."
     if isinstance(logs, dict): return {k: _one_log(v) for k, v in logs.items()}
-    logs = _one_log(logs)
-    return dict(tuple(logs.groupby('run', sort=False))) if 'run' in logs else {None: logs}
+    return dict(tuple(l.groupby('run', sort=False))) if 'run' in (l := _one_log(logs)) else {None: l}
 
+# %% ../nbs/11_report.ipynb #f28c17b9
 def plot_grad_sim(logs, # `GradSimCallback.stats` (columns step, layer, cos), a `GradSimCallback`, or `{label: stats}`
                   value:str='cos', # 'cos' (gradient cosine similarity) or 'conflict' (share of opposite signs)
                   layer:str|None=None, # one layer's curve (e.g. 'all': the whole gradient); None: mean ± std over layers
@@ -87,8 +84,6 @@ def plot_grad_sim(logs, # `GradSimCallback.stats` (columns step, layer, cos), a 
     for label, df in (logs := _grad_logs(logs)).items():
         if (miss := {'step', 'layer', value} - set(df.columns)):
             raise ValueError(f"plot_grad_sim: the log needs columns step, layer and {value!r}; missing {sorted(miss)}")
-        if layer is not None and not (df.layer == layer).any():
-            raise ValueError(f"plot_grad_sim: no rows with layer {layer!r}; layers: {sorted(df.layer.unique())[:10]}")
         s = grad_sim_summary(df, value, layer)
         line, = ax.plot(s['step'], s['mean'], label=label)
         if layer is None: ax.fill_between(s['step'], s['mean'] - s['std'].fillna(0), s['mean'] + s['std'].fillna(0), alpha=0.25, color=line.get_color())
@@ -98,33 +93,33 @@ def plot_grad_sim(logs, # `GradSimCallback.stats` (columns step, layer, cos), a 
     return ax
 
 # %% ../nbs/11_report.ipynb #460397dc
-def _loss_figure(log):
-    "Two panels: the method's training objective (`train_loss`) alone; the clean cross-entropy, of validation and of training (`clean_ce`), together."
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
-    if 'train_loss' in log: a.plot(log.epoch + 1, log.train_loss, marker='o', label='train_loss')
-    a.set_title("training objective (train_loss)", fontsize=10)
-    for c, lab in (('valid_loss', 'valid_loss (validation)'), ('clean_ce', 'clean_ce (training batches)')):
-        if c in log: b.plot(log.epoch + 1, log[c], marker='o', label=lab)
-    b.set_title('clean cross-entropy', fontsize=10)
-    for ax in (a, b): ax.set_xlabel('epoch'); ax.set_ylabel('loss'); ax.legend(fontsize=8); ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+def _panels(log, panels, size=(4, 3)):
+    "A grid of panels (up to 3 a row), one per `(title, {column: label}, ylabel)`: the columns of `log` against the epoch."
+    nc = min(3, max(len(panels), 1)); nr = max(math.ceil(len(panels)/nc), 1)
+    fig, axs = plt.subplots(nr, nc, figsize=(size[0]*nc, size[1]*nr), squeeze=False)
+    for ax, (title, cols, ylabel) in zip(axs.flat, panels):
+        for c, lab in cols.items():
+            if c in log: ax.plot(log.epoch + 1, log[c], marker='o', label=lab)
+        ax.set_title(title, fontsize=10); ax.set_xlabel('epoch'); ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        if ylabel: ax.set_ylabel(ylabel); ax.legend(fontsize=8)
+    for ax in list(axs.flat)[len(panels):]: ax.axis('off')
     fig.tight_layout()
     return fig
 
+# %% ../nbs/11_report.ipynb #eeaa8e62
+def _loss_figure(log):
+    "Two panels: the method's training objective (`train_loss`) alone; the clean cross-entropy, of validation and of training (`clean_ce`), together."
+    return _panels(log, [('training objective (train_loss)', {'train_loss': 'train_loss'}, 'loss'), ('clean cross-entropy',
+                         {'valid_loss': 'valid_loss (validation)', 'clean_ce': 'clean_ce (training batches)'}, 'loss')], size=(4.5, 3.5))
+
+# %% ../nbs/11_report.ipynb #32077305
 def _metrics_figure(log, lr_drops=()):
     "The accuracies on one panel, with the epochs where the learning rate drops (0-based, the first epoch at the lower rate) marked; one panel per other column."
     accs = [c for c in ('clean_acc', 'robust_acc') if c in log]
-    mets = [accs] if accs else []
-    mets += [[c] for c in log.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time', 'clean_acc', 'robust_acc')]
-    nc = min(3, max(len(mets), 1)); nr = max(math.ceil(len(mets)/nc), 1)
-    fig, axs = plt.subplots(nr, nc, figsize=(4*nc, 3*nr), squeeze=False)
-    for ax, cs in zip(axs.flat, mets):
-        for c in cs: ax.plot(log.epoch + 1, log[c], marker='o', label=c)
-        ax.set_title(' and '.join(cs)); ax.set_xlabel('epoch'); ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-        if cs is accs:
-            for i, d in enumerate(lr_drops): ax.axvline(d + 0.5, color='grey', ls='--', lw=1, label='lr drop' if i == 0 else None)
-            ax.set_ylabel('accuracy'); ax.legend(fontsize=8)
-    for ax in list(axs.flat)[len(mets):]: ax.axis('off')
-    fig.tight_layout()
+    rest = [c for c in log.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time', 'clean_acc', 'robust_acc')]
+    fig = _panels(log, [(' and '.join(accs), dict(zip(accs, accs)), 'accuracy')]*bool(accs) + [(c, {c: c}, None) for c in rest])
+    for i, d in enumerate(lr_drops if accs else ()): fig.axes[0].axvline(d + 0.5, color='grey', ls='--', lw=1, label='lr drop' if i == 0 else None)
+    if accs: fig.axes[0].legend(fontsize=8)
     return fig
 
 # %% ../nbs/11_report.ipynb #4c0ed33d
@@ -132,6 +127,7 @@ def _save(fig, fn, **kw):
     "Write `fig` to `fn` (its format from the suffix; `kw`: `savefig`'s), atomically, and close it."
     atomic_write(fn, write=lambda f: fig.savefig(f, format=Path(fn).suffix[1:], **{'dpi': 100} | kw)); plt.close(fig); return fn
 
+# %% ../nbs/11_report.ipynb #2778f86d
 def plot_log(log, # `log.csv` as a DataFrame (or its path)
              folder, # where `loss.png` and `metrics.png` go
              lr_drops=()): # the 0-based epochs from which the learning rate is lower (marked on the accuracy panel)
@@ -139,15 +135,14 @@ def plot_log(log, # `log.csv` as a DataFrame (or its path)
     log, folder = log if isinstance(log, pd.DataFrame) else pd.read_csv(log), Path(folder)
     return _save(_loss_figure(log), folder/'loss.png'), _save(_metrics_figure(log, lr_drops), folder/'metrics.png')
 
+# %% ../nbs/11_report.ipynb #1d814e22
 def save_grad_sim(log, # a `GradSimCallback` or its `.stats`
                   folder, # where `grad_sim.csv` and `grad_sim.png` go
                   title:str|None=None): # the plot's title
     "Write `grad_sim.csv` and the Fig. 2 plot `grad_sim.png` of a gradient-similarity log; returns their paths."
     folder, stats = Path(folder), _one_log(log)
-    csv = atomic_write(folder/'grad_sim.csv', stats.to_csv(index=False))
-    ax = plot_grad_sim(stats)
-    ax.set_title(title or ''); ax.figure.tight_layout()
-    return csv, _save(ax.figure, folder/'grad_sim.png')
+    (ax := plot_grad_sim(stats)).set_title(title or ''); ax.figure.tight_layout()
+    return atomic_write(folder/'grad_sim.csv', stats.to_csv(index=False)), _save(ax.figure, folder/'grad_sim.png')
 
 # %% ../nbs/11_report.ipynb #82f4888e
 def plot_embedding(emb:pd.DataFrame, # `embed_features` table: columns d1, d2, label, method
@@ -160,8 +155,7 @@ def plot_embedding(emb:pd.DataFrame, # `embed_features` table: columns d1, d2, l
     cmap = plt.get_cmap('tab10' if emb.label.nunique() <= 10 else 'tab20')
     for i, (lab, g) in enumerate(emb.groupby('label')):
         ax.scatter(g.d1, g.d2, s=s, color=cmap(i % cmap.N), label=classes[lab] if classes is not None else str(lab))
-    meth = emb.method.iloc[0].upper() if 'method' in emb else '2-D'
-    ax.set_title(f"{title + ': ' if title else ''}clean features ({meth})", fontsize=10)
+    ax.set_title(f"{title + ': ' if title else ''}clean features ({emb.method.iloc[0].upper() if 'method' in emb else '2-D'})", fontsize=10)
     ax.set_xticks([]); ax.set_yticks([])
     if emb.label.nunique() <= 20: ax.legend(fontsize=6, markerscale=2, loc='best', ncol=2)
     return ax
@@ -169,21 +163,21 @@ def plot_embedding(emb:pd.DataFrame, # `embed_features` table: columns d1, d2, l
 # %% ../nbs/11_report.ipynb #16e7b849
 def _is_acc(col): return col.startswith('pgd') or col in ('clean', 'fgsm', 'worst', 'autoattack', *_AA_PARTS)
 
+# %% ../nbs/11_report.ipynb #6b49781b
 def _fmt_cell(col, v, norm='Linf'): # `norm`: the row's threat model, for an ε
     if isinstance(v, (bool, np.bool_)): return 'pass' if v else 'FLAG'
-    if isinstance(v, (float, np.floating)):
-        if np.isnan(v): return ''
-        if _is_acc(col) or col == 'accuracy': return f"{100*v:.2f}"
-        if col == 'eps': return eps_text(v, norm, label=False)
-        return f"{v:.4g}"
-    return '' if v is None else str(v)
+    if not isinstance(v, (float, np.floating)): return '' if v is None else str(v)
+    return ('' if np.isnan(v) else f"{100*v:.2f}" if _is_acc(col) or col == 'accuracy'
+            else eps_text(v, norm, label=False) if col == 'eps' else f"{v:.4g}")
 
+# %% ../nbs/11_report.ipynb #525f8873
 def _cells(df:pd.DataFrame):
     "`df` as the report writes it: every value formatted in its row's threat model (an L2 table has a `norm` column)."
     out, norms = df.copy().astype(object), df['norm'].tolist() if 'norm' in df.columns else ['Linf'] * len(df)
     for c in df.columns: out[c] = [_fmt_cell(str(c), v, nm) for v, nm in zip(df[c], norms)]
     return out
 
+# %% ../nbs/11_report.ipynb #7ca4eebb
 def _md_table(df:pd.DataFrame, index=True):
     "`df` as a GitHub Markdown table, accuracies in %."
     cols = ([df.index.name or ''] if index else []) + [str(c) for c in df.columns]
@@ -192,6 +186,7 @@ def _md_table(df:pd.DataFrame, index=True):
     line = lambda r: '| ' + ' | '.join(r) + ' |'
     return '\n'.join([line(cols), '|' + '---|' * len(cols)] + [line(r) for r in rows])
 
+# %% ../nbs/11_report.ipynb #b29fd40c
 def _html_table(df:pd.DataFrame, index=True): return _cells(df).to_html(index=index, escape=True, border=0, classes='tbl')
 
 # %% ../nbs/11_report.ipynb #27f10075
@@ -201,24 +196,23 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;p
 
 class _Doc:
     "Accumulates the report as Markdown and HTML side by side."
-    def __init__(self, fname): self.md, self.html, self.fname, self.n = [], [], Path(fname), 0
+    def __init__(self, fname): self.md, self.html, self.fname, self.n = [], [], Path(fname), 0; self.fname.parent.mkdir(parents=True, exist_ok=True)
     folder = property(lambda self: self.fname.parent/f"{self.fname.stem}_files")
-    def table(self, df, index=True): self.md.append(_md_table(df, index) + '\n'); self.html.append(_html_table(df, index))
+    def add(self, md, html): self.md.append(md); self.html.append(html)
 
     def fig(self, fig, name, alt):
         "Save `fig` as the next PNG of the folder, link it in the Markdown and inline it in the HTML."
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fn = self.folder/f"{self.n:02d}_{name}.png"; self.n += 1
-        png = _save(fig, fn, dpi=110, bbox_inches='tight').read_bytes()
-        self.md.append(f"![{alt}]({self.folder.name}/{fn.name})\n")
-        self.html.append(f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></p>')
+        self.folder.mkdir(parents=True, exist_ok=True); fn = self.folder/f"{self.n:02d}_{name}.png"; self.n += 1
+        png = base64.b64encode(_save(fig, fn, dpi=110, bbox_inches='tight').read_bytes()).decode()
+        self.add(f"![{alt}]({self.folder.name}/{fn.name})\n", f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{png}"></p>')
 
     def section(self, heading, *parts, level=2):
         "A heading, then each part: a paragraph (str), a table (DataFrame) or a figure `(fig, name, alt)`; `None`: nothing."
-        self.md.append(f"{'#'*level} {heading}\n"); self.html.append(f"<h{level}>{html.escape(heading)}</h{level}>")
+        self.add(f"{'#'*level} {heading}\n", f"<h{level}>{html.escape(heading)}</h{level}>")
         for x in parts:
-            if isinstance(x, str): self.md.append(x + '\n'); self.html.append(f"<p>{html.escape(x)}</p>")
-            elif isinstance(x, pd.DataFrame): self.table(x, index=not pd.api.types.is_integer_dtype(x.index))  # names, not row numbers
+            if isinstance(x, str): self.add(x + '\n', f"<p>{html.escape(x)}</p>")
+            elif isinstance(x, pd.DataFrame):   # a table; its index only when it names the rows (not row numbers)
+                i = not pd.api.types.is_integer_dtype(x.index); self.add(_md_table(x, i) + '\n', _html_table(x, i))
             elif x is not None: self.fig(*x)
 
     def write(self, title):
@@ -228,10 +222,54 @@ class _Doc:
                                                    f"<style>{_CSS}</style></head><body>\n" + '\n'.join(self.html) + "\n</body></html>\n")
 
 # %% ../nbs/11_report.ipynb #432b8808
+def _report_args(models, fname):
+    "`models` as a non-empty dict `{name: model}`, and `fname` as a `.md` path."
+    if isinstance(models, nn.Module): models = {type(models).__name__: models}
+    if not isinstance(models, dict) or not models or not all(isinstance(m, nn.Module) for m in models.values()):
+        raise TypeError(f"models must be an nn.Module or a non-empty dict {{name: nn.Module}}, got {type(models).__name__}")
+    if (fname := Path(fname)).suffix != '.md':
+        raise ValueError(f"fname must end in .md (the HTML file is written beside it), got {str(fname)!r}")
+    return models, fname
+
 def _each(models, f, *args, by='name', **kw):
     "`f(model, *args, **kw)` of each model as one table; the model's name goes to `f`'s `name` or (`by='model'`) to a column."
-    return pd.concat([f(m, *args, name=k, **kw) if by == 'name' else f(m, *args, **kw).assign(model=k)
-                      for k, m in models.items()])
+    return pd.concat([f(m, *args, name=k, **kw) if by == 'name' else f(m, *args, **kw).assign(model=k) for k, m in models.items()])
+
+# %% ../nbs/11_report.ipynb #0d7db58c
+def _acc_section(doc, models, xy, runs, **kw):
+    "The accuracy table and the clean-vs-robust scatter, with the rows of earlier `runs`."
+    t = _each(models, evaluate_robustness, xy, **kw)
+    every = t if runs is None else pd.concat([runs, t])
+    doc.section('Accuracy', t, "'worst': share of examples classified correctly under every attack of the table (per-example worst case).",
+                (plot_clean_vs_robust(every).figure, 'clean_vs_robust', 'clean vs robust accuracy') if 'clean' in every else None)
+    return t
+
+# %% ../nbs/11_report.ipynb #2424d698
+def _sanity_section(doc, models, xy, **kw):
+    "The sanity checks of every model, under a one-line verdict per model."
+    sc = _each(models, sanity_checks, xy, by='model', **kw)
+    verdict = lambda k: f"{k}: {'FLAGGED: ' + f if (f := ', '.join(sc[(sc.model == k) & ~sc.passed].index)) else 'all checks pass'}."
+    doc.section('Sanity checks (gradient masking)', *map(verdict, models), sc.reset_index()[['model', 'check', 'passed', 'figures', 'if_flagged']])
+    return sc
+
+# %% ../nbs/11_report.ipynb #5647301f
+def _embedding_section(doc, models, data, spec, **kw):
+    "Fig. 3: the 2-D embedding of each model's clean features at `spec`, side by side."
+    embs = {k: embed_features(m, data, spec=spec, **kw) for k, m in models.items()}
+    fig, axs = plt.subplots(1, len(embs), figsize=(4.5*len(embs), 4), squeeze=False)
+    for ax, (k, e) in zip(axs[0], embs.items()): plot_embedding(e, k, ax=ax)
+    meth = next(iter(embs.values())).method.iloc[0]
+    doc.section('Clean features (Fig. 3)', f"2-D embedding of the clean features at '{spec}' by {meth.upper()}" + ("" if meth == 'umap'
+                else " (UMAP, as the paper, needs `pip install arat[umap]`)") + ".", (fig, 'embedding', 'feature embedding'))
+    return embs
+
+def _bn_section(doc, models, xy, **kw):
+    "Table 7 of the split-BN models (`None` if there are none)."
+    if not (duals := {k: m for k, m in models.items() if has_dual_bn(m)}): return None
+    t7 = _each(duals, bn_comparison, xy, attacks=('clean', 'pgd20'), **kw)
+    doc.section('Main vs auxiliary BNs (Table 7)', "The aux BNs are for clean training inputs only: high clean accuracy, little robustness. "
+                "Report the main BNs.", t7)
+    return t7
 
 # %% ../nbs/11_report.ipynb #e9963469
 def robustness_report(models, # a model, or a dict `{name: model}`
@@ -258,55 +296,26 @@ def robustness_report(models, # a model, or a dict `{name: model}`
                       progress:bool=True, # progress bars
                       norm:str='Linf'): # the threat model of every attack, check and plot: 'Linf' or 'L2'
     "Evaluate `models` and write a Markdown + HTML report with tables, sanity verdicts and plots; returns tables and paths."
-    if isinstance(models, nn.Module): models = {type(models).__name__: models}
-    if not isinstance(models, dict) or not models or not all(isinstance(m, nn.Module) for m in models.values()):
-        raise TypeError(f"models must be an nn.Module or a non-empty dict {{name: nn.Module}}, got {type(models).__name__}")
-    if (fname := Path(fname)).suffix != '.md':
-        raise ValueError(f"fname must end in .md (the HTML file is written beside it), got {str(fname)!r}")
-    fname.parent.mkdir(parents=True, exist_ok=True)
+    models, fname = _report_args(models, fname)
     doc, (x, y), ev = _Doc(fname), eval_tensors(data, n), dict(bs=bs, seed=seed, progress=progress, norm=norm)
-    if norm == 'L2' and sweep is EPS_SWEEP: sweep = EPS_SWEEP_L2
-    out, aa = dict(md=fname, html=fname.with_suffix('.html')), dict(aa_version=aa_version, aa_kwargs=aa_kwargs)
-    devs = ', '.join(sorted({str(_device(m)) for m in models.values()}))
-    doc.section(title, f"{datetime.date.today().isoformat()}: {len(models)} model(s), {len(x)} evaluation examples, "
-                f"{eps_text(eps, norm)}, seed {seed}, device {devs}. Models evaluated in eval mode on their main BNs, in fp32. "
-                "Accuracies in %.", f"Warning: AutoAttack version '{aa_version}' {aa_kwargs or ''} is not the standard AutoAttack; "
-                "report standard AutoAttack (aa_version='standard') for published numbers."
-                if 'autoattack' in attacks and aa_version != 'standard' else None, level=1)
-    t = out['table'] = _each(models, evaluate_robustness, (x, y), attacks=attacks, eps=eps, **aa, **ev)
-    allruns = t if runs is None else pd.concat([runs, t])
-    doc.section('Accuracy', t, "'worst': share of examples classified correctly under every attack of the table "
-                "(per-example worst case).",
-                (plot_clean_vs_robust(allruns).figure, 'clean_vs_robust', 'clean vs robust accuracy') if 'clean' in allruns else None)
-    if sanity:
-        skw = dict(n=sanity_n, eps=eps, **aa, **ev) | (sanity_kwargs or {})
-        sc = out['sanity'] = _each(models, sanity_checks, (x, y), by='model', **skw)
-        flags = {k: ', '.join(sc[(sc.model == k) & ~sc.passed].index) for k in models}
-        doc.section('Sanity checks (gradient masking)', *[f"{k}: {'FLAGGED: ' + f if f else 'all checks pass'}." for k, f in
-                    flags.items()], sc.reset_index()[['model', 'check', 'passed', 'figures', 'if_flagged']])
+    aa, out = dict(aa_version=aa_version, aa_kwargs=aa_kwargs), dict(md=fname, html=fname.with_suffix('.html'))
+    doc.section(title, f"{datetime.date.today().isoformat()}: {len(models)} model(s), {len(x)} evaluation examples, {eps_text(eps, norm)}, "
+                f"seed {seed}, device {', '.join(sorted({str(_device(m)) for m in models.values()}))}. Models evaluated in eval mode on their main BNs, in fp32. Accuracies in %.",
+                f"Warning: AutoAttack version '{aa_version}' {aa_kwargs or ''} is not the standard AutoAttack; report standard AutoAttack "
+                "(aa_version='standard') for published numbers." if 'autoattack' in attacks and aa_version != 'standard' else None, level=1)
+    out['table'] = _acc_section(doc, models, (x, y), runs, attacks=attacks, eps=eps, **aa, **ev)
+    if sanity: out['sanity'] = _sanity_section(doc, models, (x, y), **dict(n=sanity_n, eps=eps, **aa, **ev) | (sanity_kwargs or {}))
     if sweep is not None:
-        sw = out['sweep'] = _each(models, accuracy_vs_eps, (x, y), eps=sweep, n=sanity_n, **ev)
-        doc.section('Accuracy against ε', (plot_acc_vs_eps(sw, mark_eps=eps, norm=norm).figure, 'acc_vs_eps',
-                                           'accuracy against epsilon'))
+        sw = out['sweep'] = _each(models, accuracy_vs_eps, (x, y), eps=EPS_SWEEP_L2 if norm == 'L2' and sweep is EPS_SWEEP else sweep, n=sanity_n, **ev)
+        doc.section('Accuracy against ε', (plot_acc_vs_eps(sw, mark_eps=eps, norm=norm).figure, 'acc_vs_eps', 'accuracy against epsilon'))
     if features is not None:
         cos = out['cos'] = _each(models, feature_cosine, (x, y), by='model', spec=features, eps=eps, **ev)
         doc.section('Representation invariance (Table 4)', f"Cosine similarity between clean and PGD-20 features at '{features}', "
                     f"mean (std) over {len(x)} examples.", cos[['model', 'tap', 'cos', 'std']])
-        embs = out['embedding'] = {k: embed_features(m, data, spec=features, n=embed_n, method=embed_method, bs=bs, seed=seed)
-                                   for k, m in models.items()}
-        meth = next(iter(embs.values())).method.iloc[0]
-        fig, axs = plt.subplots(1, len(embs), figsize=(4.5*len(embs), 4), squeeze=False)
-        for ax, (k, e) in zip(axs[0], embs.items()): plot_embedding(e, k, ax=ax)
-        doc.section('Clean features (Fig. 3)', f"2-D embedding of the clean features at '{features}' by {meth.upper()}"
-                    + ("" if meth == 'umap' else " (UMAP, as the paper, needs `pip install arat[umap]`)") + ".",
-                    (fig, 'embedding', 'feature embedding'))
-    if bn_table and (duals := {k: m for k, m in models.items() if has_dual_bn(m)}):
-        t7 = out['bn_table'] = _each(duals, bn_comparison, (x, y), attacks=('clean', 'pgd20'), eps=eps, **ev)
-        doc.section('Main vs auxiliary BNs (Table 7)', "The aux BNs are for clean training inputs only: high clean accuracy, "
-                    "little robustness. Report the main BNs.", t7)
+        out['embedding'] = _embedding_section(doc, models, data, features, n=embed_n, method=embed_method, bs=bs, seed=seed)
+    if bn_table and (t7 := _bn_section(doc, models, (x, y), eps=eps, **ev)) is not None: out['bn_table'] = t7
     if grad_sim is not None:
-        doc.section('Gradient similarity during training (Fig. 2)',
-                    (plot_grad_sim(grad_sim).figure, 'grad_sim', 'gradient similarity'))
+        doc.section('Gradient similarity during training (Fig. 2)', (plot_grad_sim(grad_sim).figure, 'grad_sim', 'gradient similarity'))
     doc.write(title)
     return out
 
@@ -324,23 +333,19 @@ RESULTS_SCHEMA = _OBJ(
     model=_OBJ(['arch', 'n_out', 'params', 'weights_sha256'], params={'type': 'integer', 'minimum': 1},
                weights_sha256={'type': 'string', 'pattern': '^[0-9a-f]{64}$'}),
     config={'type': 'object'}, arat_version={'type': 'string'}, git_commit={'type': ['string', 'null']},
-    hardware=_OBJ(['device', 'torch', 'python', 'platform']), wall_time_s={'type': 'number', 'minimum': 0},
-    created={'type': 'string'})
+    hardware=_OBJ(['device', 'torch', 'python', 'platform']), wall_time_s={'type': 'number', 'minimum': 0}, created={'type': 'string'})
 
 # %% ../nbs/11_report.ipynb #58f958b1
 def _git_commit():
     "The commit of the git checkout arat runs from, or `None` (an installed package, no git)."
-    import arat
     root = Path(arat.__file__).resolve().parent.parent
-    if not (root/'.git').exists(): return None
-    try: r = subprocess.run(['git', '-C', str(root), 'rev-parse', 'HEAD'], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError): return None
-    return r.stdout.strip() or None if r.returncode == 0 else None
+    try: return (run('git', '-C', str(root), 'rev-parse', 'HEAD', stderr=False) or None) if (root/'.git').exists() else None
+    except (OSError, IOError): return None
 
+# %% ../nbs/11_report.ipynb #4fbdeceb
 def _hardware(device):
     "The device, its name, and the software versions."
-    d = torch.device(device)
-    name = torch.cuda.get_device_name(d) if d.type == 'cuda' and torch.cuda.is_available() else platform.machine()
+    name = torch.cuda.get_device_name(d) if (d := torch.device(device)).type == 'cuda' and torch.cuda.is_available() else platform.machine()
     return dict(device=str(d), device_name=name, cpu_threads=torch.get_num_threads(), torch=torch.__version__,
                 python=platform.python_version(), platform=platform.platform())
 
@@ -357,14 +362,14 @@ def results_record(row:pd.Series|pd.DataFrame, # a row of `evaluate_robustness` 
     "The `results.json` record of an evaluation (see `RESULTS_SCHEMA`)."
     if isinstance(row, pd.DataFrame): row = row.iloc[0]
     acc = {k: float(v) for k, v in row.items() if _is_acc(k) and k != 'worst'}
-    aa = None if autoattack is None else dict(package=_autoattack_cls()[1], version='standard', **autoattack)
-    if aa is not None and aa['mode'] == 'cheap': aa['version'] = 'custom (apgd-ce, apgd-t)'
+    aa = None if autoattack is None else dict(package=_autoattack_cls()[1], version='custom (apgd-ce, apgd-t)'
+                                              if autoattack['mode'] == 'cheap' else 'standard', **autoattack)
     rec = dict(format='arat-results/1', tool=tool, threat_model=dict(norm=str(row.get('norm', 'Linf')), eps=float(row['eps'])), accuracy=acc,
         worst_case=float(row['worst']) if 'worst' in row else min(acc.values()), n=int(row['n']),
         seeds=dict(attack=int(row['seed'])) | (seeds or {}), autoattack=aa,
         model=dict(arch=config.get('arch'), width=config.get('width'), n_out=model_n_out(model),
                    params=sum(p.numel() for p in model.parameters()), weights=Path(weights).name, weights_sha256=file_sha256(weights)),
-        config=config, arat_version=__version__, git_commit=_git_commit(), hardware=_hardware(ifnone(device, _device(model))),
+        config=config, arat_version=arat.__version__, git_commit=_git_commit(), hardware=_hardware(ifnone(device, _device(model))),
         wall_time_s=round(float(wall_time), 3), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
     # as JSON data: NumPy and torch scalars as Python numbers, paths as strings, tuples as lists
     return json.loads(json.dumps(rec, default=lambda u: str(u) if isinstance(u, Path) else u.item()))
@@ -376,6 +381,7 @@ def _nonfinite(v, at=''):
     items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
     return next((p for k, u in items if (p := _nonfinite(u, f"{at}/{k}" if at else str(k)))), None)
 
+# %% ../nbs/11_report.ipynb #faa4c621
 def check_results(rec:dict): # a `results.json` record
     "Raise a `ValueError` naming the first way `rec` departs from `RESULTS_SCHEMA` (the types: when `jsonschema` is installed)."
     if (p := _nonfinite(rec)): raise ValueError(f"results record: {p} is not a finite number (JSON has no NaN or infinity)")
@@ -396,6 +402,7 @@ PAPER_RESULTS = {
     ('imagenette-resnet18', 'imagenette'): dict(at=(84.58, 52.25), trades=(79.21, 53.98), mart=(84.07, 59.89), lbgat=(80.80, 50.42), arat=(88.66, 59.28))}
 _PAPER_WIDTH = {'resnet18': 64, 'preact18': 64, 'imagenette-resnet18': 64, 'wrn34-10': 10}
 
+# %% ../nbs/11_report.ipynb #6f4b5cbc
 def _card_scale(c, m):
     "The run's scale (data, width, epochs) beside the paper's, and the paper's figures for the same method and architecture."
     ds, arch, meth = c.get('dataset'), m.get('arch'), c.get('method')
@@ -431,8 +438,7 @@ def model_card(rec:dict): # a `results.json` record
         "- input: RGB images with pixels in [0, 1]; the normalisation is inside the model", '',
         '## Training', '', f"- {train}" if train else '- (no configuration recorded)', '', '## Scale', '', *_card_scale(c, m), '',
         '## Evaluation', '', f"- `{rec['tool']}` on {hw['device']} ({hw['device_name']}), torch {hw['torch']}, {rec['wall_time_s']:.0f} s{' of training (its epochs, over all sessions)' if rec['tool'] == 'arat-train' else ''}, {rec['created']}",
-        '', '## Limitations', '',
-        "- Robust accuracy under these attacks is an upper bound on the true robustness; stronger or adaptive attacks may do better.",
+        '', '## Limitations', '', "- Robust accuracy under these attacks is an upper bound on the true robustness; stronger or adaptive attacks may do better.",
         f"- Only the {'L2' if tm['norm'] == 'L2' else 'L∞'} threat model at this ε was evaluated; a small test subset gives a noisy estimate.", ''])
 
 # %% ../nbs/11_report.ipynb #088844f2
@@ -440,5 +446,5 @@ def write_results(rec:dict, # a `results.json` record (see `results_record`)
                   folder): # where `results.json` and `model_card.md` go
     "Write `results.json` and `model_card.md` of `rec` into `folder`; returns their paths."
     folder = Path(folder); check_results(rec)
-    js = atomic_write(folder/'results.json', json.dumps(rec, indent=2, allow_nan=False) + '\n')
-    return js, atomic_write(folder/'model_card.md', model_card(rec))
+    return (atomic_write(folder/'results.json', json.dumps(rec, indent=2, allow_nan=False) + '\n'),
+            atomic_write(folder/'model_card.md', model_card(rec)))
