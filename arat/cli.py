@@ -17,12 +17,12 @@ from fastcore.basics import ifnone
 from fastcore.script import call_parse, anno_parser, CliError, is_cli
 from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 from .checks import check_number, check_choice
-from .dualbn import model_n_out
 from .learner import METHODS, method_callbacks
 from .report import robustness_report, results_record, write_results
 from .runs import *
 from .train import *
-from .train import _flag, _unit, _EPS_HINT, _check_path, _swa_start, _swa_cb, _rule, _saved, _RUN_FILES, _run_dls, _say
+from .train import _flag, _EPS_HINT, _check_path, _swa_start, _swa_cb, _rule, _saved, _RUN_FILES, _run_dls, _say, _distributed
+from .train import _check_data, _eval_dls, _eval_threat
 from .train import _header, _summary, _prepare_out, _write_results
 
 # %% auto #0
@@ -49,7 +49,7 @@ def _parse_device(device):
     return str(d)
 
 # %% ../nbs/13_cli.ipynb #3143b5ae
-_WHOLE = dict(epochs=1, bs=1, width=1, n_train=1, n_valid=1, eval_n=1, stop_after=1, nproc=1, lr_delay=0, seed=0, num_workers=0)
+_WHOLE = dict(epochs=1, bs=1, width=1, n_train=1, n_valid=1, eval_n=1, stop_after=1, nproc=1, lr_delay=0, seed=0, num_workers=0, n=1, aa_iters=1)
 _SWITCHES = ('warmup', 'auto_balance', 'channels_last', 'swa', 'two_pass', 'compile', 'sync_bn')
 
 def _check_flags(cfg, o='arat-train'):
@@ -58,9 +58,9 @@ def _check_flags(cfg, o='arat-train'):
         if cfg.get(k) is not None: check_choice(o, _flag(k), cfg[k], cs)
     for k, lo in _WHOLE.items():
         if cfg.get(k) is not None: check_number(o, _flag(k), cfg[k], lo, integer=True)
-    for k in ('eps', 'lr', 'step'): check_number(o, _flag(k), cfg[k], hint=_EPS_HINT if k == 'eps' else '')
-    for k in ('lr', 'step'):
-        if cfg[k] == 0: raise ValueError(f"{o}: {_flag(k)} must be > 0, got {cfg[k]!r}")
+    for k in ('eps', 'lr', 'step'):
+        if cfg.get(k) is not None: check_number(o, _flag(k), cfg[k], hint=_EPS_HINT if k == 'eps' else '')
+        if k != 'eps' and cfg.get(k) == 0: raise ValueError(f"{o}: {_flag(k)} must be > 0, got {cfg[k]!r}")
     for k in _SWITCHES: check_choice(o, _flag(k), cfg.get(k, False), (True, False))
 
 # %% ../nbs/13_cli.ipynb #8f2e805f
@@ -126,11 +126,6 @@ def _resumed_config(args, out):
     return saved | now | dict(quiet=args['quiet'] or saved.get('quiet') is True)   # a quiet run stays quiet
 
 # %% ../nbs/13_cli.ipynb #bad9b75f
-def _check_data(cfg, what, fix):
-    "A `CliError` if the data folder of `cfg` is not the one its fingerprint was taken of."
-    if cfg.get('path') is not None and isinstance(cfg.get('data'), dict) and (how := data_change(cfg['data'], cfg['path'])):
-        raise CliError(f"{what}: the data in {cfg['path']} changed since the run started ({how}); {fix}")
-
 def _run_state(cfg, out, resume=False):
     "The checkpoint the run in `out` starts from (`None`: epoch 0), from `--resume` or a finished same run; else a `CliError`."
     if resume:
@@ -243,17 +238,9 @@ def _check_world(cfg, state, out):
         raise CliError(f"{out/'resume.pth'} was written by {n} process(es), this run has {cfg['world_size']}: "
                        f"resume it with {n} (torchrun --nproc_per_node {n}, or --nproc {n})")
 
-@contextmanager
-def _distributed(learn, cfg):
-    "fastai's `distrib_ctx` when the run has several processes (each with its own random numbers), else nothing."
-    if cfg['world_size'] == 1: yield learn; return
-    torch.manual_seed(cfg['seed'] + rank_distrib())   # the model and data are built from `seed` on every process; the attacks' starts differ
-    with learn.distrib_ctx(sync_bn=cfg['sync_bn'], cpu=not cfg['device'].startswith('cuda')): yield learn
-
-# %% ../nbs/13_cli.ipynb #5c0dcb1c
+# %% ../nbs/13_cli.ipynb #d9550001
 def _result(**kw): return 0 if is_cli(arat_train) else kw   # the exit status from the shell, a dict to a Python caller
 
-# %% ../nbs/13_cli.ipynb #d9550001
 def _fit(cfg, out, state, debug):
     "Build the run (checking everything), then write its folder, train, and write the results; `arat_train`'s result."
     with _errors(debug):
@@ -351,32 +338,6 @@ def arat_train(
 # %% ../nbs/13_cli.ipynb #f4d04024
 if __name__ == '__main__' and not callable(arat_train): sys.exit(arat_train or 0)   # `python -m arat.cli` (torchrun) ran arat-train above
 
-# %% ../nbs/13_cli.ipynb #4c872ff7
-def _eval_dls(cfg, model, dataset, path, bs, device, folder):
-    "The validation data of a run (or of `dataset`/`path`), checked against the model's number of classes."
-    own, ds, p, rc = not (path or dataset), ifnone(dataset, cfg['dataset']), path if (path or dataset) else cfg['path'], cfg.get('recipe', 'paper')
-    if own and p is not None:
-        if not isinstance(p, str) or not Path(p).is_dir():
-            raise CliError(f"the run's data folder {p!r} ({folder/'config.json'}: path) is not there; pass --path to the data (or --dataset)")
-        _check_data(cfg, f"arat-eval {folder}", f"put the run's data back, or pass --path {p} to evaluate on it as it is")
-    nv, seed = cfg.get('n_valid'), cfg.get('seed') if isinstance(cfg.get('seed'), int) else 0
-    if own and isinstance(nv, int) and nv > 0:   # the run validated on a subset: evaluate the same images as its final table (eval.csv)
-        _say(f"arat-eval: the run's validation images, the subset of {nv} it trained with (--n-valid {nv}, seed {seed}), as its eval.csv; "
-             f"pass {'--path ' + str(p) if p else '--dataset ' + ds} for the whole validation set")
-    dls = build_dls(ds, p, bs=bs, n_valid=nv if own and isinstance(nv, int) and nv > 0 else None, seed=seed if own else 0, device=device, recipe=rc)
-    if dls.c != model_n_out(model): raise CliError(f"the model has {model_n_out(model)} classes, the data ({ds}) {dls.c}; pass the run's dataset")
-    return dls
-
-# %% ../nbs/13_cli.ipynb #4c870002
-def _eval_threat(cfg, norm, eps, folder):
-    "`arat-eval`'s threat model: `--norm`/`--eps` or the run's (config.json), as `robustness_report`'s `norm` and `eps`."
-    run_norm = cfg.get('norm', 'Linf')
-    if run_norm not in ('Linf', 'L2'): raise CliError(f"{folder/'config.json'}: norm {run_norm!r} is not Linf or L2; restore the file")
-    nm = ifnone(norm, run_norm)   # arat_eval checked --norm
-    if eps is not None: check_number('arat-eval', '--eps', eps, hint=_EPS_HINT)
-    e = ifnone(eps, cfg.get('eps') if nm == run_norm else None)
-    return dict(norm=nm, eps=_unit(e if isinstance(e, (int, float)) and not isinstance(e, bool) else DEFAULT_EPS[nm], nm))
-
 # %% ../nbs/13_cli.ipynb #4c870004
 def _report(run, out, n, aa, aa_iters, device, dataset, path, norm, eps, sanity, analysis, bs, seed, quiet, t0):
     "`arat_eval`'s work: load the run, evaluate it, write the report and results.json beside it, list them in the run's manifest."
@@ -418,10 +379,7 @@ def arat_eval(
     debug:bool=False): # show the Python traceback of an error
     "Evaluate a model saved by arat-train: clean, FGSM, PGD-20, AutoAttack and sanity checks, as a report and results.json."
     with _errors(debug):
-        for k, v, lo in (('n', n, 1), ('bs', bs, 1), ('aa_iters', aa_iters, 1)):
-            if v is not None: check_number('arat-eval', _flag(k), v, lo, integer=True)
-        for k, v in (('aa', aa), ('dataset', dataset), ('norm', norm)):
-            if v is not None: check_choice('arat-eval', _flag(k), v, CHOICES[k])
+        _check_flags(dict(n=n, aa=aa, aa_iters=aa_iters, dataset=dataset, norm=norm, eps=eps, bs=bs, seed=seed), 'arat-eval')
         if out is not None and Path(out).suffix != '.md': raise CliError(f"--out {out} must end in .md (the HTML file and figures go beside it)")
         res = _report(run, out, n, aa, aa_iters, device, dataset, path, norm, eps, sanity, analysis, bs, seed, quiet, time.time())
     _say(res['table'].to_string(float_format=lambda v: f"{v:.4f}"))

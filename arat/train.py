@@ -7,6 +7,7 @@ Docs: https://arat-dev.github.io/arat/train.html.md"""
 # %% ../nbs/12_train.ipynb #c2a422e4
 from __future__ import annotations
 import json
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 import torch, torch.nn as nn
@@ -17,7 +18,7 @@ from fastai.callback.progress import ProgressCallback
 from .checks import check_number, check_choice
 from .data import *
 from .models import *
-from .dualbn import deployable_model
+from .dualbn import deployable_model, model_n_out
 from .callbacks import GradSimCallback
 from .baselines import StandardCallback
 from .learner import METHODS, sched_milestones, method_options, arat_learner, SWACallback
@@ -48,8 +49,10 @@ def build_model(arch:str='resnet18', # one of `ARCHS`
 
 # %% ../nbs/12_train.ipynb #4e7a8001
 def _check_path(path):
-    if path is not None and not Path(path).expanduser().is_dir():
-        raise CliError(f"--path {path}: no such folder; pass a folder in fastai's layout (train/ and test/ or val/ class folders)")
+    "A `CliError` unless `path` (if given) is a folder in fastai's layout (checked by its train/ folder)."
+    if path is not None and not (p := Path(path).expanduser()/'train').is_dir():
+        raise CliError(f"--path {path}: {'no train/ folder in it' if p.parent.is_dir() else 'no such folder'}; "
+                       "pass a folder in fastai's layout (train/ and test/ or val/ class folders)")
 
 # %% ../nbs/12_train.ipynb #d43324c4
 def build_dls(dataset:str='sample', # one of `DATASETS`
@@ -173,6 +176,14 @@ def build_run(cfg:dict, # a configuration from `train_config`
         except CheckpointError as e: raise CliError(f"{e}: {out/'config.json'} was changed after the run started; restore it") from None
     return learn, ck, gs
 
+# %% ../nbs/12_train.ipynb #1da3de02
+@contextmanager
+def _distributed(learn, cfg):
+    "fastai's `distrib_ctx` when the run has several processes (each with its own random numbers), else nothing."
+    if cfg['world_size'] == 1: yield learn; return
+    torch.manual_seed(cfg['seed'] + rank_distrib())   # the model and data are built from `seed` on every process; the attacks' starts differ
+    with learn.distrib_ctx(sync_bn=cfg['sync_bn'], cpu=not cfg['device'].startswith('cuda')): yield learn
+
 # %% ../nbs/12_train.ipynb #b90192de
 _RUN_FILES = ('config.json', 'resume.pth', 'train_state.pth', 'model.pth', 'log.csv', 'loss.png', 'metrics.png', 'grad_sim.csv',
               'grad_sim.png', 'eval.csv', 'results.json', 'model_card.md', 'report', MANIFEST)   # what arat-train and arat-eval write
@@ -260,7 +271,7 @@ def _summary(cfg, table, files, secs, out, eval_secs=0.):
     r = table.iloc[0]
     return (f"\n{cfg['method']} after {cfg['epochs']} epochs ({secs:.0f} s of training, the epochs' time over all sessions; final "
             f"evaluation {eval_secs:.0f} s): clean accuracy {100*r.clean:.2f}%, PGD-20 accuracy {100*r.pgd20:.2f}% "
-            f"({eps_text(r.eps, cfg['norm'])}, both on {int(r.n)} test images)\nwritten to {out}: " + ', '.join(sorted(f.name for f in files.values())))
+            f"({eps_text(r.eps, cfg['norm'])}, both on {int(r.n)} test images)\nwritten to {out}: " + ', '.join(sorted([f.name for f in files.values()] + [MANIFEST])))
 
 # %% ../nbs/12_train.ipynb #bfb28077
 def load_run(run, # a run folder of `arat-train`, or its `model.pth`
@@ -284,3 +295,34 @@ def load_run(run, # a run folder of `arat-train`, or its `model.pth`
                        "restore the config.json of this run")
     model.load_state_dict(sd)
     return model.to(device).eval(), cfg
+
+# %% ../nbs/12_train.ipynb #bad9b702
+def _check_data(cfg, what, fix):
+    "A `CliError` if the data folder of `cfg` is not the one its fingerprint was taken of."
+    if cfg.get('path') is not None and isinstance(cfg.get('data'), dict) and (how := data_change(cfg['data'], cfg['path'])):
+        raise CliError(f"{what}: the data in {cfg['path']} changed since the run started ({how}); {fix}")
+
+# %% ../nbs/12_train.ipynb #4c872ff7
+def _eval_dls(cfg, model, dataset, path, bs, device, folder):
+    "The validation data of a run (or of `dataset`/`path`), checked against the model's number of classes."
+    own, ds, p, rc = not (path or dataset), ifnone(dataset, cfg['dataset']), path if (path or dataset) else cfg['path'], cfg.get('recipe', 'paper')
+    if own and p is not None:
+        if not isinstance(p, str) or not Path(p).is_dir():
+            raise CliError(f"the run's data folder {p!r} ({folder/'config.json'}: path) is not there; pass --path to the data (or --dataset)")
+        _check_data(cfg, f"arat-eval {folder}", f"put the run's data back, or pass --path {p} to evaluate on it as it is")
+    nv, seed = cfg.get('n_valid'), cfg.get('seed') if isinstance(cfg.get('seed'), int) else 0
+    if own and isinstance(nv, int) and nv > 0:   # the run validated on a subset: evaluate the same images as its final table (eval.csv)
+        _say(f"arat-eval: the run's validation images, the subset of {nv} it trained with (--n-valid {nv}, seed {seed}), as its eval.csv; "
+             f"pass {'--path ' + str(p) if p else '--dataset ' + ds} for the whole validation set")
+    dls = build_dls(ds, p, bs=bs, n_valid=nv if own and isinstance(nv, int) and nv > 0 else None, seed=seed if own else 0, device=device, recipe=rc)
+    if dls.c != model_n_out(model): raise CliError(f"the model has {model_n_out(model)} classes, the data ({ds}) {dls.c}; pass the run's dataset")
+    return dls
+
+# %% ../nbs/12_train.ipynb #4c870002
+def _eval_threat(cfg, norm, eps, folder):
+    "`arat-eval`'s threat model: `--norm`/`--eps` or the run's (config.json), as `robustness_report`'s `norm` and `eps`."
+    run_norm = cfg.get('norm', 'Linf')
+    if run_norm not in ('Linf', 'L2'): raise CliError(f"{folder/'config.json'}: norm {run_norm!r} is not Linf or L2; restore the file")
+    nm = ifnone(norm, run_norm)   # arat_eval checked --norm
+    e = ifnone(eps, cfg.get('eps') if nm == run_norm else None)
+    return dict(norm=nm, eps=_unit(e if isinstance(e, (int, float)) and not isinstance(e, bool) else DEFAULT_EPS[nm], nm))
