@@ -209,6 +209,7 @@ def _check_launch(args, n):
     _check_processes(cfg); _check_world(cfg, state, out)
     if not finished_state(out, cfg['epochs']): _run_dls(cfg, 'cpu')
 
+# %% ../nbs/13_cli.ipynb #0f99d002
 def _launch(n, argv):
     "Run `arat-train` with the arguments `argv` (less `--nproc`) in `n` processes on this machine, under torchrun; its exit status."
     if not is_cli(arat_train): raise CliError("--nproc starts processes from the command line; from Python, start your script with "
@@ -221,6 +222,7 @@ def _launch(n, argv):
 def _check_processes(cfg):
     if cfg['device_data'] == 'on': raise CliError("--device-data on: under DDP the batches come through fastai's DistributedDL; use --device-data auto")
 
+# %% ../nbs/13_cli.ipynb #2a64f202
 def _init_distributed(cfg):
     "Join the process group the launcher described (`WORLD_SIZE` > 1), on this process's device; records `world_size` in `cfg`."
     cfg['world_size'] = w = max(num_distrib(), 1)

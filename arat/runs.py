@@ -134,6 +134,7 @@ def _scaler(learn):
     sc = getattr(learn, 'scaler', None)
     return sc if sc is not None and sc.is_enabled() else None
 
+# %% ../nbs/10_runs.ipynb #6574879f
 @patch
 def before_fit(self:ResumeCheckpoint): self.stopped = False
 
@@ -277,6 +278,7 @@ def data_fingerprint(path): # a data folder (`None`: no fingerprint)
     sha = lambda s: hashlib.sha256(s.encode()).hexdigest()
     return dict(files=len(fs), names_sha256=sha('\n'.join(n for n, _ in fs)), sizes_sha256=sha('\n'.join(f"{n}\t{s}" for n, s in fs)))
 
+# %% ../nbs/10_runs.ipynb #r10a0106
 def data_change(old:dict, # a `data_fingerprint`
                 path): # the folder it was taken of
     "How the data in `path` changed since fingerprint `old` was taken, in words (`None`: unchanged)."
@@ -294,6 +296,7 @@ def finished_state(out, # a run folder
     except CheckpointError: return None
     return st if st and st['epoch'] >= epochs and (Path(out)/'results.json').exists() else None
 
+# %% ../nbs/10_runs.ipynb #r10a0109
 def trim_log(out, # a run folder
              n:int): # the epochs its checkpoint holds
     "Keep the rows of the first `n` epochs in the run's `log.csv` (process 0 writes)."
@@ -319,6 +322,7 @@ def check_out(out:Path, # a folder to write in (made if missing)
     if not p.is_dir(): raise ValueError(f"{name} {out}: {p} is a file, so no folder can be made under it; pass another {name if name.startswith('--') else 'folder with --out'}")
     if not os.access(p, os.W_OK | os.X_OK): raise ValueError(f"{name} {out}: {p} is not writable (permission denied); pass a folder you can write to")
 
+# %% ../nbs/10_runs.ipynb #r10a0113
 def read_config(f, # a run's config.json
                 keys, # the keys it must have
                 fix:str): # what to do, for the message

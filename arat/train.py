@@ -240,6 +240,7 @@ def _counts(learn):
     rob = [m for m in learn.metrics if getattr(m, 'name', None) == 'robust_acc']
     return dls, len(dls.valid_ds), (min(rob[0].n, len(dls.valid_ds)) if rob else 0)
 
+# %% ../nbs/12_train.ipynb #ae680012
 def _header(cfg, learn, out):
     "The run's banner, and the legend of its per-epoch columns (train_loss and valid_loss are different quantities)."
     (dls, n, nr), eps, m = _counts(learn), eps_text(attack_kwargs(cfg)['eps'], cfg['norm']), cfg['method']
