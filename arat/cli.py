@@ -22,7 +22,7 @@ from .report import robustness_report, results_record, write_results
 from .runs import *
 from .train import *
 from .train import _flag, _EPS_HINT, _check_path, _swa_start, _swa_cb, _rule, _saved, _RUN_FILES, _run_dls, _say, _distributed
-from .train import _check_data, _eval_dls, _eval_threat
+from .train import _check_data, _eval_dls, _eval_threat, _run_paths
 from .train import _header, _summary, _prepare_out, _write_results
 
 # %% auto #0
@@ -235,10 +235,9 @@ def _init_distributed(cfg):
 
 # %% ../nbs/13_cli.ipynb #1da3defa
 def _check_world(cfg, state, out):
-    "A `CliError` if the checkpoint of a resumed run was written by another number of processes."
-    if state is not None and (n := len(state.get('rng_ranks') or [None])) != cfg['world_size']:
-        raise CliError(f"{out/'resume.pth'} was written by {n} process(es), this run has {cfg['world_size']}: "
-                       f"resume it with {n} (torchrun --nproc_per_node {n}, or --nproc {n})")
+    "A `CliError` if the checkpoint of a resumed run was written by another number of processes (`arat.runs.check_world`)."
+    try: state is None or check_world(state, cfg['world_size'], out/'resume.pth')
+    except CheckpointError as e: raise CliError(str(e)) from None
 
 # %% ../nbs/13_cli.ipynb #d9550001
 def _result(**kw): return 0 if is_cli(arat_train) else kw   # the exit status from the shell, a dict to a Python caller
@@ -343,8 +342,7 @@ if __name__ == '__main__' and not callable(arat_train): sys.exit(arat_train or 0
 # %% ../nbs/13_cli.ipynb #4c870004
 def _report(run, out, n, aa, aa_iters, device, dataset, path, norm, eps, sanity, analysis, bs, seed, quiet, t0):
     "`arat_eval`'s work: load the run, evaluate it, write the report and results.json beside it, list them in the run's manifest."
-    dev, run = _parse_device(device), Path(run).expanduser()
-    folder, fn = (run.parent, run) if run.suffix == '.pth' else (run, run/'model.pth')
+    dev, (folder, fn) = _parse_device(device), _run_paths(run)
     fname = Path(ifnone(out, folder/'report'/'robustness_report.md')).expanduser()
     model, cfg = load_run(run, dev)   # a run first: then where its report goes
     check_out(fname.parent, '--out' if out else 'the report folder')

@@ -20,9 +20,10 @@ import torch.distributed as dist
 
 # %% auto #0
 __all__ = ['MANIFEST', 'rng_states', 'set_rng_states', 'atomic_write', 'save_atomically', 'file_sha256', 'ResumeCheckpoint',
-           'CheckpointError', 'load_file', 'load_resume', 'state_mismatch', 'restore_learner', 'RunLogger',
-           'run_manifest', 'add_to_manifest', 'remove_run', 'data_fingerprint', 'data_change', 'finished_state',
-           'trim_log', 'saved_epochs', 'check_out', 'read_config', 'files_state', 'list_new_files', 'RunClock']
+           'check_world', 'CheckpointError', 'load_file', 'load_resume', 'state_mismatch', 'restore_learner',
+           'RunLogger', 'run_manifest', 'add_to_manifest', 'remove_run', 'data_fingerprint', 'data_change',
+           'finished_state', 'trim_log', 'saved_epochs', 'check_out', 'read_config', 'files_state', 'list_new_files',
+           'RunClock']
 
 # %% ../nbs/10_runs.ipynb #5731550c
 def _own(dl):
@@ -115,10 +116,14 @@ class ResumeCheckpoint(Callback):
     def start(self): return self.resume['epoch'] if self.resume else 0
 
 # %% ../nbs/10_runs.ipynb #a517189c
+def check_world(r:dict, w:int, what='the checkpoint'):
+    "A `CheckpointError` if checkpoint `r` (named `what`) was written by another number of processes than `w`: its random states are per process."
+    if (n := len(r.get('rng_ranks') or [None])) != w:
+        raise CheckpointError(f"{what} was written by {n} process(es), this run has {w}: resume it with {n} (torchrun --nproc_per_node {n}, or --nproc {n})")
+
 def _own_states(r):
     "The random states of this process in checkpoint `r`."
-    n, w = len(r.get('rng_ranks') or [None]), max(num_distrib(), 1)
-    if n != w: raise CheckpointError(f"the checkpoint was written by {n} process(es), this run has {w}: resume it with {n}")
+    check_world(r, w := max(num_distrib(), 1))
     return r['rng_ranks'][rank_distrib()] if w > 1 else r['rng']
 
 def _gather_states(st):

@@ -136,14 +136,16 @@ def _run_dls(cfg, device):
     return dls
 
 # %% ../nbs/12_train.ipynb #4acf0002
-def _load_init(model, cfg):
-    "Load `--init`'s weights into `model`; a `CliError` if they cannot be read or do not fit."
-    try: sd = load_file(cfg['init'])
-    except CheckpointError as e: raise CliError(f"--init: {e}; pass a state-dict file, e.g. the model.pth of an arat-train run") from None
+def _load_weights(model, fn, cfg, what, unread, misfit, of='the model'):
+    "Load the state-dict file `fn` (`what` in messages) into `model` of `cfg`; a `CliError` ending with `unread` or `misfit` if it cannot."
+    try: sd = load_file(fn)
+    except CheckpointError as e: raise CliError(f"{e}; {unread}") from None
     if (why := state_mismatch(sd, model) if isinstance(sd, dict) else 'it holds no state dict'):
-        raise CliError(f"--init {cfg['init']} does not fit the model ({cfg['arch']}, width {cfg['width']}, {cfg['n_out']} classes): {why}; "
-                       "pass the model.pth of a run with the same --arch, --width and data")
-    model.load_state_dict(sd)
+        raise CliError(f"{what} does not fit {of} ({cfg['arch']}, width {cfg['width']}, {cfg['n_out']} classes): {why}; {misfit}")
+    return model.load_state_dict(sd)
+
+def _load_init(model, cfg): return _load_weights(model, cfg['init'], cfg, f"--init {cfg['init']}", "pass a state-dict file to --init, e.g. "
+    "the model.pth of an arat-train run", "pass the model.pth of a run with the same --arch, --width and data")
 
 # %% ../nbs/12_train.ipynb #4acf0003
 def build_learner(cfg:dict, # a configuration from `train_config`
@@ -275,11 +277,12 @@ def _summary(cfg, table, files, secs, out, eval_secs=0.):
             f"({eps_text(r.eps, cfg['norm'])}, both on {int(r.n)} test images)\nwritten to {out}: " + ', '.join(sorted([f.name for f in files.values()] + [MANIFEST])))
 
 # %% ../nbs/12_train.ipynb #bfb28077
+def _run_paths(run): run = Path(run).expanduser(); return (run.parent, run) if run.suffix == '.pth' else (run, run/'model.pth')   # folder, model.pth
+
 def load_run(run, # a run folder of `arat-train`, or its `model.pth`
              device='cpu'): # where to put the model
     "The deployable (single-BN) model of a run and its configuration."
-    run = Path(run).expanduser()
-    folder, fn = (run.parent, run) if run.suffix == '.pth' else (run, run/'model.pth')
+    folder, fn = _run_paths(run)
     src, fix = folder/'config.json', "restore it, or train the run again"
     if not src.exists(): raise CliError(f"{run}: not a run folder of arat-train (no config.json in {folder}); pass the --out folder of a run")
     cfg = read_config(src, ('method', 'arch', 'width', 'n_out', 'dataset', 'path'), fix)
@@ -288,13 +291,9 @@ def load_run(run, # a run folder of `arat-train`, or its `model.pth`
         check_number(src, 'width', cfg['width'], 1, integer=True, none_ok=True); check_number(src, 'n_out', cfg['n_out'], 1, integer=True)
     except ValueError as e: raise CliError(f"{e} ({src} is not as arat-train wrote it: {fix})") from None
     if not fn.exists(): raise CliError(f"{fn} does not exist: the run in {folder} did not finish; continue it with `arat-train --resume --out {folder}`")
-    try: sd = load_file(fn)
-    except CheckpointError as e: raise CliError(f"{e}; write it again from the run's checkpoint with `arat-train --resume --out {folder}`") from None
     model = build_model(cfg['arch'], cfg['n_out'], cfg['width'], cfg.get('recipe', 'paper'))
-    if (why := state_mismatch(sd, model) if isinstance(sd, dict) else 'it holds no state dict'):
-        raise CliError(f"{fn} does not fit the model of {src} ({cfg['arch']}, width {cfg['width']}, {cfg['n_out']} classes): {why}; "
-                       "restore the config.json of this run")
-    model.load_state_dict(sd)
+    _load_weights(model, fn, cfg, fn, f"write it again from the run's checkpoint with `arat-train --resume --out {folder}`",
+                  "restore the config.json of this run", of=f"the model of {src}")
     return model.to(device).eval(), cfg
 
 # %% ../nbs/12_train.ipynb #bad9b702
