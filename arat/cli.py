@@ -23,7 +23,7 @@ from .runs import *
 from .train import *
 from .train import _flag, _EPS_HINT, _check_path, _swa_start, _swa_cb, _rule, _saved, _RUN_FILES, _run_dls, _say, _distributed
 from .train import _check_data, _eval_dls, _eval_threat, _run_paths
-from .train import _header, _summary, _prepare_out, _write_results
+from .train import _say_start, _summary, _prepare_out, _write_results
 
 # %% auto #0
 __all__ = ['CHOICES', 'SAMPLE_DEFAULTS', 'PAPER_DEFAULTS', 'train_config', 'arat_train', 'arat_eval']
@@ -125,19 +125,23 @@ def _resumed_config(args, out):
     now = {k: args[k] for k in _params() if _rule(k) in ('free', None)} | {k: ifnone(args[k], saved[k]) for k in _settings('more')}
     return saved | now | dict(quiet=args['quiet'] or saved.get('quiet') is True)   # a quiet run stays quiet
 
+# %% ../nbs/13_cli.ipynb #bad9b701
+def _resume_state(cfg, out):
+    "The checkpoint `--resume` continues from; a `CliError` if the data or the settings changed since it was written."
+    _check_data(cfg, f"--resume {out}", "put the run's data back, or start a new run in another --out")
+    try: state = load_resume(out)
+    except CheckpointError as e: raise CliError(f"{e}; the run cannot continue from it: restore the file, or train again with --overwrite") from None
+    old, now = ((state or {}).get('extra') or {}).get('config') or {}, json.loads(json.dumps(_saved(cfg)))   # as config.json holds it
+    if k := next((k for k in old if _rule(k) == 'run' and now.get(k, '<none>') != old[k]), None):
+        raise CliError(f"{out/'config.json'}: {k} is {now.get(k, '<none>')!r} there, but the run trained with {old[k]!r} ({out/'resume.pth'} "
+                       f"records its settings); --resume changes only {', '.join(map(_flag, [k for k in _settings('more', 'free') if k != 'out']))}: "
+                       f"restore {k}, or start a new run in another --out")
+    return state
+
 # %% ../nbs/13_cli.ipynb #bad9b75f
 def _run_state(cfg, out, resume=False):
     "The checkpoint the run in `out` starts from (`None`: epoch 0), from `--resume` or a finished same run; else a `CliError`."
-    if resume:
-        _check_data(cfg, f"--resume {out}", "put the run's data back, or start a new run in another --out")
-        try: state = load_resume(out)
-        except CheckpointError as e: raise CliError(f"{e}; the run cannot continue from it: restore the file, or train again with --overwrite") from None
-        old, now = ((state or {}).get('extra') or {}).get('config') or {}, json.loads(json.dumps(_saved(cfg)))   # as config.json holds it
-        if k := next((k for k in old if _rule(k) == 'run' and now.get(k, '<none>') != old[k]), None):
-            raise CliError(f"{out/'config.json'}: {k} is {now.get(k, '<none>')!r} there, but the run trained with {old[k]!r} ({out/'resume.pth'} "
-                           f"records its settings); --resume changes only {', '.join(map(_flag, [k for k in _settings('more', 'free') if k != 'out']))}: "
-                           f"restore {k}, or start a new run in another --out")
-        return state
+    if resume: return _resume_state(cfg, out)
     old, listed = [n for n in _RUN_FILES if (out/n).exists()] if out.is_dir() else [], run_manifest(out) is not None
     if not old or cfg['overwrite'] and listed: return None
     if cfg['overwrite']: raise CliError(f"--overwrite: {out} holds files ({', '.join(old[:3])}) but no {MANIFEST} of an arat run listing "
@@ -249,13 +253,7 @@ def _fit(cfg, out, state, debug):
         learn.add_cb(clock := RunClock(ck, _say))
         _prepare_out(cfg, out, state)
     with _errors(debug, out):
-        start = 0 if state is None else state['epoch']
-        if start >= cfg['epochs']: _say(f"{out}: all {cfg['epochs']} epochs are saved; writing the outputs the run did not finish")
-        elif start: _say(f"resuming {out} at epoch {start+1} of {cfg['epochs']}")
-        if cfg['method'] == 'arrest' and cfg['init'] is None: _say("note: arrest fine-tunes a standard model; without --init the teacher is the random initial model")
-        banner, legend = _header(cfg, learn, out)
-        _say(banner)
-        if start < cfg['epochs']: _say(legend)
+        _say_start(cfg, learn, out, start := 0 if state is None else state['epoch'])
         try:
             with _distributed(learn, cfg): learn.fit_paper(cfg['epochs'], warmup=cfg['warmup'], delay=cfg['lr_delay'], start_epoch=start, cbs=RunLogger('log.csv', start))
         except KeyboardInterrupt:

@@ -243,20 +243,23 @@ def _counts(learn):
     return dls, len(dls.valid_ds), (min(rob[0].n, len(dls.valid_ds)) if rob else 0)
 
 # %% ../nbs/12_train.ipynb #ae680012
-def _header(cfg, learn, out):
-    "The run's banner, and the legend of its per-epoch columns (train_loss and valid_loss are different quantities)."
+def _say_start(cfg, learn, out, start):
+    "What a session says before epoch `start`: where it resumes, the run's banner, the legend of its per-epoch columns."
     (dls, n, nr), eps, m = _counts(learn), eps_text(attack_kwargs(cfg)['eps'], cfg['norm']), cfg['method']
+    if start >= cfg['epochs']: _say(f"{out}: all {cfg['epochs']} epochs are saved; writing the outputs the run did not finish")
+    elif start: _say(f"resuming {out} at epoch {start+1} of {cfg['epochs']}")
+    if m == 'arrest' and cfg['init'] is None: _say("note: arrest fine-tunes a standard model; without --init the teacher is the random initial model")
     atk = (f"PGD-{cfg['steps']} {eps}" + (", in-place start" if cfg['random_start'] == 'inplace' else '')
            if not issubclass(METHODS[m].cb, StandardCallback) else f"no attack in training (evaluated at {eps})")
     parts = [p for p in getattr(METHODS[m].cb, 'parts', ()) if p not in ('alpha', 'beta')]
     tot = ', α·adv_ce + β·clean_ce + γ·inv' if m in ('arat', 'arat-separate') else ''
-    return (f"arat-train: {m} on {cfg['dataset']} ({len(dls.train_ds)} train / {n} valid images), {cfg['arch']} width "
-            f"{ifnone(cfg['width'], 'default')}, {cfg['epochs']} epochs, bs {cfg['bs']}, {atk}, device {cfg['device']}, "
-            f"output {out}",
-            f"per epoch: train_loss is the training objective of {m}{tot} (smoothed over batches"
-            + (f"; its parts {', '.join(parts)} beside it" if parts and parts != ['clean_ce'] else '') + f"); valid_loss is the clean "
-            f"cross-entropy on the {n} validation images, not comparable to train_loss; clean_acc on those {n} images"
-            + (f", robust_acc (PGD-20 {eps}) on the first {nr} of them" if nr else ''))
+    _say(f"arat-train: {m} on {cfg['dataset']} ({len(dls.train_ds)} train / {n} valid images), {cfg['arch']} width "
+         f"{ifnone(cfg['width'], 'default')}, {cfg['epochs']} epochs, bs {cfg['bs']}, {atk}, device {cfg['device']}, output {out}")
+    if start < cfg['epochs']:
+        _say(f"per epoch: train_loss is the training objective of {m}{tot} (smoothed over batches"
+             + (f"; its parts {', '.join(parts)} beside it" if parts and parts != ['clean_ce'] else '') + f"); valid_loss is the clean "
+             f"cross-entropy on the {n} validation images, not comparable to train_loss; clean_acc on those {n} images"
+             + (f", robust_acc (PGD-20 {eps}) on the first {nr} of them" if nr else ''))
 
 # %% ../nbs/12_train.ipynb #ae680003
 def _epoch_line(cfg, learn, log):
