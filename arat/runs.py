@@ -121,11 +121,6 @@ def check_world(r:dict, w:int, what='the checkpoint'):
     if (n := len(r.get('rng_ranks') or [None])) != w:
         raise CheckpointError(f"{what} was written by {n} process(es), this run has {w}: resume it with {n} (torchrun --nproc_per_node {n}, or --nproc {n})")
 
-def _own_states(r):
-    "The random states of this process in checkpoint `r`."
-    check_world(r, w := max(num_distrib(), 1))
-    return r['rng_ranks'][rank_distrib()] if w > 1 else r['rng']
-
 def _gather_states(st):
     "The random states `st` of every process, in rank order (under DDP), else `None`."
     if num_distrib() < 2 or not dist.is_initialized(): return None
@@ -147,7 +142,8 @@ def before_fit(self:ResumeCheckpoint): self.stopped = False
 def before_epoch(self:ResumeCheckpoint):
     if not self.resume or self.epoch != self.start: return
     r = self.resume
-    set_rng_states(_own_states(r), self.dls)
+    check_world(r, w := max(num_distrib(), 1))   # then this process's own random states
+    set_rng_states(r['rng_ranks'][rank_distrib()] if w > 1 else r['rng'], self.dls)
     self.learn.train_iter = r['train_iter']
     sl = self.learn.recorder.smooth_loss
     sl.count, sl.val = r['smooth_loss']

@@ -106,12 +106,6 @@ def _swa_cb(cfg):
     kw = dict(start=_swa_start(cfg['swa_start']), freq=cfg['swa_freq'])
     return cfg['swa'] and SWACallback(**{k: v for k, v in kw.items() if v is not None})
 
-# %% ../nbs/12_train.ipynb #0d9ce479
-RESUME = dict(epochs='more', eval_n='more', out='free', device='free', num_workers='free', quiet='free', world_size='free',
-              resume=None, stop_after=None, overwrite=None, debug=None, nproc=None)
-def _rule(k): return RESUME.get(k, 'run')
-def _saved(cfg): return {k: v for k, v in cfg.items() if _rule(k) is not None and not k.startswith('_')}
-
 # %% ../nbs/12_train.ipynb #06414daa
 def _grad_sim_cb(cfg):
     "A `GradSimCallback` if `--grad-sim` is on and the method's loss parts include the ones it compares, else `None`."
@@ -161,6 +155,12 @@ def build_learner(cfg:dict, # a configuration from `train_config`
     return arat_learner(dls, model.to(cfg['device']), method=cfg['method'], lr=cfg['lr'], **attack_kwargs(cfg), robust_n=cfg['robust_n'],
                         auto_balance=cfg['auto_balance'], precision=cfg['precision'], channels_last=cfg['channels_last'],
                         compile=cfg['compile'], swa=_swa_cb(cfg), cbs=cbs, **method_kwargs(cfg))
+
+# %% ../nbs/12_train.ipynb #0d9ce479
+RESUME = dict(epochs='more', eval_n='more', out='free', device='free', num_workers='free', quiet='free', world_size='free',
+              resume=None, stop_after=None, overwrite=None, debug=None, nproc=None)
+def _rule(k): return RESUME.get(k, 'run')
+def _saved(cfg): return {k: v for k, v in cfg.items() if _rule(k) is not None and not k.startswith('_')}
 
 # %% ../nbs/12_train.ipynb #db9de734
 def build_run(cfg:dict, # a configuration from `train_config`
