@@ -20,9 +20,10 @@ import torch.distributed as dist
 
 # %% auto #0
 __all__ = ['MANIFEST', 'rng_states', 'set_rng_states', 'atomic_write', 'save_atomically', 'file_sha256', 'ResumeCheckpoint',
-           'CheckpointError', 'load_file', 'load_resume', 'state_mismatch', 'restore_learner', 'RunLogger',
-           'run_manifest', 'add_to_manifest', 'remove_run', 'data_fingerprint', 'data_change', 'finished_state',
-           'trim_log', 'saved_epochs', 'check_out', 'read_config', 'files_state', 'list_new_files', 'RunClock']
+           'check_world', 'CheckpointError', 'load_file', 'load_resume', 'state_mismatch', 'restore_learner',
+           'RunLogger', 'run_manifest', 'add_to_manifest', 'remove_run', 'data_fingerprint', 'data_change',
+           'finished_state', 'trim_log', 'saved_epochs', 'check_out', 'read_config', 'files_state', 'list_new_files',
+           'RunClock']
 
 # %% ../nbs/10_runs.ipynb #5731550c
 def _own(dl):
@@ -115,11 +116,10 @@ class ResumeCheckpoint(Callback):
     def start(self): return self.resume['epoch'] if self.resume else 0
 
 # %% ../nbs/10_runs.ipynb #a517189c
-def _own_states(r):
-    "The random states of this process in checkpoint `r`."
-    n, w = len(r.get('rng_ranks') or [None]), max(num_distrib(), 1)
-    if n != w: raise CheckpointError(f"the checkpoint was written by {n} process(es), this run has {w}: resume it with {n}")
-    return r['rng_ranks'][rank_distrib()] if w > 1 else r['rng']
+def check_world(r:dict, w:int, what='the checkpoint'):
+    "A `CheckpointError` if checkpoint `r` (named `what`) was written by another number of processes than `w`: its random states are per process."
+    if (n := len(r.get('rng_ranks') or [None])) != w:
+        raise CheckpointError(f"{what} was written by {n} process(es), this run has {w}: resume it with {n} (torchrun --nproc_per_node {n}, or --nproc {n})")
 
 def _gather_states(st):
     "The random states `st` of every process, in rank order (under DDP), else `None`."
@@ -134,6 +134,7 @@ def _scaler(learn):
     sc = getattr(learn, 'scaler', None)
     return sc if sc is not None and sc.is_enabled() else None
 
+# %% ../nbs/10_runs.ipynb #6574879f
 @patch
 def before_fit(self:ResumeCheckpoint): self.stopped = False
 
@@ -141,7 +142,8 @@ def before_fit(self:ResumeCheckpoint): self.stopped = False
 def before_epoch(self:ResumeCheckpoint):
     if not self.resume or self.epoch != self.start: return
     r = self.resume
-    set_rng_states(_own_states(r), self.dls)
+    check_world(r, w := max(num_distrib(), 1))   # then this process's own random states
+    set_rng_states(r['rng_ranks'][rank_distrib()] if w > 1 else r['rng'], self.dls)
     self.learn.train_iter = r['train_iter']
     sl = self.learn.recorder.smooth_loss
     sl.count, sl.val = r['smooth_loss']
@@ -277,6 +279,7 @@ def data_fingerprint(path): # a data folder (`None`: no fingerprint)
     sha = lambda s: hashlib.sha256(s.encode()).hexdigest()
     return dict(files=len(fs), names_sha256=sha('\n'.join(n for n, _ in fs)), sizes_sha256=sha('\n'.join(f"{n}\t{s}" for n, s in fs)))
 
+# %% ../nbs/10_runs.ipynb #r10a0106
 def data_change(old:dict, # a `data_fingerprint`
                 path): # the folder it was taken of
     "How the data in `path` changed since fingerprint `old` was taken, in words (`None`: unchanged)."
@@ -294,6 +297,7 @@ def finished_state(out, # a run folder
     except CheckpointError: return None
     return st if st and st['epoch'] >= epochs and (Path(out)/'results.json').exists() else None
 
+# %% ../nbs/10_runs.ipynb #r10a0109
 def trim_log(out, # a run folder
              n:int): # the epochs its checkpoint holds
     "Keep the rows of the first `n` epochs in the run's `log.csv` (process 0 writes)."
@@ -319,6 +323,7 @@ def check_out(out:Path, # a folder to write in (made if missing)
     if not p.is_dir(): raise ValueError(f"{name} {out}: {p} is a file, so no folder can be made under it; pass another {name if name.startswith('--') else 'folder with --out'}")
     if not os.access(p, os.W_OK | os.X_OK): raise ValueError(f"{name} {out}: {p} is not writable (permission denied); pass a folder you can write to")
 
+# %% ../nbs/10_runs.ipynb #r10a0113
 def read_config(f, # a run's config.json
                 keys, # the keys it must have
                 fix:str): # what to do, for the message

@@ -120,7 +120,7 @@ def test_init_starts_arrest_from_a_saved_model(runs, tmp_path):
     for k in sd: assert torch.equal(teacher[k].cpu(), sd[k]), k
     assert json.loads((tmp_path/'arrest'/'config.json').read_text())['init'] == str(init.resolve())
     (tmp_path/'junk.pth').write_text('not torch')
-    refused(lambda: arat_train(out=tmp_path/'bad', epochs=1, init=str(tmp_path/'junk.pth'), **TINY), '--init:', 'cannot be read', 'pass a state-dict file')
+    refused(lambda: arat_train(out=tmp_path/'bad', epochs=1, init=str(tmp_path/'junk.pth'), **TINY), '--init', 'cannot be read', 'pass a state-dict file')
     refused(lambda: arat_train(out=tmp_path/'bad', epochs=1, init=str(init), **{**TINY, 'width': 4}),
             f'--init {init.resolve()} does not fit the model (resnet18, width 4, 10 classes): conv1.weight has shape (2, 3, 3, 3) there')
     assert not (tmp_path/'bad').exists()

@@ -31,8 +31,8 @@ HELPER_SECTIONS = {
     '08_learner.ipynb': ['The step schedule'],
     '09_evaluate.ipynb': ['Getting the evaluation tensors'],
     '10_runs.ipynb': ['Random states', 'Saving without a window for corruption'],
-    '12_cli.ipynb': ['Methods, architectures, datasets', 'Checking the arguments', 'The configuration of a run',
-                     'Building the run', 'Finishing the run'],
+    '12_train.ipynb': ['The messages of a run'],
+    '13_cli.ipynb': ['Methods, architectures, datasets', 'Checking the arguments', 'The configuration of a run'],
 }
 
 def _fm(src):
