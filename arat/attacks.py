@@ -77,8 +77,7 @@ def _l2(t): return t.flatten(1).norm(p=2, dim=1)
 def _start(x, eps, random_start, start_std, norm='Linf'):
     if random_start is True or random_start == 'uniform':
         if norm == 'L2':
-            d = torch.empty_like(x).normal_()
-            r = torch.zeros(len(x), device=x.device, dtype=x.dtype).uniform_(0, 1)
+            d, r = torch.empty_like(x).normal_(), torch.zeros(len(x), device=x.device, dtype=x.dtype).uniform_(0, 1)
             return (x + d * _per_example(r * eps / _l2(d), x)).clamp_(0, 1)
         return (x + torch.empty_like(x).uniform_(-eps, eps)).clamp_(0, 1)
     if random_start == 'normal' and start_std > 0: return x + start_std * torch.randn_like(x)
@@ -177,5 +176,4 @@ def fgsm(model:nn.Module, x:torch.Tensor, y:torch.Tensor,
          eps:float=8/255, # radius and step size: L∞, or L2 with `norm='L2'` (one step of length ε along ∇/‖∇‖₂)
          loss_fn=None, attack_mode:str|None='eval', norm:str='Linf'):
     "FGSM: `x + eps·sign(∇x loss)` (L2: `x + eps·∇/‖∇‖₂`), clipped to [0,1]; the arguments as `pgd`'s."
-    check_attack('fgsm', eps, eps, 1, norm, random_start=False)
     return pgd(model, x, y, eps=eps, step_size=eps, steps=1, random_start=False, loss_fn=loss_fn, attack_mode=attack_mode, norm=norm)

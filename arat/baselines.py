@@ -10,8 +10,7 @@ import copy
 from contextlib import nullcontext
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.torch_core import get_model
-from fastcore.basics import store_attr, patch
-from fastcore.meta import delegates
+from fastcore.all import store_attr, patch, delegates
 from .checks import *
 from .models import *
 from .dualbn import *
@@ -42,7 +41,7 @@ def trades_loss(out_clean:torch.Tensor, out_adv:torch.Tensor, y:torch.Tensor,
 # %% ../nbs/07_baselines.ipynb #70489084
 class TRADESCallback(AdvTrainCallback):
     "TRADES (Zhang et al., 2019): `CE(f(x), y) + β·KL(f(x) ‖ f(x'))`, `x'` from the KL attack in eval mode."
-    parts, attack_loss = ('clean_ce', 'kl'), 'kl'
+    parts, attack_loss, starts = ('clean_ce', 'kl'), 'kl', (True, False)   # starts: Gaussian (True) or none
     loss_fn = staticmethod(trades_loss)
     @delegates(AdvTrainCallback.__init__)
     def __init__(self,
@@ -50,9 +49,7 @@ class TRADESCallback(AdvTrainCallback):
                  start_std:float=0.001, # std of the attack's Gaussian start
                  attack_mode:str='eval', # the model's mode during the attack (TRADES: eval)
                  **kwargs):
-        o, rs = type(self).__name__, kwargs.get('random_start', True)
-        if isinstance(rs, str) and rs == 'inplace':
-            raise ValueError(f"{o}: random_start='inplace' is the public AR-AT code's uniform start; this method's start is Gaussian (True) or none (False)")
+        o = type(self).__name__
         check_number(o, 'beta', beta, hint="the weight of the KL term, e.g. 6 (TRADES, MART) or 0 (LBGAT0)")
         check_number(o, 'start_std', start_std, hint="the std of the attack's Gaussian start, e.g. 0.001")
         super().__init__(attack_mode=attack_mode, **kwargs)
@@ -160,7 +157,7 @@ def asym_trades_loss(out_adv:torch.Tensor, # logits of the adversarial pass (mai
                      stop_grad:bool=True, # treat the clean prediction as a constant in the KL
                      kl:str='trades'): # 'trades': KL(sg(f_aux(x)) ‖ f(x')) (TRADES' term); 'reverse': KL(f(x') ‖ sg(f_aux(x)))
     "Asym-TRADES (Table 12): `α·CE(f(x'), y) + β·CE(f_aux(x), y) + γ·KL`; returns `(total, parts)` with `adv_ce`, `clean_ce`, `kl`."
-    if kl not in ('trades', 'reverse'): raise ValueError(f"asym_trades_loss: kl must be 'trades' or 'reverse', got {kl!r}")
+    check_choice('asym_trades_loss', 'kl', kl, ('trades', 'reverse'))
     out_adv, out_clean, y = plain_tensor(out_adv), plain_tensor(out_clean), plain_tensor(y)
     adv_ce, clean_ce = F.cross_entropy(out_adv, y), F.cross_entropy(out_clean, y)
     t = out_clean.detach() if stop_grad else out_clean
@@ -197,20 +194,12 @@ def setup(self:AsymTRADESCallback):
 def compute_loss(self:AsymTRADESCallback):
     m = self.learn.model
     with (use_bn(m, 'aux') if self.split_bn else nullcontext()): out_clean = m(self.learn.x_clean)
-    total, parts = asym_trades_loss(self.learn.pred, out_clean, self.learn.yb[0], self.alpha, self.beta, self.gamma,
-                                    self.stop_grad, self.kl)
-    parts.update(alpha=self.alpha, beta=self.beta)
-    return total, parts
-
-# %% ../nbs/07_baselines.ipynb #f8e97614
-register_training_module('arat_clean_branch')
-
-def _is_stage_list(s):
-    "Whether `s` is a non-empty list of non-empty lists of names."
-    return isinstance(s, (list, tuple)) and len(s) > 0 and all(
-        isinstance(o, (list, tuple)) and len(o) > 0 and all(isinstance(n, str) for n in o) for o in s)
+    total, parts = asym_trades_loss(self.learn.pred, out_clean, self.learn.yb[0], self.alpha, self.beta, self.gamma, self.stop_grad, self.kl)
+    return total, parts | dict(alpha=self.alpha, beta=self.beta)
 
 # %% ../nbs/07_baselines.ipynb #bd006934
+register_training_module('arat_clean_branch')
+
 class SeparateBranchCallback(ARATCallback):
     "AR-AT (or naive invariance) whose clean branch shares only the first `separate_after` stages with the model (Fig. 4)."
     @delegates(ARATCallback.__init__)
@@ -220,7 +209,8 @@ class SeparateBranchCallback(ARATCallback):
                  **kwargs):
         check_number('SeparateBranchCallback', 'separate_after', separate_after, integer=True, none_ok=True,
                      hint='the number of leading stages the clean branch shares (0: separate networks)')
-        if not (stages is None or _is_stage_list(stages)):
+        names = lambda o: isinstance(o, (list, tuple)) and len(o) > 0   # a non-empty list (of stages, or of child names)
+        if not (stages is None or names(stages) and all(names(s) and all(isinstance(n, str) for n in s) for s in stages)):
             raise ValueError(f"SeparateBranchCallback: stages must be lists of child module names in forward order, e.g. "
                              f"[['conv1', 'bn1'], ['layer1'], ..., ['linear']], or None for model_stages(model); got {stages!r}")
         super().__init__(**kwargs)
@@ -258,10 +248,9 @@ def before_fit(self:SeparateBranchCallback):
     if br is None: return
     self.taps.remove()
     with without_training_modules(m, ['arat_clean_branch']): self.taps = FeatureTaps(m, self.spec)   # the spec names the model's modules
-    self.taps.enabled = False
     if self.clean_taps is not None: self.clean_taps.remove()
     self.clean_taps = FeatureTaps(br, self.spec)
-    self.clean_taps.enabled = False
+    self.taps.enabled = self.clean_taps.enabled = False
 
 # %% ../nbs/07_baselines.ipynb #0efb2bf9
 @patch
@@ -269,10 +258,8 @@ def clean_pass(self:SeparateBranchCallback):
     if self.clean_taps is None: return ARATCallback.clean_pass(self)
     m = self.learn.model
     self.taps.enabled, self.clean_taps.enabled = False, True   # shared stages must feed only the clean taps
-    with (use_bn(m, 'aux') if self.split_bn else nullcontext()):
-        out_clean = get_model(m).arat_clean_branch(self.learn.x_clean)
-    z_clean = self.clean_taps.take()
-    self.clean_taps.enabled = False
+    with (use_bn(m, 'aux') if self.split_bn else nullcontext()): out_clean = get_model(m).arat_clean_branch(self.learn.x_clean)
+    z_clean, self.clean_taps.enabled = self.clean_taps.take(), False
     return out_clean, z_clean
 
 # %% ../nbs/07_baselines.ipynb #c18cd653

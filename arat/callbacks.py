@@ -70,7 +70,7 @@ def accumulate(self:RobustAccuracy, learn):
 class AdvTrainCallback(Callback):
     "Base for adversarial training: adversarial examples for each training batch, the method's loss, its parts as metrics."
     order, run_valid = 0, False
-    parts = ('adv_ce',)
+    parts, starts = ('adv_ce',), (True, False, 'inplace')   # the loss parts shown as metrics; the attack starts it runs
     def __init__(self,
                  eps:float=8/255, # radius of the training attack: L∞, or L2 with `norm='L2'` (e.g. 0.5)
                  step_size:float=2/255, # PGD step size (L2: e.g. eps/4)
@@ -79,15 +79,16 @@ class AdvTrainCallback(Callback):
                  random_start=True, # True: uniform in the ε-ball; False: none; 'inplace': the public AR-AT code's (see below)
                  norm:str='Linf'): # the threat model: 'Linf' or 'L2'
         o = type(self).__name__
-        check_attack(o, eps, step_size, steps, norm, random_start, starts=(True, False, 'inplace'))
+        check_attack(o, eps, step_size, steps, norm, random_start, starts=self.starts)
         check_choice(o, 'attack_mode', attack_mode, ('train', 'eval'))
         store_attr('eps,step_size,steps,attack_mode,random_start,norm')
-        self._sums, self._n, self._losses = {}, 0, []
+        self._losses, self._rows, self._names = [], torch.zeros(0, 1), []
         self.part_metrics = [ValueMetric(partial(self._part_mean, p), p) for p in self.parts]
 
 # %% ../nbs/06_callbacks.ipynb #7bb677a8
 @patch
-def _part_mean(self:AdvTrainCallback, p): return self._sums[p] / self._n if self._n and p in self._sums else float('nan')
+def _part_mean(self:AdvTrainCallback, p):
+    return self._rows[:, 1 + self._names.index(p)].double().mean().item() if len(self._rows) and p in self._names else float('nan')
 @patch
 def _add_metrics(self:AdvTrainCallback):
     new = [m for m in self.part_metrics if m.name not in set(L(self.learn.metrics).attrgot('name'))]
@@ -100,7 +101,7 @@ def setup(self:AdvTrainCallback): "Prepare the model (idempotent): called at Lea
 def before_fit(self:AdvTrainCallback): self.setup(); self._add_metrics()
 AdvTrainCallback.after_create = AdvTrainCallback.before_fit
 @patch
-def before_train(self:AdvTrainCallback): self._sums, self._n, self._losses = {}, 0, []
+def before_train(self:AdvTrainCallback): self._losses = []
 
 # %% ../nbs/06_callbacks.ipynb #6a26eece
 @patch
@@ -130,19 +131,19 @@ def compute_loss(self:AdvTrainCallback):
 @patch
 def after_loss(self:AdvTrainCallback):
     total, parts = self.compute_loss()
-    self._row_names = [k for k, v in parts.items() if torch.is_tensor(v)]   # the total and these, on the device: checked once per epoch
-    self._losses.append(torch.stack([plain_tensor(t if t.dim() == 0 else t.mean()).detach().float() for t in [total] + [parts[k] for k in self._row_names]]))
     self.learn.loss_grad, self.learn.loss, self.learn.loss_parts = total, total.detach(), parts
-    for p in self.parts: v = parts[p]; self._sums[p] = self._sums.get(p, 0.) + (v.detach().float() if torch.is_tensor(v) else float(v))
-    self._n += 1
+    self._names = [k for k, v in parts.items() if torch.is_tensor(v) or k in self.parts]   # the total and these, on the device
+    row = [total] + [parts[k] if torch.is_tensor(parts[k]) else torch.tensor(float(parts[k]), device=total.device) for k in self._names]
+    self._losses.append(torch.stack([plain_tensor(t).detach().mean().float() for t in row]))
 
 # %% ../nbs/06_callbacks.ipynb #4dc92673
 @patch
 def after_train(self:AdvTrainCallback):
-    rows, self._losses = torch.stack(self._losses).cpu() if self._losses else torch.zeros(0, 1), []
+    rows = self._rows = torch.stack(self._losses).cpu() if self._losses else torch.zeros(0, 1)
+    self._losses = []
     bad = (~torch.isfinite(rows[:, 0])).nonzero()
     if not len(bad): return
-    i = int(bad[0]); vals = dict(zip(self._row_names, rows[i, 1:].tolist()))
+    i = int(bad[0]); vals = dict(zip(self._names, rows[i, 1:].tolist()))
     self.cleanup()
     raise FloatingPointError(f"{type(self).__name__}: the loss is not finite at epoch {self.learn.epoch}, batch {i} (non-finite: "
                              f"{', '.join([k for k, v in vals.items() if not math.isfinite(v)] or ['total'])}; parts {vals}). "

@@ -6,10 +6,9 @@ Docs: https://arat-dev.github.io/arat/features.html.md"""
 
 # %% ../nbs/04_features.ipynb #6fa7f227
 from __future__ import annotations
-from contextlib import contextmanager
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
-from .dualbn import DualBatchNorm, is_bn, training_module_names
+from .dualbn import DualBatchNorm, is_bn, head_linear
 from .attacks import model_mode
 from .checks import check_taps
 
@@ -59,10 +58,9 @@ def _block_taps(model, stage):
 
 # %% ../nbs/04_features.ipynb #5d4f7db0
 def _penultimate(model):
-    skip = set(training_module_names())
-    lins = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.split('.')[0] not in skip]
-    if not lins: raise ValueError(f"'penultimate': {type(model).__name__} has no nn.Linear head; name a module instead")
-    return [(*lins[-1], 'input')]
+    h = head_linear(model)   # the last nn.Linear outside the training-only modules
+    if h is None: raise ValueError(f"'penultimate': {type(model).__name__} has no nn.Linear head; name a module instead")
+    return [(*h, 'input')]
 
 # %% ../nbs/04_features.ipynb #be8c41c0
 def tap_points(model:nn.Module, # the model (plain or dual-BN)
@@ -134,15 +132,6 @@ def take(self:FeatureTaps):
 def remove(self:FeatureTaps):
     for h in self.hooks: h.remove()
     self.hooks, self.feats = [], [None]*len(self.taps)
-
-# %% ../nbs/04_features.ipynb #0786d67c
-@patch
-@contextmanager
-def paused(self:FeatureTaps):
-    "Context manager: hooks do nothing inside it."
-    prev, self.enabled = self.enabled, False
-    try: yield self
-    finally: self.enabled = prev
 
 # %% ../nbs/04_features.ipynb #662d4953
 def _tap_dim(m, kind):

@@ -10,11 +10,9 @@ import inspect, math, pickle, shutil, sys, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
-import torch, torch.nn as nn
+import torch, torch.nn as nn, torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel
-from fastcore.basics import store_attr, patch, ifnone
-from fastcore.meta import delegates
-from fastcore.foundation import L
+from fastcore.all import store_attr, patch, ifnone, delegates, L
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.callback.channelslast import ChannelsLast
@@ -23,7 +21,6 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.optimizer import OptimWrapper
 from fastai.torch_core import get_model, num_distrib
 from fastai.distributed import DistributedDL, DistributedTrainer
-import torch.distributed as dist
 from .checks import *
 from .dualbn import *
 from .attacks import pgd, model_mode
@@ -120,13 +117,17 @@ class OptimWrapperNoNone(OptimWrapper):
     def hypers(self): return [{k: v for k, v in h.items() if v is not None} for h in super().hypers]
 
 # %% ../nbs/08_learner.ipynb #9f2ae129
-def _check_learner_args(lr, wd, mom, robust_n, precision, guard, channels_last, swa):
+def _learner_cbs(lr, wd, mom, robust_n, precision, guard, channels_last, swa):
+    "Check `arat_learner`'s own options; the callbacks they add."
     o = 'arat_learner'
     check_number(o, 'lr', lr, hint='a single learning rate, e.g. 0.1'); check_number(o, 'wd', wd); check_number(o, 'mom', mom)
     check_number(o, 'robust_n', robust_n, integer=True, hint='0 for no robust metric')
     check_choice(o, 'precision', precision, (None, 'bf16', 'fp16'))
     for k, v in dict(guard=guard, channels_last=channels_last).items(): check_choice(o, k, v, (True, False))
     if not (swa is True or swa is False or isinstance(swa, Callback)): raise ValueError(f"{o}: swa must be True, False or an SWACallback, got {swa!r}")
+    return [c for c in (NonFiniteGuard() if guard else None, DeviceMixedPrecision(amp_mode=precision) if precision else None,
+                        DeviceChannelsLast() if channels_last else None, None if swa is False else SWACallback() if swa is True else swa,
+                        CPUDistributed() if num_distrib() > 1 else None) if c is not None]
 
 # %% ../nbs/08_learner.ipynb #0e8789da
 def _compile_kwargs(compile, # `arat_learner`'s `compile`: False, True (inductor) or a backend name
@@ -165,13 +166,10 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
                  **kwargs): # method options, see `method_options` (e.g. `eps`, `steps`, `attack_mode`, `gamma`, `beta`)
     "A `Learner` with the paper's recipe (SGD 0.9, wd 5e-4) training `model` with `method`; `fit_paper` adds the step schedule."
     if 'warmup' in kwargs: raise ValueError("arat_learner: warmup is an option of the schedule now: learn.fit_paper(n_epoch, warmup=True)")
-    _check_learner_args(lr, wd, mom, robust_n, precision, guard, channels_last, swa)
+    xcbs = _learner_cbs(lr, wd, mom, robust_n, precision, guard, channels_last, swa)
     ckw, mcbs = _compile_kwargs(compile, dls), method_callbacks(method, auto_balance, **kwargs)
     atk = mcbs[0]
     mets = [clean_acc] + ([RobustAccuracy(n=robust_n, eps=atk.eps, step_size=atk.step_size, norm=atk.norm)] if robust_n else []) + L(metrics)
-    xcbs = [c for c in (NonFiniteGuard() if guard else None, DeviceMixedPrecision(amp_mode=precision) if precision else None,
-                        DeviceChannelsLast() if channels_last else None, None if swa is False else SWACallback() if swa is True else swa,
-                        CPUDistributed() if num_distrib() > 1 else None) if c is not None]
     opt_func = partial(OptimWrapperNoNone, opt=torch.optim.SGD, momentum=mom, weight_decay=wd)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=opt_func, lr=lr, wd=wd, wd_bn_bias=True,
                     metrics=mets, cbs=mcbs + xcbs + L(cbs))
@@ -190,7 +188,7 @@ def fit_paper(self:Learner,
               wd:float|None=None, cbs=None, reset_opt:bool=False, start_epoch:int=0, # as in `Learner.fit`
               **kwargs): # the schedule's `milestones`, `div`, `warmup`, `delay`, as in `sched_milestones`
     "Fit `n_epoch` epochs with the paper's step schedule (`MilestoneLR`) on `lr`."
-    lr = self.lr if lr is None else lr
+    lr = ifnone(lr, self.lr)
     self.fit(n_epoch, lr=lr, wd=wd, cbs=L(cbs) + [MilestoneLR(lr, **kwargs)], reset_opt=reset_opt, start_epoch=start_epoch)
 
 # %% ../nbs/08_learner.ipynb #4ee0714b
@@ -252,8 +250,7 @@ def setup(self:SWACallback):
     return attach_training_module(m, 'swa_model', swa)
 
 # %% ../nbs/08_learner.ipynb #9844d029
-@patch
-def after_create(self:SWACallback): self.setup()
+SWACallback.after_create = SWACallback.setup
 
 @patch(as_prop=True)
 def n_averaged(self:SWACallback): return int(get_model(self.learn.model).swa_model.n_averaged)
@@ -281,17 +278,15 @@ def after_batch(self:SWACallback):
 @patch
 def update_bn(self:SWACallback, dl=None): # batches to estimate on; default the training set
     "Re-estimate the average's main BN statistics on adversarial batches (the training attack's norm, ε, step, steps and start; train mode)."
-    c = next((c for c in self.learn.cbs if isinstance(c, AdvTrainCallback)), None)   # none: PGD-10 L∞ at 8/255, a random start
-    opts = dict(eps=8/255, step_size=2/255, steps=10, random_start=True, norm='Linf')
-    if c is not None: opts = {k: getattr(c, k) for k in opts}
+    c = next((c for c in self.learn.cbs if isinstance(c, AdvTrainCallback)), None) or AdvTrainCallback()   # none: PGD-10 L∞ at 8/255
+    opts = {k: getattr(c, k) for k in ('eps', 'step_size', 'steps', 'random_start', 'norm')}
     def attack(model, x, y):
         if opts['random_start'] == 'inplace': x = x.clone()   # that start adds its noise to x: a copy, never the loader's tensor
         return pgd(model, x, y, attack_mode='train', **opts)
     avg = get_model(self.learn.model).swa_model.module
     update_bn_adv(avg, ifnone(dl, self.learn.dls.train), attack)
     if process_count() > 1:   # under DDP the attacks' starts differ between processes: every process keeps process 0's statistics
-        for b in main_bns(avg):
-            for t in b.buffers(): dist.broadcast(t, 0)
+        for t in [t for b in main_bns(avg) for t in b.buffers()]: dist.broadcast(t, 0)
 
 # %% ../nbs/08_learner.ipynb #9eb3ba02
 @patch
