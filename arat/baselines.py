@@ -62,6 +62,7 @@ def attack(self:TRADESCallback, x, y):
                random_start='normal' if self.random_start else False, start_std=self.start_std, attack_mode=self.attack_mode,
                norm=self.norm)
 
+# %% ../nbs/07_baselines.ipynb #d70e8a75
 @patch
 def compute_loss(self:TRADESCallback):
     out_clean = self.learn.model(self.learn.x_clean)
@@ -134,6 +135,7 @@ def _teacher(m, name, given, make):
     if t is None or (given is not None and t is not given): t = attach_training_module(m, name, given if given is not None else make())
     return t
 
+# %% ../nbs/07_baselines.ipynb #3f7b2658
 @patch
 def setup(self:LBGATCallback):
     t = _teacher(self.learn.model, 'lbgat_teacher', self.teacher, lambda: default_teacher(self.learn.model))
@@ -190,6 +192,7 @@ class AsymTRADESCallback(AdvTrainCallback):
 def setup(self:AsymTRADESCallback):
     if self.split_bn: convert_dual_bn(self.learn.model, skip=training_module_names())
 
+# %% ../nbs/07_baselines.ipynb #f3b35b4d
 @patch
 def compute_loss(self:AsymTRADESCallback):
     m = self.learn.model
@@ -322,6 +325,7 @@ def before_fit(self:ARRESTCallback):
     self.taps = FeatureTaps(self.learn.model, self.layers, attach=False)
     self.t_taps = FeatureTaps(self.learn.model.arrest_teacher, self.layers)
 
+# %% ../nbs/07_baselines.ipynb #b05bd16a
 @patch
 def before_batch(self:ARRESTCallback):
     AdvTrainCallback.before_batch(self)   # the attack runs without the hooks

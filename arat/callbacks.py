@@ -349,6 +349,7 @@ def stats(self:GradSimCallback):
     "All measurements: one row per (step, layer), plus layer 'all' for the whole flattened gradient."
     return pd.DataFrame(self.records, columns=['step', 'epoch', 'layer', 'cos', 'conflict'])
 
+# %% ../nbs/06_callbacks.ipynb #17aaa3f6
 def grad_sim_summary(s:pd.DataFrame, # `GradSimCallback.stats` (columns step, layer, cos, conflict)
                      value:str='cos', # 'cos' or 'conflict'
                      layer:str|None=None): # one layer (e.g. 'all'); `None`: the mean over the layers
@@ -358,6 +359,7 @@ def grad_sim_summary(s:pd.DataFrame, # `GradSimCallback.stats` (columns step, la
         raise ValueError(f"no rows with layer {layer!r}; layers: {sorted(s.layer.unique())[:10]}")
     return d.groupby('step')[value].agg(['mean', 'std']).reset_index()
 
+# %% ../nbs/06_callbacks.ipynb #ec3a56c5
 @patch
 def summary(self:GradSimCallback, value:str='cos', layer:str|None=None):
     "`grad_sim_summary` of this run's `stats`."

@@ -165,8 +165,7 @@ def without_training_modules(model:nn.Module, # a model that may carry training-
 def deployable_model(model:nn.Module, # a model trained with split-BN and/or training-only modules
                      keep:str='main'): # which BN branch to keep
     "A deep copy with plain BNs (`keep` branch) and without training-only modules (predictors, teachers): the model to ship."
-    m = merge_dual_bn(model, keep) if has_dual_bn(model) else copy.deepcopy(model)
-    return detach_training_modules(m)
+    return detach_training_modules(merge_dual_bn(model, keep) if has_dual_bn(model) else copy.deepcopy(model))
 
 # %% ../nbs/02_dualbn.ipynb #8c95d439
 def model_stages(model:nn.Module):

@@ -46,9 +46,8 @@ def sched_milestones(lr:float, # the initial learning rate
     return _f
 
 # %% ../nbs/08_learner.ipynb #3a3e077a
-def _check_schedule(lr, milestones, div, warmup, delay=0):
+def _check_schedule(lr, ms, div, warmup, delay=0):
     check_number('MilestoneLR', 'lr', lr, hint='a single learning rate, e.g. 0.1')
-    ms = milestones
     if not (isinstance(ms, (tuple, list)) and all(isinstance(m, (int, float)) and 0 <= m <= 1 for m in ms) and list(ms) == sorted(ms)):
         raise ValueError(f"MilestoneLR: milestones must be increasing fractions of the run in [0, 1], e.g. (0.75, 0.9), got {ms!r}")
     check_number('MilestoneLR', 'div', div, lo=1, hint='the divisor at each milestone, e.g. 10')
@@ -66,8 +65,7 @@ class MilestoneLR(ParamScheduler):
         return self._sched(n_epoch)(epoch / n_epoch)
     def _sched(self, n_epoch): return sched_milestones(self.lr, n_epoch, self.milestones, self.div, self.warmup, self.delay)
     def before_fit(self):
-        self._only_lr_schedule()
-        self.scheds = {'lr': self._sched(self.n_epoch)}
+        self._only_lr_schedule(); self.scheds = {'lr': self._sched(self.n_epoch)}
         super().before_fit()
 
 # %% ../nbs/08_learner.ipynb #91d2d4a9
@@ -261,9 +259,11 @@ def before_fit(self:SWACallback):
     self.setup(); self._trained = False
     self.start_epoch = math.ceil(self.start * self.n_epoch) if isinstance(self.start, float) else self.start
 
+# %% ../nbs/08_learner.ipynb #0c9a0223
 @patch
 def before_train(self:SWACallback): self._trained = True   # a fit, not `validate`/`get_preds` (which call before/after_fit too)
 
+# %% ../nbs/08_learner.ipynb #7055911b
 @patch
 def after_cancel_fit(self:SWACallback): self._trained = False   # a cancelled fit keeps the raw weights
 

@@ -90,6 +90,7 @@ def features(self:CifarResNet, x):
     out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
     return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
 
+# %% ../nbs/01_models.ipynb #45276b9b
 @patch
 def forward(self:CifarResNet, x): return self.linear(self.features(x))
 
@@ -172,6 +173,7 @@ def features(self:WideResNet, x):
     out = self.block3(self.block2(self.block1(self.conv1(x))))
     return torch.flatten(F.adaptive_avg_pool2d(self.relu(self.bn1(out)), 1), 1)
 
+# %% ../nbs/01_models.ipynb #9eaaddb9
 @patch
 def forward(self:WideResNet, x): return self.fc(self.features(x))
 
