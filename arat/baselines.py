@@ -114,7 +114,6 @@ def lbgat_loss(out_adv:torch.Tensor, # student logits on the adversarial batch, 
 
 # %% ../nbs/07_baselines.ipynb #ff3f5f79
 register_training_module('lbgat_teacher')
-
 class LBGATCallback(TRADESCallback):
     "LBGAT (Cui et al., 2021): a natural teacher trained jointly; `CE(g(x), y) + MSE(f(x'), g(x)) (+ β·KL)`, TRADES' attack."
     @delegates(TRADESCallback.__init__)
@@ -202,7 +201,6 @@ def compute_loss(self:AsymTRADESCallback):
 
 # %% ../nbs/07_baselines.ipynb #bd006934
 register_training_module('arat_clean_branch')
-
 class SeparateBranchCallback(ARATCallback):
     "AR-AT (or naive invariance) whose clean branch shares only the first `separate_after` stages with the model (Fig. 4)."
     @delegates(ARATCallback.__init__)
@@ -292,7 +290,6 @@ def arrest_loss(out_adv:torch.Tensor, # student logits on the adversarial batch,
 
 # %% ../nbs/07_baselines.ipynb #0900df35
 register_training_module('arrest_teacher')
-
 class ARRESTCallback(AdvTrainCallback):
     "ARREST (Suzuki et al., 2023): adversarial fine-tuning + γ·(1 − cos) between the student's `z'` and a frozen standard model's `z`."
     parts = ('adv_ce', 'rep')

@@ -7,7 +7,7 @@ Docs: https://arat-dev.github.io/arat/callbacks.html.md"""
 # %% ../nbs/06_callbacks.ipynb #ea20478b
 from __future__ import annotations
 import math, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F, torch.distributed as dist
-from contextlib import nullcontext
+from contextlib import nullcontext, ExitStack
 from functools import partial
 from fastcore.all import store_attr, ifnone, patch, delegates, L
 from fastai.callback.fp16 import MixedPrecision, AMPMode
@@ -126,8 +126,6 @@ def before_batch(self:AdvTrainCallback):
 def compute_loss(self:AdvTrainCallback):
     "The method's `(total, parts)`; default: PGD-AT's CE on the adversarial batch."
     return self.learn.loss_grad, dict(adv_ce=self.learn.loss_grad)
-
-# %% ../nbs/06_callbacks.ipynb #38ebf0cc
 @patch
 def after_loss(self:AdvTrainCallback):
     total, parts = self.compute_loss()
@@ -183,7 +181,7 @@ class ARATCallback(AdvTrainCallback):
         for k, v in dict(stop_grad=stop_grad, predictor=predictor, split_bn=split_bn).items(): check_choice(o, k, v, (True, False))
         check_choice(o, 'single_forward', single_forward, ('auto', True, False))
         store_attr('gamma,layers,stop_grad,predictor,split_bn,alpha,beta,single_forward')
-        self.taps, self._single, self._single_ctx = None, False, None
+        self.taps, self._single, self._routing = None, False, ExitStack()   # _routing: the rows' routing of a one-forward batch
 
 # %% ../nbs/06_callbacks.ipynb #ace215f3
 @patch
@@ -225,16 +223,15 @@ def before_batch(self:ARATCallback):
     self.taps.attach().enabled = True     # fastai's forward fills z' (and z, in one forward)
     if not self._single: return
     self.learn.xb = (torch.cat([self.learn.x_clean, self.learn.xb[0]]),)
-    self._single_ctx = route_rows(self.learn.model, len(self.learn.x_clean)); self._single_ctx.__enter__()
+    self._routing.enter_context(route_rows(self.learn.model, len(self.learn.x_clean)))
 @patch
-def _end_single(self:ARATCallback):
-    if self._single_ctx is not None: r, self._single_ctx = self._single_ctx, None; r.__exit__(None, None, None)
+def after_cancel_batch(self:ARATCallback): self._routing.close()
 
 # %% ../nbs/06_callbacks.ipynb #35f08b70
 @patch
 def after_pred(self:ARATCallback):
     if not self._single: return
-    self._end_single()
+    self._routing.close()
     n, pred, feats = len(self.learn.x_clean), self.learn.pred, self.taps.take(); self.taps.remove()
     self._clean, self._z_adv = (pred[:n], [f[:n] for f in feats]), [f[n:] for f in feats]
     self.learn.pred, self.learn.xb = pred[n:], (self.learn.xb[0][n:],)
@@ -260,9 +257,8 @@ def compute_loss(self:ARATCallback):
 @patch
 def cleanup(self:ARATCallback):
     AdvTrainCallback.cleanup(self)
-    self._end_single(); self._single, self._clean, self._z_adv = False, None, None
+    self._routing.close(); self._single, self._clean, self._z_adv = False, None, None
     if self.taps is not None: self.taps.remove(); self.taps = None
-ARATCallback.after_cancel_batch = ARATCallback._end_single
 
 # %% ../nbs/06_callbacks.ipynb #fc1dcac5
 class AutoBalance(Callback):

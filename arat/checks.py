@@ -44,7 +44,6 @@ def check_names(owner:str, name:str,
 
 # %% ../nbs/00_checks.ipynb #751f03a1
 STARTS = (True, False, 'uniform', 'normal', 'inplace')   # every start `arat.attacks.pgd` runs
-
 def check_attack(owner:str, eps, step_size, steps, norm:str='Linf', random_start=True,
                  starts=STARTS, start_std=0., restarts=1):
     "Check an attack's settings (as `pgd` takes them; `starts`: those `owner` runs); a `ValueError` for the first bad one."
@@ -62,7 +61,6 @@ def check_attack(owner:str, eps, step_size, steps, norm:str='Linf', random_start
 
 # %% ../nbs/00_checks.ipynb #76ca7a90
 TAP_FORMS = "a comma-separated list of 'penultimate', 'relus:NAME', 'blocks:NAME' or module names, e.g. 'relus:layer4'"
-
 def check_taps(owner:str, name:str, spec,
                none_ok:bool=False): # `None` allowed (the default taps chosen later)
     "The items of the tap spec `spec`, or `None` when `none_ok`; else a one-line `ValueError`."

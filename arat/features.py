@@ -17,7 +17,6 @@ __all__ = ['tap_points', 'default_taps', 'FeatureTaps', 'tap_dims']
 
 # %% ../nbs/04_features.ipynb #51d01ade
 def _names(model): return [n for n, _ in model.named_modules() if n and '.main' not in n and '.aux' not in n]
-
 def _find(model, name):
     mods = dict(model.named_modules())
     if name in mods: return name, mods[name]
@@ -29,9 +28,7 @@ def _find(model, name):
 
 # %% ../nbs/04_features.ipynb #eabc6616
 _SKIP = ('shortcut', 'downsample', 'convShortcut')
-
 def _is_norm(m): return is_bn(m) or isinstance(m, (DualBatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm))
-
 def _under_skip(name): return any(p in _SKIP for p in name.split('.'))
 
 # %% ../nbs/04_features.ipynb #c155943f
@@ -85,7 +82,6 @@ def default_taps(model:nn.Module):
 
 # %% ../nbs/04_features.ipynb #0dada8f2
 def _pool(t): return t.flatten(2).mean(2) if t.ndim > 2 else t
-
 class FeatureTaps:
     "Forward hooks that keep the pooled features of the taps `spec` selects after each forward of `model`."
     def __init__(self,
@@ -110,7 +106,6 @@ def _hook(self:FeatureTaps, i, kind):
         t = _pool(inp[0] if kind == 'input' else F.relu(out) if kind == 'relu' else out)
         self.feats[i] = t.detach() if self.detach else t
     return f
-
 @patch
 def attach(self:FeatureTaps):
     "Register the hooks (a no-op if they are registered already)."
@@ -127,7 +122,6 @@ def take(self:FeatureTaps):
     if any(f is None for f in self.feats): raise RuntimeError("FeatureTaps.take: no forward pass has filled every tap since the last take")
     res, self.feats = self.feats, [None]*len(self.taps)
     return res
-
 @patch
 def remove(self:FeatureTaps):
     for h in self.hooks: h.remove()

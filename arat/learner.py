@@ -83,6 +83,7 @@ class Method:
     cb: type
     auto_balance: bool = False
 
+# %% ../nbs/08_learner.ipynb #35b8ef44
 METHODS = {'arat': Method(ARATCallback, True), 'at': Method(ATCallback), 'trades': Method(TRADESCallback),
            'mart': Method(MARTCallback), 'lbgat': Method(LBGATCallback), 'asym-trades': Method(AsymTRADESCallback, True),
            'arat-separate': Method(SeparateBranchCallback, True), 'standard': Method(StandardCallback),
@@ -133,8 +134,7 @@ def _compile_kwargs(compile, # `arat_learner`'s `compile`: False, True (inductor
     "The keyword arguments of `model.compile` for `compile`, or None for False; a one-line `ValueError` where it cannot work."
     if compile is False: return None
     o, backend = f"arat_learner: compile={compile!r}", 'inductor' if compile is True else compile
-    if not isinstance(backend, str):
-        raise ValueError(f"arat_learner: compile must be True, False or a torch.compile backend name, e.g. 'aot_eager', got {compile!r}")
+    if not isinstance(backend, str): raise ValueError(f"arat_learner: compile must be True, False or a torch.compile backend name, e.g. 'aot_eager', got {compile!r}")
     import torch._dynamo
     if not torch._dynamo.is_dynamo_supported():
         raise ValueError(f"{o}: torch.compile does not run on this Python/platform (Python {sys.version.split()[0]}, torch {torch.__version__}); leave compile off")
@@ -191,7 +191,6 @@ def fit_paper(self:Learner,
 
 # %% ../nbs/08_learner.ipynb #4ee0714b
 register_training_module('swa_model')
-
 def main_bns(model:nn.Module): # a plain or dual-BN model
     "The BN layers a main-branch forward uses: every BN outside the aux branches and outside the training-only modules."
     return [m for n, m in body_modules(model) if is_bn(m) and 'aux' not in n.split('.')]
@@ -202,8 +201,7 @@ def update_bn_adv(model:nn.Module, # the model whose main BN statistics to re-es
                   batches, # `(x, y)` batches, e.g. `dls.train`
                   attack): # `attack(model, x, y)` -> adversarial `x'`, run with the model in train mode on the main branch
     "Set the main BNs' running statistics of `model` to the equal-weight average over `batches` of those of `attack`'s x'."
-    bns = main_bns(model)
-    moms = [b.momentum for b in bns]
+    bns = main_bns(model); moms = [b.momentum for b in bns]
     for b in bns: b.reset_running_stats(); b.momentum = None   # None: cumulative average
     bufs = [t for b in bns for t in b.buffers()]
     with (use_bn(model, 'main') if has_dual_bn(model) else nullcontext()), model_mode(model, 'train'):
@@ -249,7 +247,6 @@ def setup(self:SWACallback):
 
 # %% ../nbs/08_learner.ipynb #9844d029
 SWACallback.after_create = SWACallback.setup
-
 @patch(as_prop=True)
 def n_averaged(self:SWACallback): return int(get_model(self.learn.model).swa_model.n_averaged)
 

@@ -41,7 +41,6 @@ def attach_predictors(model:nn.Module, # the model being trained
 # %% ../nbs/05_losses.ipynb #68acf4f6
 def _opt_param_ids(opt): return {id(p) for pl in opt.param_lists for p in pl}
 def _opt_state(opt): return opt.opt.state if isinstance(opt, OptimWrapper) else opt.state   # torch's or fastai's
-
 def ensure_in_optimizer(learn:Learner, # a Learner whose optimizer may already exist
                         params): # parameters the optimizer must train
     "Rebuild `learn.opt` if some of `params` are not in it, keeping its hyper-parameters and its parameters' state."

@@ -37,7 +37,6 @@ class Normalized(nn.Module):
     def __init__(self, model:nn.Module, mean, std):
         super().__init__(); self.norm, self.model = InputNorm(mean, std), model
     def forward(self, x): return self.model(self.norm(x))
-
 normalized = Normalized   # the name the API uses: `normalized(model, mean, std)`
 
 # %% ../nbs/01_models.ipynb #d722fee1
@@ -172,8 +171,6 @@ def features(self:WideResNet, x):
     "The pooled penultimate features."
     out = self.block3(self.block2(self.block1(self.conv1(x))))
     return torch.flatten(F.adaptive_avg_pool2d(self.relu(self.bn1(out)), 1), 1)
-
-# %% ../nbs/01_models.ipynb #9eaaddb9
 @patch
 def forward(self:WideResNet, x): return self.fc(self.features(x))
 
