@@ -58,9 +58,8 @@ class TRADESCallback(AdvTrainCallback):
 # %% ../nbs/07_baselines.ipynb #901880cf
 @patch
 def attack(self:TRADESCallback, x, y):
-    return pgd(self.learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps, loss_fn=self.attack_loss,
-               random_start='normal' if self.random_start else False, start_std=self.start_std, attack_mode=self.attack_mode,
-               norm=self.norm)
+    return AdvTrainCallback.attack(self, x, y, loss_fn=self.attack_loss, random_start='normal' if self.random_start else False,
+                                   start_std=self.start_std)
 
 # %% ../nbs/07_baselines.ipynb #d70e8a75
 @patch
@@ -340,6 +339,5 @@ def compute_loss(self:ARRESTCallback):
 @patch
 def cleanup(self:ARRESTCallback):
     AdvTrainCallback.cleanup(self)
-    for ft in (self.taps, self.t_taps):
-        if ft is not None: ft.remove()
+    for ft in [t for t in (self.taps, self.t_taps) if t is not None]: ft.remove()
     self.taps = self.t_taps = None

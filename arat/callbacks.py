@@ -33,8 +33,7 @@ def sum_over_processes(*vals): # numbers
     "The sums of `vals` over all processes of the default process group (under DDP), or `vals` as they are in one process."
     if process_count() == 1: return vals
     t = torch.tensor([float(v) for v in vals], dtype=torch.float64, device=collective_device())
-    dist.all_reduce(t)
-    return tuple(t.tolist())
+    dist.all_reduce(t); return tuple(t.tolist())
 
 # %% ../nbs/06_callbacks.ipynb #4194ee83
 class RobustAccuracy(Metric):
@@ -110,10 +109,10 @@ def attack_autocast(self:AdvTrainCallback):
 
 # %% ../nbs/06_callbacks.ipynb #cc194190
 @patch
-def attack(self:AdvTrainCallback, x, y):
+def attack(self:AdvTrainCallback, x, y, **kwargs): # `pgd` options that replace the callback's own (a method's loss, start)
     "Adversarial examples for the clean batch `x` (on the main BNs)."
-    return pgd(self.learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps,
-               random_start=self.random_start, attack_mode=self.attack_mode, norm=self.norm)
+    return pgd(self.learn.model, x, y, **(dict(eps=self.eps, step_size=self.step_size, steps=self.steps, random_start=self.random_start,
+                                              attack_mode=self.attack_mode, norm=self.norm) | kwargs))
 @patch
 def before_batch(self:AdvTrainCallback):
     x, y = plain_tensor(self.learn.xb[0]), self.learn.yb[0]
@@ -351,8 +350,7 @@ def grad_sim_summary(s:pd.DataFrame, # `GradSimCallback.stats` (columns step, la
                      layer:str|None=None): # one layer (e.g. 'all'); `None`: the mean over the layers
     "Per measured step, mean and std of `value` over the layers, or of one `layer`."
     d = s[s.layer != 'all'] if layer is None else s[s.layer == layer]
-    if d.empty and layer is not None:
-        raise ValueError(f"no rows with layer {layer!r}; layers: {sorted(s.layer.unique())[:10]}")
+    if d.empty and layer is not None: raise ValueError(f"no rows with layer {layer!r}; layers: {sorted(s.layer.unique())[:10]}")
     return d.groupby('step')[value].agg(['mean', 'std']).reset_index()
 
 # %% ../nbs/06_callbacks.ipynb #ec3a56c5

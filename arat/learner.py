@@ -40,10 +40,7 @@ def sched_milestones(lr:float, # the initial learning rate
                      delay:int=0): # apply each division this many epochs late (public AR-AT code: 1)
     "The step schedule as a function of fastai's training position `pos` ∈ [0, 1)."
     bounds = [(math.ceil(m * n_epoch) + delay) / n_epoch for m in milestones]
-    def _f(pos):
-        if warmup and pos < 1 / n_epoch: return lr / 5
-        return lr / div ** sum(pos >= b for b in bounds)
-    return _f
+    return lambda pos: lr / 5 if warmup and pos < 1 / n_epoch else lr / div ** sum(pos >= b for b in bounds)
 
 # %% ../nbs/08_learner.ipynb #3a3e077a
 def _check_schedule(lr, ms, div, warmup, delay=0):
@@ -240,8 +237,7 @@ def setup(self:SWACallback):
     with without_training_modules(m) as saved:
         swa = saved.get('swa_model')
         if swa is not None and list(swa.module.state_dict()) == list(m.state_dict()): return swa
-        if swa is not None and int(swa.n_averaged):
-            raise ValueError("SWACallback: the model changed its layers after averaging began; the average no longer fits it")
+        if swa is not None and int(swa.n_averaged): raise ValueError("SWACallback: the model changed its layers after averaging began; the average no longer fits it")
         swa = AveragedModel(m).requires_grad_(False)
     return attach_training_module(m, 'swa_model', swa)
 
@@ -335,8 +331,7 @@ def export_deployable(self:Learner,
 def _broadcast(self:DistributedDL, t, rank):
     "Broadcast the list of ints `t` from process `rank`, on the backend's device (fastai's puts it on CUDA, which gloo on CPUs lacks)."
     t = torch.tensor(t, dtype=torch.long, device=collective_device())
-    dist.broadcast(t, rank)
-    return t.cpu().tolist()
+    dist.broadcast(t, rank); return t.cpu().tolist()
 
 # %% ../nbs/08_learner.ipynb #aa2f768e
 class CPUDistributed(Callback):
