@@ -60,8 +60,6 @@ class TRADESCallback(AdvTrainCallback):
 def attack(self:TRADESCallback, x, y):
     return AdvTrainCallback.attack(self, x, y, loss_fn=self.attack_loss, random_start='normal' if self.random_start else False,
                                    start_std=self.start_std)
-
-# %% ../nbs/07_baselines.ipynb #d70e8a75
 @patch
 def compute_loss(self:TRADESCallback):
     out_clean = self.learn.model(self.learn.x_clean)
@@ -123,8 +121,7 @@ class LBGATCallback(TRADESCallback):
         if not (teacher is None or isinstance(teacher, nn.Module)):
             raise ValueError(f"LBGATCallback: teacher must be an nn.Module, or None for default_teacher(model), got {teacher!r}")
         self.parts = ('teacher_ce', 'mse') + (('kl',) if beta else ())
-        super().__init__(beta=beta, **kwargs)
-        self.teacher = teacher
+        super().__init__(beta=beta, **kwargs); self.teacher = teacher
 
 # %% ../nbs/07_baselines.ipynb #b4984e53
 def _teacher(m, name, given, make):
@@ -214,8 +211,7 @@ class SeparateBranchCallback(ARATCallback):
             raise ValueError(f"SeparateBranchCallback: stages must be lists of child module names in forward order, e.g. "
                              f"[['conv1', 'bn1'], ['layer1'], ..., ['linear']], or None for model_stages(model); got {stages!r}")
         super().__init__(**kwargs)
-        store_attr('separate_after,stages')
-        self.clean_taps = None
+        store_attr('separate_after,stages'); self.clean_taps = None
 
 # %% ../nbs/07_baselines.ipynb #8b53b576
 @patch
@@ -232,8 +228,7 @@ def setup(self:SeparateBranchCallback):
         ARATCallback.setup(self)        # dual BNs and predictors of the model itself
     if k == len(stages): return
     br = saved.get('arat_clean_branch')
-    if br is None:
-        with without_training_modules(m): br = copy.deepcopy(m)
+    if br is None: br = detach_training_modules(copy.deepcopy(m))   # a copy of the model itself
     for names in stages[:k]:
         for n in names: setattr(br, n, getattr(m, n))
     attach_training_module(m, 'arat_clean_branch', br)
@@ -309,9 +304,7 @@ class ARRESTCallback(AdvTrainCallback):
 @patch
 def setup(self:ARRESTCallback):
     m = self.learn.model
-    def frozen_copy():
-        with without_training_modules(m): return copy.deepcopy(m)
-    t = _teacher(m, 'arrest_teacher', self.teacher, frozen_copy).requires_grad_(False)
+    t = _teacher(m, 'arrest_teacher', self.teacher, lambda: detach_training_modules(copy.deepcopy(m))).requires_grad_(False)
     tap_points(m, self.layers); tap_points(t, self.layers)   # fail early on a spec that matches nothing
 
 # %% ../nbs/07_baselines.ipynb #72af8fc0

@@ -305,9 +305,8 @@ class GradSimCallback(Callback):
         cls_parts, reg_parts = check_names('GradSimCallback', 'cls_parts', cls_parts, what), check_names('GradSimCallback', 'reg_parts', reg_parts, what)
         store_attr(); self.records = []
     def before_fit(self):
-        self.records, skip = [], set(training_module_names())
-        self.params = [(n, mod.weight) for n, mod in self.learn.model.named_modules()
-                       if isinstance(mod, (nn.Conv2d, nn.Linear)) and n.split('.')[0] not in skip and mod.weight.requires_grad]
+        self.records, self.params = [], [(n, mod.weight) for n, mod in body_modules(self.learn.model)   # outside the training-only modules
+                                         if isinstance(mod, (nn.Conv2d, nn.Linear)) and mod.weight.requires_grad]
 
 # %% ../nbs/06_callbacks.ipynb #1ec72afc
 @patch

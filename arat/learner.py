@@ -255,8 +255,6 @@ def before_fit(self:SWACallback):
 # %% ../nbs/08_learner.ipynb #0c9a0223
 @patch
 def before_train(self:SWACallback): self._trained = True   # a fit, not `validate`/`get_preds` (which call before/after_fit too)
-
-# %% ../nbs/08_learner.ipynb #7055911b
 @patch
 def after_cancel_fit(self:SWACallback): self._trained = False   # a cancelled fit keeps the raw weights
 
