@@ -23,7 +23,6 @@ def plain_tensor(t): # a tensor (maybe a fastai subclass) or anything else, e.g.
 
 # %% ../nbs/03_attacks.ipynb #6d1221e0
 _MODES = ('train', 'eval', None)
-
 @contextmanager
 def model_mode(model:nn.Module, # the model the attack runs on
                mode:str|None): # 'train', 'eval', or None to leave the model's modes as they are
@@ -40,7 +39,6 @@ def _check_x(x):
     if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
         raise TypeError(f"x must be a floating-point image batch in [0,1], got {f'dtype {x.dtype}' if isinstance(x, torch.Tensor) else type(x).__name__}")
     if x.ndim < 2 or len(x) == 0: raise ValueError(f"x must be a non-empty batch of images, got shape {tuple(x.shape)}")
-
 def _pixel_error(x, lo, hi):
     "The error for pixels outside [0,1] (`lo`, `hi`: their range), or NaN pixels."
     if math.isnan(lo) or math.isnan(hi): return ValueError(f"x holds {int(x.isnan().sum())} NaN pixels (of {x.numel()}): attacks need pixels in [0,1]; check the data")
@@ -70,15 +68,13 @@ def _check_inputs(x, y, loss_fn):
 
 # %% ../nbs/03_attacks.ipynb #44e57f18
 def _per_example(v, x): return v.view(-1, *[1] * (x.ndim - 1))
-
 def _l2(t): return t.flatten(1).norm(p=2, dim=1)
 
 # %% ../nbs/03_attacks.ipynb #a5887e16
 def _start(x, eps, random_start, start_std, norm='Linf'):
     if random_start is True or random_start == 'uniform':
         if norm == 'L2':
-            d = torch.empty_like(x).normal_()
-            r = torch.zeros(len(x), device=x.device, dtype=x.dtype).uniform_(0, 1)
+            d, r = torch.empty_like(x).normal_(), torch.zeros(len(x), device=x.device, dtype=x.dtype).uniform_(0, 1)
             return (x + d * _per_example(r * eps / _l2(d), x)).clamp_(0, 1)
         return (x + torch.empty_like(x).uniform_(-eps, eps)).clamp_(0, 1)
     if random_start == 'normal' and start_std > 0: return x + start_std * torch.randn_like(x)
@@ -86,7 +82,6 @@ def _start(x, eps, random_start, start_std, norm='Linf'):
 
 # %% ../nbs/03_attacks.ipynb #c722d53f
 def _ce(out, y): return F.cross_entropy(out, y, reduction='none')
-
 def _checked_ce(y_max):
     def ce(out, y):
         if out.ndim == 2 and y_max >= out.shape[1]:
@@ -98,8 +93,6 @@ def _checked_ce(y_max):
 def _kl_loss(model, x):
     with torch.no_grad(): p = F.softmax(model(x), 1)
     return lambda out, y: F.kl_div(F.log_softmax(out, 1), p, reduction='none').sum(1)
-
-# %% ../nbs/03_attacks.ipynb #507fc330
 def _attack_loss(loss_fn, model, x, y, y_max=None):
     if callable(loss_fn): return loss_fn
     if loss_fn in (None, 'ce'): return _ce if y_max is None else _checked_ce(y_max)   # `_check_labels` refused y=None
@@ -177,5 +170,4 @@ def fgsm(model:nn.Module, x:torch.Tensor, y:torch.Tensor,
          eps:float=8/255, # radius and step size: L∞, or L2 with `norm='L2'` (one step of length ε along ∇/‖∇‖₂)
          loss_fn=None, attack_mode:str|None='eval', norm:str='Linf'):
     "FGSM: `x + eps·sign(∇x loss)` (L2: `x + eps·∇/‖∇‖₂`), clipped to [0,1]; the arguments as `pgd`'s."
-    check_attack('fgsm', eps, eps, 1, norm, random_start=False)
     return pgd(model, x, y, eps=eps, step_size=eps, steps=1, random_start=False, loss_fn=loss_fn, attack_mode=attack_mode, norm=norm)

@@ -10,8 +10,7 @@ import copy
 from contextlib import nullcontext
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.torch_core import get_model
-from fastcore.basics import store_attr, patch
-from fastcore.meta import delegates
+from fastcore.all import store_attr, patch, delegates
 from .checks import *
 from .models import *
 from .dualbn import *
@@ -42,7 +41,7 @@ def trades_loss(out_clean:torch.Tensor, out_adv:torch.Tensor, y:torch.Tensor,
 # %% ../nbs/07_baselines.ipynb #70489084
 class TRADESCallback(AdvTrainCallback):
     "TRADES (Zhang et al., 2019): `CE(f(x), y) + β·KL(f(x) ‖ f(x'))`, `x'` from the KL attack in eval mode."
-    parts, attack_loss = ('clean_ce', 'kl'), 'kl'
+    parts, attack_loss, starts = ('clean_ce', 'kl'), 'kl', (True, False)   # starts: Gaussian (True) or none
     loss_fn = staticmethod(trades_loss)
     @delegates(AdvTrainCallback.__init__)
     def __init__(self,
@@ -50,9 +49,7 @@ class TRADESCallback(AdvTrainCallback):
                  start_std:float=0.001, # std of the attack's Gaussian start
                  attack_mode:str='eval', # the model's mode during the attack (TRADES: eval)
                  **kwargs):
-        o, rs = type(self).__name__, kwargs.get('random_start', True)
-        if isinstance(rs, str) and rs == 'inplace':
-            raise ValueError(f"{o}: random_start='inplace' is the public AR-AT code's uniform start; this method's start is Gaussian (True) or none (False)")
+        o = type(self).__name__
         check_number(o, 'beta', beta, hint="the weight of the KL term, e.g. 6 (TRADES, MART) or 0 (LBGAT0)")
         check_number(o, 'start_std', start_std, hint="the std of the attack's Gaussian start, e.g. 0.001")
         super().__init__(attack_mode=attack_mode, **kwargs)
@@ -61,10 +58,8 @@ class TRADESCallback(AdvTrainCallback):
 # %% ../nbs/07_baselines.ipynb #901880cf
 @patch
 def attack(self:TRADESCallback, x, y):
-    return pgd(self.learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps, loss_fn=self.attack_loss,
-               random_start='normal' if self.random_start else False, start_std=self.start_std, attack_mode=self.attack_mode,
-               norm=self.norm)
-
+    return AdvTrainCallback.attack(self, x, y, loss_fn=self.attack_loss, random_start='normal' if self.random_start else False,
+                                   start_std=self.start_std)
 @patch
 def compute_loss(self:TRADESCallback):
     out_clean = self.learn.model(self.learn.x_clean)
@@ -116,7 +111,6 @@ def lbgat_loss(out_adv:torch.Tensor, # student logits on the adversarial batch, 
 
 # %% ../nbs/07_baselines.ipynb #ff3f5f79
 register_training_module('lbgat_teacher')
-
 class LBGATCallback(TRADESCallback):
     "LBGAT (Cui et al., 2021): a natural teacher trained jointly; `CE(g(x), y) + MSE(f(x'), g(x)) (+ β·KL)`, TRADES' attack."
     @delegates(TRADESCallback.__init__)
@@ -127,8 +121,7 @@ class LBGATCallback(TRADESCallback):
         if not (teacher is None or isinstance(teacher, nn.Module)):
             raise ValueError(f"LBGATCallback: teacher must be an nn.Module, or None for default_teacher(model), got {teacher!r}")
         self.parts = ('teacher_ce', 'mse') + (('kl',) if beta else ())
-        super().__init__(beta=beta, **kwargs)
-        self.teacher = teacher
+        super().__init__(beta=beta, **kwargs); self.teacher = teacher
 
 # %% ../nbs/07_baselines.ipynb #b4984e53
 def _teacher(m, name, given, make):
@@ -137,6 +130,7 @@ def _teacher(m, name, given, make):
     if t is None or (given is not None and t is not given): t = attach_training_module(m, name, given if given is not None else make())
     return t
 
+# %% ../nbs/07_baselines.ipynb #3f7b2658
 @patch
 def setup(self:LBGATCallback):
     t = _teacher(self.learn.model, 'lbgat_teacher', self.teacher, lambda: default_teacher(self.learn.model))
@@ -160,7 +154,7 @@ def asym_trades_loss(out_adv:torch.Tensor, # logits of the adversarial pass (mai
                      stop_grad:bool=True, # treat the clean prediction as a constant in the KL
                      kl:str='trades'): # 'trades': KL(sg(f_aux(x)) ‖ f(x')) (TRADES' term); 'reverse': KL(f(x') ‖ sg(f_aux(x)))
     "Asym-TRADES (Table 12): `α·CE(f(x'), y) + β·CE(f_aux(x), y) + γ·KL`; returns `(total, parts)` with `adv_ce`, `clean_ce`, `kl`."
-    if kl not in ('trades', 'reverse'): raise ValueError(f"asym_trades_loss: kl must be 'trades' or 'reverse', got {kl!r}")
+    check_choice('asym_trades_loss', 'kl', kl, ('trades', 'reverse'))
     out_adv, out_clean, y = plain_tensor(out_adv), plain_tensor(out_clean), plain_tensor(y)
     adv_ce, clean_ce = F.cross_entropy(out_adv, y), F.cross_entropy(out_clean, y)
     t = out_clean.detach() if stop_grad else out_clean
@@ -193,24 +187,16 @@ class AsymTRADESCallback(AdvTrainCallback):
 def setup(self:AsymTRADESCallback):
     if self.split_bn: convert_dual_bn(self.learn.model, skip=training_module_names())
 
+# %% ../nbs/07_baselines.ipynb #f3b35b4d
 @patch
 def compute_loss(self:AsymTRADESCallback):
     m = self.learn.model
     with (use_bn(m, 'aux') if self.split_bn else nullcontext()): out_clean = m(self.learn.x_clean)
-    total, parts = asym_trades_loss(self.learn.pred, out_clean, self.learn.yb[0], self.alpha, self.beta, self.gamma,
-                                    self.stop_grad, self.kl)
-    parts.update(alpha=self.alpha, beta=self.beta)
-    return total, parts
-
-# %% ../nbs/07_baselines.ipynb #f8e97614
-register_training_module('arat_clean_branch')
-
-def _is_stage_list(s):
-    "Whether `s` is a non-empty list of non-empty lists of names."
-    return isinstance(s, (list, tuple)) and len(s) > 0 and all(
-        isinstance(o, (list, tuple)) and len(o) > 0 and all(isinstance(n, str) for n in o) for o in s)
+    total, parts = asym_trades_loss(self.learn.pred, out_clean, self.learn.yb[0], self.alpha, self.beta, self.gamma, self.stop_grad, self.kl)
+    return total, parts | dict(alpha=self.alpha, beta=self.beta)
 
 # %% ../nbs/07_baselines.ipynb #bd006934
+register_training_module('arat_clean_branch')
 class SeparateBranchCallback(ARATCallback):
     "AR-AT (or naive invariance) whose clean branch shares only the first `separate_after` stages with the model (Fig. 4)."
     @delegates(ARATCallback.__init__)
@@ -220,12 +206,12 @@ class SeparateBranchCallback(ARATCallback):
                  **kwargs):
         check_number('SeparateBranchCallback', 'separate_after', separate_after, integer=True, none_ok=True,
                      hint='the number of leading stages the clean branch shares (0: separate networks)')
-        if not (stages is None or _is_stage_list(stages)):
+        names = lambda o: isinstance(o, (list, tuple)) and len(o) > 0   # a non-empty list (of stages, or of child names)
+        if not (stages is None or names(stages) and all(names(s) and all(isinstance(n, str) for n in s) for s in stages)):
             raise ValueError(f"SeparateBranchCallback: stages must be lists of child module names in forward order, e.g. "
                              f"[['conv1', 'bn1'], ['layer1'], ..., ['linear']], or None for model_stages(model); got {stages!r}")
         super().__init__(**kwargs)
-        store_attr('separate_after,stages')
-        self.clean_taps = None
+        store_attr('separate_after,stages'); self.clean_taps = None
 
 # %% ../nbs/07_baselines.ipynb #8b53b576
 @patch
@@ -242,8 +228,7 @@ def setup(self:SeparateBranchCallback):
         ARATCallback.setup(self)        # dual BNs and predictors of the model itself
     if k == len(stages): return
     br = saved.get('arat_clean_branch')
-    if br is None:
-        with without_training_modules(m): br = copy.deepcopy(m)
+    if br is None: br = detach_training_modules(copy.deepcopy(m))   # a copy of the model itself
     for names in stages[:k]:
         for n in names: setattr(br, n, getattr(m, n))
     attach_training_module(m, 'arat_clean_branch', br)
@@ -258,10 +243,9 @@ def before_fit(self:SeparateBranchCallback):
     if br is None: return
     self.taps.remove()
     with without_training_modules(m, ['arat_clean_branch']): self.taps = FeatureTaps(m, self.spec)   # the spec names the model's modules
-    self.taps.enabled = False
     if self.clean_taps is not None: self.clean_taps.remove()
     self.clean_taps = FeatureTaps(br, self.spec)
-    self.clean_taps.enabled = False
+    self.taps.enabled = self.clean_taps.enabled = False
 
 # %% ../nbs/07_baselines.ipynb #0efb2bf9
 @patch
@@ -269,10 +253,8 @@ def clean_pass(self:SeparateBranchCallback):
     if self.clean_taps is None: return ARATCallback.clean_pass(self)
     m = self.learn.model
     self.taps.enabled, self.clean_taps.enabled = False, True   # shared stages must feed only the clean taps
-    with (use_bn(m, 'aux') if self.split_bn else nullcontext()):
-        out_clean = get_model(m).arat_clean_branch(self.learn.x_clean)
-    z_clean = self.clean_taps.take()
-    self.clean_taps.enabled = False
+    with (use_bn(m, 'aux') if self.split_bn else nullcontext()): out_clean = get_model(m).arat_clean_branch(self.learn.x_clean)
+    z_clean, self.clean_taps.enabled = self.clean_taps.take(), False
     return out_clean, z_clean
 
 # %% ../nbs/07_baselines.ipynb #c18cd653
@@ -302,7 +284,6 @@ def arrest_loss(out_adv:torch.Tensor, # student logits on the adversarial batch,
 
 # %% ../nbs/07_baselines.ipynb #0900df35
 register_training_module('arrest_teacher')
-
 class ARRESTCallback(AdvTrainCallback):
     "ARREST (Suzuki et al., 2023): adversarial fine-tuning + γ·(1 − cos) between the student's `z'` and a frozen standard model's `z`."
     parts = ('adv_ce', 'rep')
@@ -323,9 +304,7 @@ class ARRESTCallback(AdvTrainCallback):
 @patch
 def setup(self:ARRESTCallback):
     m = self.learn.model
-    def frozen_copy():
-        with without_training_modules(m): return copy.deepcopy(m)
-    t = _teacher(m, 'arrest_teacher', self.teacher, frozen_copy).requires_grad_(False)
+    t = _teacher(m, 'arrest_teacher', self.teacher, lambda: detach_training_modules(copy.deepcopy(m))).requires_grad_(False)
     tap_points(m, self.layers); tap_points(t, self.layers)   # fail early on a spec that matches nothing
 
 # %% ../nbs/07_baselines.ipynb #72af8fc0
@@ -335,6 +314,7 @@ def before_fit(self:ARRESTCallback):
     self.taps = FeatureTaps(self.learn.model, self.layers, attach=False)
     self.t_taps = FeatureTaps(self.learn.model.arrest_teacher, self.layers)
 
+# %% ../nbs/07_baselines.ipynb #b05bd16a
 @patch
 def before_batch(self:ARRESTCallback):
     AdvTrainCallback.before_batch(self)   # the attack runs without the hooks
@@ -352,6 +332,5 @@ def compute_loss(self:ARRESTCallback):
 @patch
 def cleanup(self:ARRESTCallback):
     AdvTrainCallback.cleanup(self)
-    for ft in (self.taps, self.t_taps):
-        if ft is not None: ft.remove()
+    for ft in [t for t in (self.taps, self.t_taps) if t is not None]: ft.remove()
     self.taps = self.t_taps = None

@@ -7,7 +7,7 @@ Docs: https://arat-dev.github.io/arat/callbacks.html.md"""
 # %% ../nbs/06_callbacks.ipynb #ea20478b
 from __future__ import annotations
 import math, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F, torch.distributed as dist
-from contextlib import nullcontext
+from contextlib import nullcontext, ExitStack
 from functools import partial
 from fastcore.all import store_attr, ifnone, patch, delegates, L
 from fastai.callback.fp16 import MixedPrecision, AMPMode
@@ -33,8 +33,7 @@ def sum_over_processes(*vals): # numbers
     "The sums of `vals` over all processes of the default process group (under DDP), or `vals` as they are in one process."
     if process_count() == 1: return vals
     t = torch.tensor([float(v) for v in vals], dtype=torch.float64, device=collective_device())
-    dist.all_reduce(t)
-    return tuple(t.tolist())
+    dist.all_reduce(t); return tuple(t.tolist())
 
 # %% ../nbs/06_callbacks.ipynb #4194ee83
 class RobustAccuracy(Metric):
@@ -70,7 +69,7 @@ def accumulate(self:RobustAccuracy, learn):
 class AdvTrainCallback(Callback):
     "Base for adversarial training: adversarial examples for each training batch, the method's loss, its parts as metrics."
     order, run_valid = 0, False
-    parts = ('adv_ce',)
+    parts, starts = ('adv_ce',), (True, False, 'inplace')   # the loss parts shown as metrics; the attack starts it runs
     def __init__(self,
                  eps:float=8/255, # radius of the training attack: L∞, or L2 with `norm='L2'` (e.g. 0.5)
                  step_size:float=2/255, # PGD step size (L2: e.g. eps/4)
@@ -79,15 +78,16 @@ class AdvTrainCallback(Callback):
                  random_start=True, # True: uniform in the ε-ball; False: none; 'inplace': the public AR-AT code's (see below)
                  norm:str='Linf'): # the threat model: 'Linf' or 'L2'
         o = type(self).__name__
-        check_attack(o, eps, step_size, steps, norm, random_start, starts=(True, False, 'inplace'))
+        check_attack(o, eps, step_size, steps, norm, random_start, starts=self.starts)
         check_choice(o, 'attack_mode', attack_mode, ('train', 'eval'))
         store_attr('eps,step_size,steps,attack_mode,random_start,norm')
-        self._sums, self._n, self._losses = {}, 0, []
+        self._losses, self._rows, self._names = [], torch.zeros(0, 1), []
         self.part_metrics = [ValueMetric(partial(self._part_mean, p), p) for p in self.parts]
 
 # %% ../nbs/06_callbacks.ipynb #7bb677a8
 @patch
-def _part_mean(self:AdvTrainCallback, p): return self._sums[p] / self._n if self._n and p in self._sums else float('nan')
+def _part_mean(self:AdvTrainCallback, p):
+    return self._rows[:, 1 + self._names.index(p)].double().mean().item() if len(self._rows) and p in self._names else float('nan')
 @patch
 def _add_metrics(self:AdvTrainCallback):
     new = [m for m in self.part_metrics if m.name not in set(L(self.learn.metrics).attrgot('name'))]
@@ -100,7 +100,7 @@ def setup(self:AdvTrainCallback): "Prepare the model (idempotent): called at Lea
 def before_fit(self:AdvTrainCallback): self.setup(); self._add_metrics()
 AdvTrainCallback.after_create = AdvTrainCallback.before_fit
 @patch
-def before_train(self:AdvTrainCallback): self._sums, self._n, self._losses = {}, 0, []
+def before_train(self:AdvTrainCallback): self._losses = []
 
 # %% ../nbs/06_callbacks.ipynb #6a26eece
 @patch
@@ -109,10 +109,10 @@ def attack_autocast(self:AdvTrainCallback):
 
 # %% ../nbs/06_callbacks.ipynb #cc194190
 @patch
-def attack(self:AdvTrainCallback, x, y):
+def attack(self:AdvTrainCallback, x, y, **kwargs): # `pgd` options that replace the callback's own (a method's loss, start)
     "Adversarial examples for the clean batch `x` (on the main BNs)."
-    return pgd(self.learn.model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps,
-               random_start=self.random_start, attack_mode=self.attack_mode, norm=self.norm)
+    return pgd(self.learn.model, x, y, **(dict(eps=self.eps, step_size=self.step_size, steps=self.steps, random_start=self.random_start,
+                                              attack_mode=self.attack_mode, norm=self.norm) | kwargs))
 @patch
 def before_batch(self:AdvTrainCallback):
     x, y = plain_tensor(self.learn.xb[0]), self.learn.yb[0]
@@ -125,24 +125,22 @@ def before_batch(self:AdvTrainCallback):
 def compute_loss(self:AdvTrainCallback):
     "The method's `(total, parts)`; default: PGD-AT's CE on the adversarial batch."
     return self.learn.loss_grad, dict(adv_ce=self.learn.loss_grad)
-
-# %% ../nbs/06_callbacks.ipynb #38ebf0cc
 @patch
 def after_loss(self:AdvTrainCallback):
     total, parts = self.compute_loss()
-    self._row_names = [k for k, v in parts.items() if torch.is_tensor(v)]   # the total and these, on the device: checked once per epoch
-    self._losses.append(torch.stack([plain_tensor(t if t.dim() == 0 else t.mean()).detach().float() for t in [total] + [parts[k] for k in self._row_names]]))
     self.learn.loss_grad, self.learn.loss, self.learn.loss_parts = total, total.detach(), parts
-    for p in self.parts: v = parts[p]; self._sums[p] = self._sums.get(p, 0.) + (v.detach().float() if torch.is_tensor(v) else float(v))
-    self._n += 1
+    self._names = [k for k, v in parts.items() if torch.is_tensor(v) or k in self.parts]   # the total and these, on the device
+    row = [total] + [parts[k] if torch.is_tensor(parts[k]) else torch.tensor(float(parts[k]), device=total.device) for k in self._names]
+    self._losses.append(torch.stack([plain_tensor(t).detach().mean().float() for t in row]))
 
 # %% ../nbs/06_callbacks.ipynb #4dc92673
 @patch
 def after_train(self:AdvTrainCallback):
-    rows, self._losses = torch.stack(self._losses).cpu() if self._losses else torch.zeros(0, 1), []
+    rows = self._rows = torch.stack(self._losses).cpu() if self._losses else torch.zeros(0, 1)
+    self._losses = []
     bad = (~torch.isfinite(rows[:, 0])).nonzero()
     if not len(bad): return
-    i = int(bad[0]); vals = dict(zip(self._row_names, rows[i, 1:].tolist()))
+    i = int(bad[0]); vals = dict(zip(self._names, rows[i, 1:].tolist()))
     self.cleanup()
     raise FloatingPointError(f"{type(self).__name__}: the loss is not finite at epoch {self.learn.epoch}, batch {i} (non-finite: "
                              f"{', '.join([k for k, v in vals.items() if not math.isfinite(v)] or ['total'])}; parts {vals}). "
@@ -182,7 +180,7 @@ class ARATCallback(AdvTrainCallback):
         for k, v in dict(stop_grad=stop_grad, predictor=predictor, split_bn=split_bn).items(): check_choice(o, k, v, (True, False))
         check_choice(o, 'single_forward', single_forward, ('auto', True, False))
         store_attr('gamma,layers,stop_grad,predictor,split_bn,alpha,beta,single_forward')
-        self.taps, self._single, self._single_ctx = None, False, None
+        self.taps, self._single, self._routing = None, False, ExitStack()   # _routing: the rows' routing of a one-forward batch
 
 # %% ../nbs/06_callbacks.ipynb #ace215f3
 @patch
@@ -224,16 +222,15 @@ def before_batch(self:ARATCallback):
     self.taps.attach().enabled = True     # fastai's forward fills z' (and z, in one forward)
     if not self._single: return
     self.learn.xb = (torch.cat([self.learn.x_clean, self.learn.xb[0]]),)
-    self._single_ctx = route_rows(self.learn.model, len(self.learn.x_clean)); self._single_ctx.__enter__()
+    self._routing.enter_context(route_rows(self.learn.model, len(self.learn.x_clean)))
 @patch
-def _end_single(self:ARATCallback):
-    if self._single_ctx is not None: r, self._single_ctx = self._single_ctx, None; r.__exit__(None, None, None)
+def after_cancel_batch(self:ARATCallback): self._routing.close()
 
 # %% ../nbs/06_callbacks.ipynb #35f08b70
 @patch
 def after_pred(self:ARATCallback):
     if not self._single: return
-    self._end_single()
+    self._routing.close()
     n, pred, feats = len(self.learn.x_clean), self.learn.pred, self.taps.take(); self.taps.remove()
     self._clean, self._z_adv = (pred[:n], [f[:n] for f in feats]), [f[n:] for f in feats]
     self.learn.pred, self.learn.xb = pred[n:], (self.learn.xb[0][n:],)
@@ -259,9 +256,8 @@ def compute_loss(self:ARATCallback):
 @patch
 def cleanup(self:ARATCallback):
     AdvTrainCallback.cleanup(self)
-    self._end_single(); self._single, self._clean, self._z_adv = False, None, None
+    self._routing.close(); self._single, self._clean, self._z_adv = False, None, None
     if self.taps is not None: self.taps.remove(); self.taps = None
-ARATCallback.after_cancel_batch = ARATCallback._end_single
 
 # %% ../nbs/06_callbacks.ipynb #fc1dcac5
 class AutoBalance(Callback):
@@ -309,9 +305,8 @@ class GradSimCallback(Callback):
         cls_parts, reg_parts = check_names('GradSimCallback', 'cls_parts', cls_parts, what), check_names('GradSimCallback', 'reg_parts', reg_parts, what)
         store_attr(); self.records = []
     def before_fit(self):
-        self.records, skip = [], set(training_module_names())
-        self.params = [(n, mod.weight) for n, mod in self.learn.model.named_modules()
-                       if isinstance(mod, (nn.Conv2d, nn.Linear)) and n.split('.')[0] not in skip and mod.weight.requires_grad]
+        self.records, self.params = [], [(n, mod.weight) for n, mod in body_modules(self.learn.model)   # outside the training-only modules
+                                         if isinstance(mod, (nn.Conv2d, nn.Linear)) and mod.weight.requires_grad]
 
 # %% ../nbs/06_callbacks.ipynb #1ec72afc
 @patch
@@ -348,15 +343,16 @@ def stats(self:GradSimCallback):
     "All measurements: one row per (step, layer), plus layer 'all' for the whole flattened gradient."
     return pd.DataFrame(self.records, columns=['step', 'epoch', 'layer', 'cos', 'conflict'])
 
+# %% ../nbs/06_callbacks.ipynb #17aaa3f6
 def grad_sim_summary(s:pd.DataFrame, # `GradSimCallback.stats` (columns step, layer, cos, conflict)
                      value:str='cos', # 'cos' or 'conflict'
                      layer:str|None=None): # one layer (e.g. 'all'); `None`: the mean over the layers
     "Per measured step, mean and std of `value` over the layers, or of one `layer`."
     d = s[s.layer != 'all'] if layer is None else s[s.layer == layer]
-    if d.empty and layer is not None:
-        raise ValueError(f"no rows with layer {layer!r}; layers: {sorted(s.layer.unique())[:10]}")
+    if d.empty and layer is not None: raise ValueError(f"no rows with layer {layer!r}; layers: {sorted(s.layer.unique())[:10]}")
     return d.groupby('step')[value].agg(['mean', 'std']).reset_index()
 
+# %% ../nbs/06_callbacks.ipynb #ec3a56c5
 @patch
 def summary(self:GradSimCallback, value:str='cos', layer:str|None=None):
     "`grad_sim_summary` of this run's `stats`."

@@ -44,12 +44,10 @@ def check_names(owner:str, name:str,
 
 # %% ../nbs/00_checks.ipynb #751f03a1
 STARTS = (True, False, 'uniform', 'normal', 'inplace')   # every start `arat.attacks.pgd` runs
-
 def check_attack(owner:str, eps, step_size, steps, norm:str='Linf', random_start=True,
                  starts=STARTS, start_std=0., restarts=1):
     "Check an attack's settings (as `pgd` takes them; `starts`: those `owner` runs); a `ValueError` for the first bad one."
-    check_choice(owner, 'norm', norm, ('Linf', 'L2'))
-    l2 = norm == 'L2'
+    l2 = check_choice(owner, 'norm', norm, ('Linf', 'L2')) == 'L2'
     check_number(owner, 'eps', eps, hint='the L2 radius of [0,1] images, e.g. 0.5' if l2 else 'the L∞ radius in [0,1] pixel units, e.g. 8/255')
     check_number(owner, 'step_size', step_size, hint='the L2 length of a step, e.g. eps/4' if l2 else 'in [0,1] pixel units, e.g. 2/255')
     check_number(owner, 'steps', steps, integer=True, hint='the number of PGD steps, e.g. 10')
@@ -62,7 +60,6 @@ def check_attack(owner:str, eps, step_size, steps, norm:str='Linf', random_start
 
 # %% ../nbs/00_checks.ipynb #76ca7a90
 TAP_FORMS = "a comma-separated list of 'penultimate', 'relus:NAME', 'blocks:NAME' or module names, e.g. 'relus:layer4'"
-
 def check_taps(owner:str, name:str, spec,
                none_ok:bool=False): # `None` allowed (the default taps chosen later)
     "The items of the tap spec `spec`, or `None` when `none_ok`; else a one-line `ValueError`."

@@ -22,7 +22,6 @@ __all__ = ['DualBatchNorm', 'is_bn', 'dual_bns', 'has_dual_bn', 'convert_dual_bn
 
 # %% ../nbs/02_dualbn.ipynb #b2aa7e71
 _ROUTES = ('main', 'aux')
-
 class DualBatchNorm(nn.Module):
     "Two BatchNorms sharing nothing: `.main` for adversarial inputs and inference, `.aux` for clean inputs in training."
     def __init__(self,
@@ -30,7 +29,6 @@ class DualBatchNorm(nn.Module):
                  aux:nn.Module=None): # the auxiliary branch; default: a deep copy of `main`
         super().__init__()
         self.main, self.aux, self.route, self.n_aux = main, (copy.deepcopy(main) if aux is None else aux), 'main', 0
-
     def forward(self, x):
         if self.route == 'rows': return self.forward_rows(x)
         return (self.aux if self.route == 'aux' else self.main)(x)
@@ -45,7 +43,6 @@ def is_bn(m:nn.Module):
 def dual_bns(model:nn.Module):
     "All `DualBatchNorm` modules of `model`, in `modules()` order."
     return [m for m in model.modules() if isinstance(m, DualBatchNorm)]
-
 def has_dual_bn(model:nn.Module):
     "Whether `model` contains at least one `DualBatchNorm`."
     return any(isinstance(m, DualBatchNorm) for m in model.modules())
@@ -85,8 +82,6 @@ def _routed(model, owner, route, n_aux=None):
     try: yield model
     finally:
         for d, (r, k) in zip(dbns, prev): d.route, d.n_aux = r, k
-
-# %% ../nbs/02_dualbn.ipynb #1d3ce047
 def use_bn(model:nn.Module, # a model converted with `convert_dual_bn`
            branch:str='main'): # 'main' (adversarial inputs, inference) or 'aux' (clean inputs, training)
     "Context manager: route every `DualBatchNorm` of `model` to `branch`, restoring the previous routing on exit."
@@ -100,8 +95,6 @@ def forward_rows(self:DualBatchNorm, x):
     if not 0 < k < len(x): raise ValueError(f"DualBatchNorm: route 'rows' needs 0 < n_aux < batch size, got n_aux={k} for {len(x)} rows")
     xa, xm = x.split([k, len(x) - k])   # one gradient copy back (a cat), where slices would zero-fill two
     return torch.cat([self.aux(xa), self.main(xm)])
-
-# %% ../nbs/02_dualbn.ipynb #721eb497
 def route_rows(model:nn.Module, # a model converted with `convert_dual_bn`
                n_aux:int): # how many leading rows of each batch go through the aux branch
     "Context manager: every `DualBatchNorm` of `model` sends the first `n_aux` rows through `aux`, the rest through `main`."
@@ -118,12 +111,10 @@ def merge_dual_bn(model:nn.Module, # a model converted with `convert_dual_bn`
 
 # %% ../nbs/02_dualbn.ipynb #151bd7a2
 _TRAINING_MODULES = []
-
 def register_training_module(name:str): # the attribute name under which the module is attached to the model
     "Register `name` as the attribute name of a training-only module (registering it again changes nothing)."
     if not isinstance(name, str) or not name.isidentifier(): raise ValueError(f"register_training_module: the name must be a Python identifier, got {name!r}")
     if name not in _TRAINING_MODULES: _TRAINING_MODULES.append(name)
-
 def training_module_names():
     "The registered attribute names of training-only modules, in registration order."
     return tuple(_TRAINING_MODULES)
@@ -165,8 +156,7 @@ def without_training_modules(model:nn.Module, # a model that may carry training-
 def deployable_model(model:nn.Module, # a model trained with split-BN and/or training-only modules
                      keep:str='main'): # which BN branch to keep
     "A deep copy with plain BNs (`keep` branch) and without training-only modules (predictors, teachers): the model to ship."
-    m = merge_dual_bn(model, keep) if has_dual_bn(model) else copy.deepcopy(model)
-    return detach_training_modules(m)
+    return detach_training_modules(merge_dual_bn(model, keep) if has_dual_bn(model) else copy.deepcopy(model))
 
 # %% ../nbs/02_dualbn.ipynb #8c95d439
 def model_stages(model:nn.Module):
@@ -182,7 +172,6 @@ def body_modules(model:nn.Module):
     "`(name, module)` pairs of `model.named_modules()` outside its training-only modules: the network itself."
     skip = set(training_module_names())
     return [(n, m) for n, m in model.named_modules() if n.split('.')[0] not in skip]
-
 def head_linear(model:nn.Module):
     "`(name, module)` of the model's head, its last `nn.Linear` outside the training-only modules; None if it has none."
     return ([(n, m) for n, m in body_modules(model) if isinstance(m, nn.Linear)] or [None])[-1]
@@ -198,11 +187,9 @@ def model_n_out(model:nn.Module):
 def process_count():
     "The size of the initialised default process group, 1 without one (fastai's `num_distrib` is the launch's, before the group exists)."
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
 def collective_device():
     "Where the default process group's collectives take their tensors: this process's GPU for NCCL, else the CPU (gloo)."
     return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
-
 class _SumAll(torch.autograd.Function):
     "Sum a tensor over all processes; its gradient is summed over them too (each process's loss depends on all rows)."
     @staticmethod
@@ -215,7 +202,6 @@ class CPUSyncBatchNorm(_BatchNorm):
     "BatchNorm with the statistics of the whole distributed batch in training, on any device (torch's `SyncBatchNorm` needs CUDA)."
     def _check_input_dim(self, x):
         if x.dim() < 2: raise ValueError(f"CPUSyncBatchNorm: expected a batch of at least 2 dimensions, got {x.dim()}")
-
     def forward(self, x):
         if not (self.training and process_count() > 1): return super().forward(x)
         self._check_input_dim(x)
@@ -248,7 +234,6 @@ def _sync(bn):
     new = CPUSyncBatchNorm(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
     for k in ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked'): setattr(new, k, getattr(bn, k))
     return new.train(bn.training)
-
 def convert_sync_bn(module:nn.Module): # a model (its BNs, both branches of each `DualBatchNorm` included, are converted)
     "Replace every BatchNorm of `module` by a `CPUSyncBatchNorm` sharing its parameters and statistics; returns the (new) root."
     return _swap(module, lambda m: (m if isinstance(m, (nn.SyncBatchNorm, CPUSyncBatchNorm)) else _sync(m)) if is_bn(m) else None)

@@ -6,10 +6,9 @@ Docs: https://arat-dev.github.io/arat/features.html.md"""
 
 # %% ../nbs/04_features.ipynb #6fa7f227
 from __future__ import annotations
-from contextlib import contextmanager
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
-from .dualbn import DualBatchNorm, is_bn, training_module_names
+from .dualbn import DualBatchNorm, is_bn, head_linear
 from .attacks import model_mode
 from .checks import check_taps
 
@@ -18,7 +17,6 @@ __all__ = ['tap_points', 'default_taps', 'FeatureTaps', 'tap_dims']
 
 # %% ../nbs/04_features.ipynb #51d01ade
 def _names(model): return [n for n, _ in model.named_modules() if n and '.main' not in n and '.aux' not in n]
-
 def _find(model, name):
     mods = dict(model.named_modules())
     if name in mods: return name, mods[name]
@@ -30,9 +28,7 @@ def _find(model, name):
 
 # %% ../nbs/04_features.ipynb #eabc6616
 _SKIP = ('shortcut', 'downsample', 'convShortcut')
-
 def _is_norm(m): return is_bn(m) or isinstance(m, (DualBatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm))
-
 def _under_skip(name): return any(p in _SKIP for p in name.split('.'))
 
 # %% ../nbs/04_features.ipynb #c155943f
@@ -59,10 +55,9 @@ def _block_taps(model, stage):
 
 # %% ../nbs/04_features.ipynb #5d4f7db0
 def _penultimate(model):
-    skip = set(training_module_names())
-    lins = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.split('.')[0] not in skip]
-    if not lins: raise ValueError(f"'penultimate': {type(model).__name__} has no nn.Linear head; name a module instead")
-    return [(*lins[-1], 'input')]
+    h = head_linear(model)   # the last nn.Linear outside the training-only modules
+    if h is None: raise ValueError(f"'penultimate': {type(model).__name__} has no nn.Linear head; name a module instead")
+    return [(*h, 'input')]
 
 # %% ../nbs/04_features.ipynb #be8c41c0
 def tap_points(model:nn.Module, # the model (plain or dual-BN)
@@ -87,7 +82,6 @@ def default_taps(model:nn.Module):
 
 # %% ../nbs/04_features.ipynb #0dada8f2
 def _pool(t): return t.flatten(2).mean(2) if t.ndim > 2 else t
-
 class FeatureTaps:
     "Forward hooks that keep the pooled features of the taps `spec` selects after each forward of `model`."
     def __init__(self,
@@ -112,7 +106,6 @@ def _hook(self:FeatureTaps, i, kind):
         t = _pool(inp[0] if kind == 'input' else F.relu(out) if kind == 'relu' else out)
         self.feats[i] = t.detach() if self.detach else t
     return f
-
 @patch
 def attach(self:FeatureTaps):
     "Register the hooks (a no-op if they are registered already)."
@@ -129,20 +122,10 @@ def take(self:FeatureTaps):
     if any(f is None for f in self.feats): raise RuntimeError("FeatureTaps.take: no forward pass has filled every tap since the last take")
     res, self.feats = self.feats, [None]*len(self.taps)
     return res
-
 @patch
 def remove(self:FeatureTaps):
     for h in self.hooks: h.remove()
     self.hooks, self.feats = [], [None]*len(self.taps)
-
-# %% ../nbs/04_features.ipynb #0786d67c
-@patch
-@contextmanager
-def paused(self:FeatureTaps):
-    "Context manager: hooks do nothing inside it."
-    prev, self.enabled = self.enabled, False
-    try: yield self
-    finally: self.enabled = prev
 
 # %% ../nbs/04_features.ipynb #662d4953
 def _tap_dim(m, kind):

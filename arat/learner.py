@@ -10,11 +10,9 @@ import inspect, math, pickle, shutil, sys, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
-import torch, torch.nn as nn
+import torch, torch.nn as nn, torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel
-from fastcore.basics import store_attr, patch, ifnone
-from fastcore.meta import delegates
-from fastcore.foundation import L
+from fastcore.all import store_attr, patch, ifnone, delegates, L
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.callback.channelslast import ChannelsLast
@@ -23,7 +21,6 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.optimizer import OptimWrapper
 from fastai.torch_core import get_model, num_distrib
 from fastai.distributed import DistributedDL, DistributedTrainer
-import torch.distributed as dist
 from .checks import *
 from .dualbn import *
 from .attacks import pgd, model_mode
@@ -43,15 +40,11 @@ def sched_milestones(lr:float, # the initial learning rate
                      delay:int=0): # apply each division this many epochs late (public AR-AT code: 1)
     "The step schedule as a function of fastai's training position `pos` ∈ [0, 1)."
     bounds = [(math.ceil(m * n_epoch) + delay) / n_epoch for m in milestones]
-    def _f(pos):
-        if warmup and pos < 1 / n_epoch: return lr / 5
-        return lr / div ** sum(pos >= b for b in bounds)
-    return _f
+    return lambda pos: lr / 5 if warmup and pos < 1 / n_epoch else lr / div ** sum(pos >= b for b in bounds)
 
 # %% ../nbs/08_learner.ipynb #3a3e077a
-def _check_schedule(lr, milestones, div, warmup, delay=0):
+def _check_schedule(lr, ms, div, warmup, delay=0):
     check_number('MilestoneLR', 'lr', lr, hint='a single learning rate, e.g. 0.1')
-    ms = milestones
     if not (isinstance(ms, (tuple, list)) and all(isinstance(m, (int, float)) and 0 <= m <= 1 for m in ms) and list(ms) == sorted(ms)):
         raise ValueError(f"MilestoneLR: milestones must be increasing fractions of the run in [0, 1], e.g. (0.75, 0.9), got {ms!r}")
     check_number('MilestoneLR', 'div', div, lo=1, hint='the divisor at each milestone, e.g. 10')
@@ -69,8 +62,7 @@ class MilestoneLR(ParamScheduler):
         return self._sched(n_epoch)(epoch / n_epoch)
     def _sched(self, n_epoch): return sched_milestones(self.lr, n_epoch, self.milestones, self.div, self.warmup, self.delay)
     def before_fit(self):
-        self._only_lr_schedule()
-        self.scheds = {'lr': self._sched(self.n_epoch)}
+        self._only_lr_schedule(); self.scheds = {'lr': self._sched(self.n_epoch)}
         super().before_fit()
 
 # %% ../nbs/08_learner.ipynb #91d2d4a9
@@ -88,6 +80,7 @@ class Method:
     cb: type
     auto_balance: bool = False
 
+# %% ../nbs/08_learner.ipynb #35b8ef44
 METHODS = {'arat': Method(ARATCallback, True), 'at': Method(ATCallback), 'trades': Method(TRADESCallback),
            'mart': Method(MARTCallback), 'lbgat': Method(LBGATCallback), 'asym-trades': Method(AsymTRADESCallback, True),
            'arat-separate': Method(SeparateBranchCallback, True), 'standard': Method(StandardCallback),
@@ -120,13 +113,17 @@ class OptimWrapperNoNone(OptimWrapper):
     def hypers(self): return [{k: v for k, v in h.items() if v is not None} for h in super().hypers]
 
 # %% ../nbs/08_learner.ipynb #9f2ae129
-def _check_learner_args(lr, wd, mom, robust_n, precision, guard, channels_last, swa):
+def _learner_cbs(lr, wd, mom, robust_n, precision, guard, channels_last, swa):
+    "Check `arat_learner`'s own options; the callbacks they add."
     o = 'arat_learner'
     check_number(o, 'lr', lr, hint='a single learning rate, e.g. 0.1'); check_number(o, 'wd', wd); check_number(o, 'mom', mom)
     check_number(o, 'robust_n', robust_n, integer=True, hint='0 for no robust metric')
     check_choice(o, 'precision', precision, (None, 'bf16', 'fp16'))
     for k, v in dict(guard=guard, channels_last=channels_last).items(): check_choice(o, k, v, (True, False))
     if not (swa is True or swa is False or isinstance(swa, Callback)): raise ValueError(f"{o}: swa must be True, False or an SWACallback, got {swa!r}")
+    return [c for c in (NonFiniteGuard() if guard else None, DeviceMixedPrecision(amp_mode=precision) if precision else None,
+                        DeviceChannelsLast() if channels_last else None, None if swa is False else SWACallback() if swa is True else swa,
+                        CPUDistributed() if num_distrib() > 1 else None) if c is not None]
 
 # %% ../nbs/08_learner.ipynb #0e8789da
 def _compile_kwargs(compile, # `arat_learner`'s `compile`: False, True (inductor) or a backend name
@@ -134,8 +131,7 @@ def _compile_kwargs(compile, # `arat_learner`'s `compile`: False, True (inductor
     "The keyword arguments of `model.compile` for `compile`, or None for False; a one-line `ValueError` where it cannot work."
     if compile is False: return None
     o, backend = f"arat_learner: compile={compile!r}", 'inductor' if compile is True else compile
-    if not isinstance(backend, str):
-        raise ValueError(f"arat_learner: compile must be True, False or a torch.compile backend name, e.g. 'aot_eager', got {compile!r}")
+    if not isinstance(backend, str): raise ValueError(f"arat_learner: compile must be True, False or a torch.compile backend name, e.g. 'aot_eager', got {compile!r}")
     import torch._dynamo
     if not torch._dynamo.is_dynamo_supported():
         raise ValueError(f"{o}: torch.compile does not run on this Python/platform (Python {sys.version.split()[0]}, torch {torch.__version__}); leave compile off")
@@ -165,13 +161,10 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
                  **kwargs): # method options, see `method_options` (e.g. `eps`, `steps`, `attack_mode`, `gamma`, `beta`)
     "A `Learner` with the paper's recipe (SGD 0.9, wd 5e-4) training `model` with `method`; `fit_paper` adds the step schedule."
     if 'warmup' in kwargs: raise ValueError("arat_learner: warmup is an option of the schedule now: learn.fit_paper(n_epoch, warmup=True)")
-    _check_learner_args(lr, wd, mom, robust_n, precision, guard, channels_last, swa)
+    xcbs = _learner_cbs(lr, wd, mom, robust_n, precision, guard, channels_last, swa)
     ckw, mcbs = _compile_kwargs(compile, dls), method_callbacks(method, auto_balance, **kwargs)
     atk = mcbs[0]
     mets = [clean_acc] + ([RobustAccuracy(n=robust_n, eps=atk.eps, step_size=atk.step_size, norm=atk.norm)] if robust_n else []) + L(metrics)
-    xcbs = [c for c in (NonFiniteGuard() if guard else None, DeviceMixedPrecision(amp_mode=precision) if precision else None,
-                        DeviceChannelsLast() if channels_last else None, None if swa is False else SWACallback() if swa is True else swa,
-                        CPUDistributed() if num_distrib() > 1 else None) if c is not None]
     opt_func = partial(OptimWrapperNoNone, opt=torch.optim.SGD, momentum=mom, weight_decay=wd)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=opt_func, lr=lr, wd=wd, wd_bn_bias=True,
                     metrics=mets, cbs=mcbs + xcbs + L(cbs))
@@ -190,12 +183,11 @@ def fit_paper(self:Learner,
               wd:float|None=None, cbs=None, reset_opt:bool=False, start_epoch:int=0, # as in `Learner.fit`
               **kwargs): # the schedule's `milestones`, `div`, `warmup`, `delay`, as in `sched_milestones`
     "Fit `n_epoch` epochs with the paper's step schedule (`MilestoneLR`) on `lr`."
-    lr = self.lr if lr is None else lr
+    lr = ifnone(lr, self.lr)
     self.fit(n_epoch, lr=lr, wd=wd, cbs=L(cbs) + [MilestoneLR(lr, **kwargs)], reset_opt=reset_opt, start_epoch=start_epoch)
 
 # %% ../nbs/08_learner.ipynb #4ee0714b
 register_training_module('swa_model')
-
 def main_bns(model:nn.Module): # a plain or dual-BN model
     "The BN layers a main-branch forward uses: every BN outside the aux branches and outside the training-only modules."
     return [m for n, m in body_modules(model) if is_bn(m) and 'aux' not in n.split('.')]
@@ -206,8 +198,7 @@ def update_bn_adv(model:nn.Module, # the model whose main BN statistics to re-es
                   batches, # `(x, y)` batches, e.g. `dls.train`
                   attack): # `attack(model, x, y)` -> adversarial `x'`, run with the model in train mode on the main branch
     "Set the main BNs' running statistics of `model` to the equal-weight average over `batches` of those of `attack`'s x'."
-    bns = main_bns(model)
-    moms = [b.momentum for b in bns]
+    bns = main_bns(model); moms = [b.momentum for b in bns]
     for b in bns: b.reset_running_stats(); b.momentum = None   # None: cumulative average
     bufs = [t for b in bns for t in b.buffers()]
     with (use_bn(model, 'main') if has_dual_bn(model) else nullcontext()), model_mode(model, 'train'):
@@ -246,15 +237,12 @@ def setup(self:SWACallback):
     with without_training_modules(m) as saved:
         swa = saved.get('swa_model')
         if swa is not None and list(swa.module.state_dict()) == list(m.state_dict()): return swa
-        if swa is not None and int(swa.n_averaged):
-            raise ValueError("SWACallback: the model changed its layers after averaging began; the average no longer fits it")
+        if swa is not None and int(swa.n_averaged): raise ValueError("SWACallback: the model changed its layers after averaging began; the average no longer fits it")
         swa = AveragedModel(m).requires_grad_(False)
     return attach_training_module(m, 'swa_model', swa)
 
 # %% ../nbs/08_learner.ipynb #9844d029
-@patch
-def after_create(self:SWACallback): self.setup()
-
+SWACallback.after_create = SWACallback.setup
 @patch(as_prop=True)
 def n_averaged(self:SWACallback): return int(get_model(self.learn.model).swa_model.n_averaged)
 
@@ -264,9 +252,9 @@ def before_fit(self:SWACallback):
     self.setup(); self._trained = False
     self.start_epoch = math.ceil(self.start * self.n_epoch) if isinstance(self.start, float) else self.start
 
+# %% ../nbs/08_learner.ipynb #0c9a0223
 @patch
 def before_train(self:SWACallback): self._trained = True   # a fit, not `validate`/`get_preds` (which call before/after_fit too)
-
 @patch
 def after_cancel_fit(self:SWACallback): self._trained = False   # a cancelled fit keeps the raw weights
 
@@ -281,17 +269,15 @@ def after_batch(self:SWACallback):
 @patch
 def update_bn(self:SWACallback, dl=None): # batches to estimate on; default the training set
     "Re-estimate the average's main BN statistics on adversarial batches (the training attack's norm, ε, step, steps and start; train mode)."
-    c = next((c for c in self.learn.cbs if isinstance(c, AdvTrainCallback)), None)   # none: PGD-10 L∞ at 8/255, a random start
-    opts = dict(eps=8/255, step_size=2/255, steps=10, random_start=True, norm='Linf')
-    if c is not None: opts = {k: getattr(c, k) for k in opts}
+    c = next((c for c in self.learn.cbs if isinstance(c, AdvTrainCallback)), None) or AdvTrainCallback()   # none: PGD-10 L∞ at 8/255
+    opts = {k: getattr(c, k) for k in ('eps', 'step_size', 'steps', 'random_start', 'norm')}
     def attack(model, x, y):
         if opts['random_start'] == 'inplace': x = x.clone()   # that start adds its noise to x: a copy, never the loader's tensor
         return pgd(model, x, y, attack_mode='train', **opts)
     avg = get_model(self.learn.model).swa_model.module
     update_bn_adv(avg, ifnone(dl, self.learn.dls.train), attack)
     if process_count() > 1:   # under DDP the attacks' starts differ between processes: every process keeps process 0's statistics
-        for b in main_bns(avg):
-            for t in b.buffers(): dist.broadcast(t, 0)
+        for t in [t for b in main_bns(avg) for t in b.buffers()]: dist.broadcast(t, 0)
 
 # %% ../nbs/08_learner.ipynb #9eb3ba02
 @patch
@@ -343,8 +329,7 @@ def export_deployable(self:Learner,
 def _broadcast(self:DistributedDL, t, rank):
     "Broadcast the list of ints `t` from process `rank`, on the backend's device (fastai's puts it on CUDA, which gloo on CPUs lacks)."
     t = torch.tensor(t, dtype=torch.long, device=collective_device())
-    dist.broadcast(t, rank)
-    return t.cpu().tolist()
+    dist.broadcast(t, rank); return t.cpu().tolist()
 
 # %% ../nbs/08_learner.ipynb #aa2f768e
 class CPUDistributed(Callback):

@@ -11,11 +11,11 @@ from fastcore.basics import ifnone
 from fastai.learner import Learner
 from fastai.optimizer import OptimWrapper
 from .attacks import plain_tensor
-from .dualbn import register_training_module, attach_training_module, detach_training_modules
+from .dualbn import register_training_module, attach_training_module
 
 # %% auto #0
-__all__ = ['Predictor', 'attach_predictors', 'detach_predictors', 'ensure_in_optimizer', 'invariance_loss', 'arat_loss',
-           'default_gamma', 'ablation_variants']
+__all__ = ['Predictor', 'attach_predictors', 'ensure_in_optimizer', 'invariance_loss', 'arat_loss', 'default_gamma',
+           'ablation_variants']
 
 # %% ../nbs/05_losses.ipynb #c0b2d179
 class Predictor(nn.Sequential):
@@ -38,15 +38,9 @@ def attach_predictors(model:nn.Module, # the model being trained
     if old is not None and [p[0].in_features for p in old] == list(dims): return old
     return attach_training_module(model, 'arat_predictors', nn.ModuleList([Predictor(d) for d in dims]))   # on the model's device
 
-# %% ../nbs/05_losses.ipynb #1bab1ece
-def detach_predictors(model:nn.Module):
-    "Remove `model.arat_predictors` (if any) and return the model."
-    return detach_training_modules(model, ('arat_predictors',))
-
 # %% ../nbs/05_losses.ipynb #68acf4f6
 def _opt_param_ids(opt): return {id(p) for pl in opt.param_lists for p in pl}
 def _opt_state(opt): return opt.opt.state if isinstance(opt, OptimWrapper) else opt.state   # torch's or fastai's
-
 def ensure_in_optimizer(learn:Learner, # a Learner whose optimizer may already exist
                         params): # parameters the optimizer must train
     "Rebuild `learn.opt` if some of `params` are not in it, keeping its hyper-parameters and its parameters' state."

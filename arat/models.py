@@ -27,8 +27,7 @@ class InputNorm(nn.Module):
         if mean.shape != std.shape or mean.ndim != 1:
             raise ValueError(f"InputNorm: mean and std must be 1-D and the same length, got {tuple(mean.shape)} and {tuple(std.shape)}")
         if (std <= 0).any(): raise ValueError(f"InputNorm: std must be positive, got {std.tolist()}")
-        self.register_buffer('mean', mean.view(1,-1,1,1))
-        self.register_buffer('std', std.view(1,-1,1,1))
+        for k, v in dict(mean=mean, std=std).items(): self.register_buffer(k, v.view(1,-1,1,1))
     def forward(self, x): return (x - self.mean) / self.std
     def extra_repr(self): return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
 
@@ -38,7 +37,6 @@ class Normalized(nn.Module):
     def __init__(self, model:nn.Module, mean, std):
         super().__init__(); self.norm, self.model = InputNorm(mean, std), model
     def forward(self, x): return self.model(self.norm(x))
-
 normalized = Normalized   # the name the API uses: `normalized(model, mean, std)`
 
 # %% ../nbs/01_models.ipynb #d722fee1
@@ -46,17 +44,13 @@ class CifarBasicBlock(nn.Module):
     "The two-convolution residual block of a CIFAR ResNet-18."
     def __init__(self, in_planes, planes, stride=1, norm_layer=nn.BatchNorm2d):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = norm_layer(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
-        self.bn2 = norm_layer(planes)
-        self.shortcut = nn.Sequential()
+        self.conv1, self.bn1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False), norm_layer(planes)
+        self.conv2, self.bn2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False), norm_layer(planes)
+        self.shortcut = nn.Sequential()   # identity, or a strided 1×1 convolution and BN where the shape changes
         if stride != 1 or in_planes != planes:
             self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), norm_layer(planes))
-
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
         return F.relu(out + self.shortcut(x))
 
 # %% ../nbs/01_models.ipynb #33e48800
@@ -95,6 +89,7 @@ def features(self:CifarResNet, x):
     out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
     return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
 
+# %% ../nbs/01_models.ipynb #45276b9b
 @patch
 def forward(self:CifarResNet, x): return self.linear(self.features(x))
 
@@ -108,14 +103,9 @@ class PreActBlock(nn.Module):
     "Pre-activation residual block: BN → ReLU → conv, twice."
     def __init__(self, in_planes, planes, stride=1, norm_layer=nn.BatchNorm2d):
         super().__init__()
-        self.bn1 = norm_layer(in_planes)
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = norm_layer(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
-        self.shortcut = None
-        if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False))
-
+        self.bn1, self.conv1 = norm_layer(in_planes), nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2, self.conv2 = norm_layer(planes), nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.shortcut = None if stride == 1 and in_planes == planes else nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False))
     def forward(self, x):
         out = F.relu(self.bn1(x))
         sc = self.shortcut(out) if self.shortcut is not None else x
@@ -127,7 +117,6 @@ class PreActResNet(CifarResNet):
     def __init__(self, block, layers, n_out=10, width=64, norm_layer=None):
         super().__init__(block, layers, n_out=n_out, width=width, norm_layer=norm_layer)
         self.bn1 = ifnone(norm_layer, nn.BatchNorm2d)(width*8)  # final BN (there is no stem BN)
-
     def features(self, x):
         out = self.layer4(self.layer3(self.layer2(self.layer1(self.conv1(x)))))
         return torch.flatten(F.adaptive_avg_pool2d(F.relu(self.bn1(out)), 1), 1)
@@ -142,16 +131,12 @@ class WideBasic(nn.Module):
     "Pre-activation wide block (TRADES/RobustBench layout)."
     def __init__(self, in_planes, out_planes, stride, drop_rate=0.0, norm_layer=nn.BatchNorm2d):
         super().__init__()
-        self.bn1 = norm_layer(in_planes)
-        self.relu1 = nn.ReLU()
+        self.bn1, self.relu1 = norm_layer(in_planes), nn.ReLU()
         self.conv1 = nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = norm_layer(out_planes)
-        self.relu2 = nn.ReLU()
+        self.bn2, self.relu2 = norm_layer(out_planes), nn.ReLU()
         self.conv2 = nn.Conv2d(out_planes, out_planes, 3, stride=1, padding=1, bias=False)
-        self.drop_rate = drop_rate
-        self.equalInOut = in_planes == out_planes
+        self.drop_rate, self.equalInOut = drop_rate, in_planes == out_planes
         self.convShortcut = None if self.equalInOut else nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
-
     def forward(self, x):
         o = self.relu1(self.bn1(x))
         out = self.relu2(self.bn2(self.conv1(o)))
@@ -170,16 +155,12 @@ class WideResNet(nn.Module):
         super().__init__()
         if (depth - 4) % 6 != 0 or depth < 10: raise ValueError(f"WideResNet: depth must be 6n+4 (e.g. 28, 34), got {depth}")
         if widen_factor < 1: raise ValueError(f"WideResNet: widen_factor must be a positive integer, got {widen_factor}")
-        norm_layer = ifnone(norm_layer, nn.BatchNorm2d)
-        n = (depth - 4) // 6
-        ch = [16, 16*widen_factor, 32*widen_factor, 64*widen_factor]
+        norm_layer, n, ch = ifnone(norm_layer, nn.BatchNorm2d), (depth - 4) // 6, [16, 16*widen_factor, 32*widen_factor, 64*widen_factor]
         self.conv1 = nn.Conv2d(3, ch[0], 3, stride=1, padding=1, bias=False)
         mk = partial(WideBasic, drop_rate=drop_rate, norm_layer=norm_layer)
         group = lambda i, s: nn.Sequential(OrderedDict(layer=_stage(mk, n, ch[i], ch[i+1], s)))   # TRADES' NetworkBlock
         self.block1, self.block2, self.block3 = group(0, 1), group(1, 2), group(2, 2)
-        self.bn1 = norm_layer(ch[3])
-        self.relu = nn.ReLU()
-        self.fc = nn.Linear(ch[3], n_out)
+        self.bn1, self.relu, self.fc = norm_layer(ch[3]), nn.ReLU(), nn.Linear(ch[3], n_out)
         for m in self.modules():
             if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
             elif isinstance(m, nn.Linear): nn.init.zeros_(m.bias)
@@ -190,7 +171,6 @@ def features(self:WideResNet, x):
     "The pooled penultimate features."
     out = self.block3(self.block2(self.block1(self.conv1(x))))
     return torch.flatten(F.adaptive_avg_pool2d(self.relu(self.bn1(out)), 1), 1)
-
 @patch
 def forward(self:WideResNet, x): return self.fc(self.features(x))
 

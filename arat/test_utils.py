@@ -38,8 +38,6 @@ def fit_weights(cbs=None, seed:int=0, lr:float=0.05, epochs:int=1,
     learn = Learner(tiny_dls(), (model or tiny_net)(), cbs=cbs)
     with learn.no_logging(): learn.fit(epochs, lr=lr)
     return learn.model.state_dict()
-
-# %% ../nbs/97_test_utils.ipynb #d94228db
 def test_weights_eq(a:dict, b:dict):
     "Test that two state dicts have the same keys and bit-identical tensors."
     test_eq(list(a), list(b))
@@ -48,7 +46,6 @@ def test_weights_eq(a:dict, b:dict):
 
 # %% ../nbs/97_test_utils.ipynb #52202501
 def _detached(t): return None if t is None else t.detach().as_subclass(torch.Tensor).clone()
-
 class Capture(Callback):
     "Keep the first training batch after the loss: `xa`, `x` (`learn.x_clean`), `y`, `loss`, `parts`; then cancel the fit."
     order = 1
@@ -60,8 +57,6 @@ class Capture(Callback):
         self.__dict__.update(xa=_detached(self.learn.xb[0]), x=_detached(getattr(self.learn, 'x_clean', None)),
                              y=_detached(self.learn.yb[0]), loss=self.learn.loss.item(), parts=parts)
         raise CancelFitException()
-
-# %% ../nbs/97_test_utils.ipynb #b72b9e29
 def capture(model:nn.Module, cbs=None, dls=None):
     "Run the first training batch of `Learner(dls, model, cbs=cbs)` (default `tiny_dls()`) at lr 0 and return its `Capture`."
     cap = Capture()
@@ -105,7 +100,6 @@ class BrightnessNet(nn.Module):
     def __init__(self, n_out:int=10, lo:float=0.3, gap:float=0.02):
         super().__init__(); self.register_buffer('centres', lo + gap*torch.arange(n_out).float())
     def forward(self, x): return -1e3 * (x.flatten(1).mean(1, keepdim=True) - self.centres)**2
-
 def brightness_data(n:int=32, n_out:int=10, lo:float=0.3, gap:float=0.02, seed:int=0):
     "`n` 8×8 images (labels `arange(n) % n_out`) whose mean pixel sits within 2/255 of `BrightnessNet`'s centre of their class."
     g = torch.Generator().manual_seed(seed)
@@ -121,7 +115,6 @@ def toy_data(n:int=256, n_out:int=10, seed:int=0):
     protos = torch.rand(n_out, 3, 8, 8, generator=g)
     y = torch.randint(0, n_out, (n,), generator=g)
     return (0.5 + 0.6*(protos[y] - 0.5) + 0.3*torch.randn(n,3,8,8, generator=g)).clamp(0,1), y
-
 def toy_net(n_out:int=10):
     "A small conv net with one BatchNorm for 8×8 images."
     return nn.Sequential(nn.Conv2d(3,16,3,padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
@@ -139,8 +132,6 @@ def fit_batches(model:nn.Module,
             xb, yb = xb.as_subclass(torch.Tensor), yb.as_subclass(torch.Tensor)
             opt.zero_grad(); F.cross_entropy(model(xb), yb).backward(); opt.step()
     return model.eval()
-
-# %% ../nbs/97_test_utils.ipynb #ea2a2e98
 def quick_fit(model:nn.Module, x:torch.Tensor, y:torch.Tensor, steps:int=150, lr:float=0.01, seed:int=0):
     "Train `model` on `(x, y)`: `steps` Adam steps on random minibatches of 64 after `torch.manual_seed(seed)`; eval mode."
     torch.manual_seed(seed)
@@ -152,11 +143,9 @@ class Quantised(nn.Module):
     "Rounds its input to `levels` grey levels before `model`: zero input gradient everywhere."
     def __init__(self, model:nn.Module, levels:int=4): super().__init__(); self.model, self.levels = model, levels
     def forward(self, x): return self.model(torch.round(x * self.levels) / self.levels)
-
 class BatchCentre(nn.Module):
     "Subtracts the mean over the batch, even in eval mode."
     def forward(self, x): return x - x.mean(0, keepdim=True)
-
 class Noisy(nn.Module):
     "Adds Gaussian noise of std `sd` to its input at every call (a randomized defense)."
     def __init__(self, model:nn.Module, sd:float=0.1): super().__init__(); self.model, self.sd = model, sd
