@@ -75,7 +75,7 @@ def _only_lr_schedule(self:MilestoneLR):
 
 # %% ../nbs/08_learner.ipynb #7149f051
 Method = namedtuple('Method', 'cb auto_balance', defaults=(False,))
-Method.__doc__ = "A training method: its callback class (which takes the method options), and whether `AutoBalance` sets its α and β."
+Method.__doc__ = "A training method: its callback class (taking the method options), and whether `AutoBalance` sets its α, β."
 
 # %% ../nbs/08_learner.ipynb #35b8ef44
 METHODS = {'arat': Method(ARATCallback, True), 'at': Method(ATCallback), 'trades': Method(TRADESCallback),
