@@ -261,8 +261,7 @@ def clean_pass(self:SeparateBranchCallback):
 @patch
 def cleanup(self:SeparateBranchCallback):
     ARATCallback.cleanup(self)
-    if self.clean_taps is not None: self.clean_taps.remove()
-    self.clean_taps = None
+    if self.clean_taps is not None: self.clean_taps.remove(); self.clean_taps = None
 
 # %% ../nbs/07_baselines.ipynb #0d245482
 class StandardCallback(AdvTrainCallback):

@@ -148,8 +148,7 @@ def after_train(self:AdvTrainCallback):
 
 # %% ../nbs/06_callbacks.ipynb #50df513c
 @patch
-def cleanup(self:AdvTrainCallback):
-    self.learn.x_clean = None
+def cleanup(self:AdvTrainCallback): self.learn.x_clean = None
 @patch
 def after_fit(self:AdvTrainCallback): self.cleanup()
 AdvTrainCallback.after_cancel_fit = AdvTrainCallback.after_fit

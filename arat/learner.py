@@ -8,7 +8,7 @@ Docs: https://arat-dev.github.io/arat/learner.html.md"""
 from __future__ import annotations
 import inspect, math, pickle, shutil, sys, warnings
 from contextlib import nullcontext
-from dataclasses import dataclass
+from collections import namedtuple
 from functools import partial
 import torch, torch.nn as nn, torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel
@@ -28,7 +28,7 @@ from .callbacks import *
 from .baselines import *
 
 # %% auto #0
-__all__ = ['METHODS', 'sched_milestones', 'MilestoneLR', 'Method', 'method_options', 'method_callbacks', 'OptimWrapperNoNone',
+__all__ = ['Method', 'METHODS', 'sched_milestones', 'MilestoneLR', 'method_options', 'method_callbacks', 'OptimWrapperNoNone',
            'arat_learner', 'main_bns', 'update_bn_adv', 'SWACallback', 'DeviceChannelsLast', 'CPUDistributed']
 
 # %% ../nbs/08_learner.ipynb #540616b0
@@ -74,11 +74,8 @@ def _only_lr_schedule(self:MilestoneLR):
                                 "learn.fit_paper(n) for the step schedule, learn.fit_one_cycle(n, lr) for one-cycle")
 
 # %% ../nbs/08_learner.ipynb #7149f051
-@dataclass(frozen=True)
-class Method:
-    "A training method: its callback class (which takes the method options), and whether `AutoBalance` sets its α and β."
-    cb: type
-    auto_balance: bool = False
+Method = namedtuple('Method', 'cb auto_balance', defaults=(False,))
+Method.__doc__ = "A training method: its callback class (taking the method options), and whether `AutoBalance` sets its α, β."
 
 # %% ../nbs/08_learner.ipynb #35b8ef44
 METHODS = {'arat': Method(ARATCallback, True), 'at': Method(ATCallback), 'trades': Method(TRADESCallback),

@@ -70,10 +70,8 @@ class CifarResNet(nn.Module):
         self.conv1 = nn.Conv2d(3, width, stem_kernel, stride=stem_stride, padding=stem_kernel//2, bias=False)
         self.bn1 = norm_layer(width)
         mk = partial(block, norm_layer=norm_layer)
-        self.layer1 = _stage(mk, layers[0], width,   width,   1)
-        self.layer2 = _stage(mk, layers[1], width,   width*2, 2)
-        self.layer3 = _stage(mk, layers[2], width*2, width*4, 2)
-        self.layer4 = _stage(mk, layers[3], width*4, width*8, 2)
+        ch = [width, width, width*2, width*4, width*8]   # stage i: ch[i] -> ch[i+1] channels, stride 2 after the first
+        for i in range(4): setattr(self, f'layer{i+1}', _stage(mk, layers[i], ch[i], ch[i+1], 1 if i == 0 else 2))
         self.linear = nn.Linear(width*8, n_out)
 
 # %% ../nbs/01_models.ipynb #d2a52dbc
