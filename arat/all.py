@@ -8,11 +8,22 @@ Docs: https://arat-dev.github.io/arat/all.html.md"""
 __all__ = []
 
 # %% ../nbs/99_all.ipynb #77c2befe
-import importlib as _importlib
-_MODULES = ('checks', 'data', 'models', 'dualbn', 'attacks', 'features', 'losses', 'callbacks', 'baselines', 'learner',
-            'evaluate', 'runs', 'report', 'train')
+from .checks import *
+from .data import *
+from .models import *
+from .dualbn import *
+from .attacks import *
+from .features import *
+from .losses import *
+from .callbacks import *
+from .baselines import *
+from .learner import *
+from .evaluate import *
+from .runs import *
+from .report import *
 
 # %% ../nbs/99_all.ipynb #ef178cbd
-_mods = [_importlib.import_module(f'arat.{_m}') for _m in _MODULES]
-__all__ = [n for _mod in _mods for n in _mod.__all__]
-globals().update({n: getattr(_mod, n) for _mod in _mods for n in _mod.__all__})
+import importlib as _importlib
+_MODULES = ('checks', 'data', 'models', 'dualbn', 'attacks', 'features', 'losses', 'callbacks', 'baselines', 'learner',
+            'evaluate', 'runs', 'report')
+__all__ = [n for _m in _MODULES for n in _importlib.import_module(f'arat.{_m}').__all__]
