@@ -289,6 +289,8 @@ def eps_text(eps:float, # a radius in [0,1]-pixel units
 
 # %% ../nbs/09_evaluate.ipynb #b53f28ae
 def _fmt(d): return ', '.join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in d.items())
+
+# %% ../nbs/09_evaluate.ipynb #8a6b598d
 def _check_row(check, passed, figures, flag): return dict(check=check, passed=bool(passed), figures=figures, if_flagged=flag)
 
 # %% ../nbs/09_evaluate.ipynb #e94f53e8

@@ -68,6 +68,7 @@ def _one_log(log):
     if isinstance(log := getattr(log, 'stats', log), pd.DataFrame): return log  # a table, or a GradSimCallback's
     raise TypeError(f"plot_grad_sim takes a DataFrame (GradSimCallback.stats), a GradSimCallback or a dict of them, got {type(log).__name__}")
 
+# %% ../nbs/11_report.ipynb #da9ed587
 def _grad_logs(logs):
     "`{label: DataFrame}` from a log, a callback, a dict of them, or a table with a `run` column."
     if isinstance(logs, dict): return {k: _one_log(v) for k, v in logs.items()}
