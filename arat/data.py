@@ -282,12 +282,6 @@ def imagenette_dls(path=None, # fastai's Imagenette folder; `None`: `untar_data(
     tfms = imagenette_tfms(recipe, size, augment, pad, min_scale)
     return folder_dls(fastai_dataset(URLs.IMAGENETTE_160) if path is None else path, bs=bs, item_tfms=tfms, **kwargs)
 
-# %% ../nbs/00_data.ipynb #0c4ff8a5
-def _sample_archive():
-    "The embedded archive, installed with the package."
-    import arat
-    return Path(arat.__file__).parent/'sample'/'cifar10_sample.tgz'
-
 # %% ../nbs/00_data.ipynb #1daf2939
 def arat_home():
     "The cache folder of `arat`: `$ARAT_HOME`, default `~/.cache/arat`."
@@ -309,7 +303,8 @@ def _extract(arch, dest):
 # %% ../nbs/00_data.ipynb #9bc2b6ca
 def sample_path():
     "Folder of the embedded CIFAR-10 sample (`train/` and `test/` class folders), extracted once into `arat_home()`."
-    arch = _sample_archive()
+    import arat
+    arch = Path(arat.__file__).parent/'sample'/'cifar10_sample.tgz'   # installed with the package
     if not arch.exists(): raise FileNotFoundError(f"sample_path: {arch} is missing; reinstall arat (or run tools/make_sample.py)")
     dest = arat_home()/f'cifar10_sample-{hashlib.sha256(arch.read_bytes()).hexdigest()[:12]}'
     return dest if dest.is_dir() else _extract(arch, dest)

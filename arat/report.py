@@ -6,7 +6,7 @@ Docs: https://arat-dev.github.io/arat/report.html.md"""
 
 # %% ../nbs/11_report.ipynb #041e505e
 from __future__ import annotations
-import math, json, base64, html, datetime, platform
+import math, json, base64, html, datetime, platform, jsonschema
 from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.nn as nn, matplotlib.pyplot as plt
 from fastcore.basics import ifnone
@@ -340,7 +340,7 @@ def _git_commit():
     "The commit of the git checkout arat runs from, or `None` (an installed package, no git)."
     root = Path(arat.__file__).resolve().parent.parent
     try: return (run('git', '-C', str(root), 'rev-parse', 'HEAD', stderr=False) or None) if (root/'.git').exists() else None
-    except (OSError, IOError): return None
+    except OSError: return None
 
 # %% ../nbs/11_report.ipynb #4fbdeceb
 def _hardware(device):
@@ -383,11 +383,8 @@ def _nonfinite(v, at=''):
 
 # %% ../nbs/11_report.ipynb #faa4c621
 def check_results(rec:dict): # a `results.json` record
-    "Raise a `ValueError` naming the first way `rec` departs from `RESULTS_SCHEMA` (the types: when `jsonschema` is installed)."
+    "Raise a `ValueError` naming the first way `rec` departs from `RESULTS_SCHEMA` (checked by `jsonschema`)."
     if (p := _nonfinite(rec)): raise ValueError(f"results record: {p} is not a finite number (JSON has no NaN or infinity)")
-    if (miss := [k for k in RESULTS_SCHEMA['required'] if k not in rec]): raise ValueError(f"results record: missing {miss}")
-    try: import jsonschema
-    except ImportError: return rec
     try: jsonschema.validate(rec, RESULTS_SCHEMA)
     except jsonschema.ValidationError as e:
         raise ValueError(f"results record: {'/'.join(map(str, e.absolute_path)) or 'top level'}: {e.message}") from None

@@ -6,7 +6,7 @@ Docs: https://arat-dev.github.io/arat/runs.html.md"""
 
 # %% ../nbs/10_runs.ipynb #8aa7c615
 from __future__ import annotations
-import os, json, time, random, hashlib
+import os, json, time, random, hashlib, contextlib
 from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -64,11 +64,10 @@ def set_rng_states(st:dict, # what `rng_states` returned
 # %% ../nbs/10_runs.ipynb #a7f3bb47
 def _fsync_dir(folder):
     "Make a rename in `folder` durable (a no-op where a folder cannot be opened, e.g. on Windows)."
-    try: fd = os.open(folder, os.O_RDONLY)
-    except OSError: return
-    try: os.fsync(fd)
-    except OSError: pass
-    finally: os.close(fd)
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try: os.fsync(fd)
+        finally: os.close(fd)
 
 # %% ../nbs/10_runs.ipynb #405e165a
 def atomic_write(fn, # the file to write
