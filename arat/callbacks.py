@@ -130,7 +130,7 @@ def after_loss(self:AdvTrainCallback):
     total, parts = self.compute_loss()
     self.learn.loss_grad, self.learn.loss, self.learn.loss_parts = total, total.detach(), parts
     self._names = [k for k, v in parts.items() if torch.is_tensor(v) or k in self.parts]   # the total and these, on the device
-    row = [total] + [parts[k] if torch.is_tensor(parts[k]) else torch.tensor(float(parts[k]), device=total.device) for k in self._names]
+    row = [total] + [parts[k] if torch.is_tensor(parts[k]) else torch.full((), float(parts[k]), device=total.device) for k in self._names]
     self._losses.append(torch.stack([plain_tensor(t).detach().mean().float() for t in row]))
 
 # %% ../nbs/06_callbacks.ipynb #4dc92673
