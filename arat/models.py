@@ -42,8 +42,9 @@ normalized = Normalized   # the name the API uses: `normalized(model, mean, std)
 # %% ../nbs/01_models.ipynb #d722fee1
 class CifarBasicBlock(nn.Module):
     "The two-convolution residual block of a CIFAR ResNet-18."
-    def __init__(self, in_planes, planes, stride=1, norm_layer=nn.BatchNorm2d):
-        super().__init__()
+    expansion = 1   # output channels per `planes` (a block may expand, as torchvision's Bottleneck: 4)
+    def __init__(self, in_planes, planes, stride=1, norm_layer=None):
+        super().__init__(); norm_layer = ifnone(norm_layer, nn.BatchNorm2d)
         self.conv1, self.bn1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False), norm_layer(planes)
         self.conv2, self.bn2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False), norm_layer(planes)
         self.shortcut = nn.Sequential()   # identity, or a strided 1×1 convolution and BN where the shape changes
@@ -69,15 +70,15 @@ class CifarResNet(nn.Module):
         norm_layer = ifnone(norm_layer, nn.BatchNorm2d)
         self.conv1 = nn.Conv2d(3, width, stem_kernel, stride=stem_stride, padding=stem_kernel//2, bias=False)
         self.bn1 = norm_layer(width)
-        mk = partial(block, norm_layer=norm_layer)
-        ch = [width, width, width*2, width*4, width*8]   # stage i: ch[i] -> ch[i+1] channels, stride 2 after the first
-        for i in range(4): setattr(self, f'layer{i+1}', _stage(mk, layers[i], ch[i], ch[i+1], 1 if i == 0 else 2))
-        self.linear = nn.Linear(width*8, n_out)
+        mk, e = partial(block, norm_layer=norm_layer), getattr(block, 'expansion', 1)
+        ch = [width, width, width*2, width*4, width*8]   # stage i: ch[i] -> ch[i+1] channels (× e out), stride 2 after the first
+        for i in range(4): setattr(self, f'layer{i+1}', _stage(mk, layers[i], ch[i] * (e if i else 1), ch[i+1], 1 if i == 0 else 2, e))
+        self.linear = nn.Linear(width*8*e, n_out)
 
 # %% ../nbs/01_models.ipynb #d2a52dbc
-def _stage(make, n, in_planes, planes, stride):
-    "`n` blocks `make(in_planes, planes, stride)` of `planes` channels; the first takes `in_planes` channels, at `stride`."
-    return nn.Sequential(*[make(in_planes if i == 0 else planes, planes, stride if i == 0 else 1) for i in range(n)])
+def _stage(make, n, in_planes, planes, stride, e=1):
+    "`n` blocks `make(in_planes, planes, stride)` giving `planes*e` channels; the first takes `in_planes` channels, at `stride`."
+    return nn.Sequential(*[make(in_planes if i == 0 else planes*e, planes, stride if i == 0 else 1) for i in range(n)])
 
 # %% ../nbs/01_models.ipynb #42831b03
 @patch
@@ -99,8 +100,9 @@ def cifar_resnet18(n_out=10, width=64, norm_layer=None):
 # %% ../nbs/01_models.ipynb #8ee108be
 class PreActBlock(nn.Module):
     "Pre-activation residual block: BN → ReLU → conv, twice."
-    def __init__(self, in_planes, planes, stride=1, norm_layer=nn.BatchNorm2d):
-        super().__init__()
+    expansion = 1
+    def __init__(self, in_planes, planes, stride=1, norm_layer=None):
+        super().__init__(); norm_layer = ifnone(norm_layer, nn.BatchNorm2d)
         self.bn1, self.conv1 = norm_layer(in_planes), nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2, self.conv2 = norm_layer(planes), nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         self.shortcut = None if stride == 1 and in_planes == planes else nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False))
@@ -114,7 +116,7 @@ class PreActResNet(CifarResNet):
     "Pre-activation ResNet for 32×32 inputs, with a final BN → ReLU before pooling."
     def __init__(self, block, layers, n_out=10, width=64, norm_layer=None):
         super().__init__(block, layers, n_out=n_out, width=width, norm_layer=norm_layer)
-        self.bn1 = ifnone(norm_layer, nn.BatchNorm2d)(width*8)  # final BN (there is no stem BN)
+        self.bn1 = ifnone(norm_layer, nn.BatchNorm2d)(width*8*getattr(block, 'expansion', 1))  # final BN (there is no stem BN)
     def features(self, x):
         out = self.layer4(self.layer3(self.layer2(self.layer1(self.conv1(x)))))
         return torch.flatten(F.adaptive_avg_pool2d(F.relu(self.bn1(out)), 1), 1)
@@ -127,8 +129,8 @@ def preact_resnet18(n_out=10, width=64, norm_layer=None):
 # %% ../nbs/01_models.ipynb #1cfa42c2
 class WideBasic(nn.Module):
     "Pre-activation wide block (TRADES/RobustBench layout)."
-    def __init__(self, in_planes, out_planes, stride, drop_rate=0.0, norm_layer=nn.BatchNorm2d):
-        super().__init__()
+    def __init__(self, in_planes, out_planes, stride, drop_rate=0.0, norm_layer=None):
+        super().__init__(); norm_layer = ifnone(norm_layer, nn.BatchNorm2d)
         self.bn1, self.relu1 = norm_layer(in_planes), nn.ReLU()
         self.conv1 = nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
         self.bn2, self.relu2 = norm_layer(out_planes), nn.ReLU()
@@ -158,7 +160,7 @@ class WideResNet(nn.Module):
         mk = partial(WideBasic, drop_rate=drop_rate, norm_layer=norm_layer)
         group = lambda i, s: nn.Sequential(OrderedDict(layer=_stage(mk, n, ch[i], ch[i+1], s)))   # TRADES' NetworkBlock
         self.block1, self.block2, self.block3 = group(0, 1), group(1, 2), group(2, 2)
-        self.bn1, self.relu, self.fc = norm_layer(ch[3]), nn.ReLU(), nn.Linear(ch[3], n_out)
+        self.bn1, self.relu, self.fc, self.nChannels = norm_layer(ch[3]), nn.ReLU(), nn.Linear(ch[3], n_out), ch[3]   # nChannels: TRADES' name
         for m in self.modules():
             if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
             elif isinstance(m, nn.Linear): nn.init.zeros_(m.bias)
