@@ -177,7 +177,7 @@ def arat_learner(dls, # fastai DataLoaders of [0,1] images
 def fit_paper(self:Learner,
               n_epoch:int, # epochs of the whole run
               lr:float|None=None, # initial learning rate (default `self.lr`: `arat_learner`'s `lr`)
-              wd:float|None=None, cbs=None, reset_opt:bool=False, start_epoch:int=0, # as in `Learner.fit`
+              *, wd:float|None=None, cbs=None, reset_opt:bool=False, start_epoch:int=0, # as in `Learner.fit`, by keyword
               **kwargs): # the schedule's `milestones`, `div`, `warmup`, `delay`, as in `sched_milestones`
     "Fit `n_epoch` epochs with the paper's step schedule (`MilestoneLR`) on `lr`."
     lr = ifnone(lr, self.lr)
