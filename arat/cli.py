@@ -70,7 +70,7 @@ def _check_run(cfg, resume=False):
     if cfg['stop_after'] is not None and cfg['stop_after'] >= cfg['epochs']:
         raise CliError(f"--stop-after {cfg['stop_after']} must be less than --epochs {cfg['epochs']} (it simulates an interruption)")
     for k in ('swa_start', 'swa_freq'):
-        if cfg[k] is not None and not cfg['swa']: raise CliError(f"{f(k)} {cfg[k]:g} sets up SWA, which is off: add --swa, or drop {f(k)}")
+        if cfg[k] is not None and not cfg['swa']: raise CliError(f"{f(k)} {cfg[k]!r} sets up SWA, which is off: add --swa, or drop {f(k)}")
     if isinstance(st := _swa_start(cfg['swa_start']), int) and cfg['swa'] and st >= cfg['epochs']:
         raise CliError(f"--swa-start {st} is not an epoch of the run (0-based, --epochs {cfg['epochs']}): nothing would be averaged; "
                        "pass a smaller epoch or a fraction, e.g. 0.75")
@@ -131,6 +131,8 @@ def _resume_state(cfg, out):
     _check_data(cfg, f"--resume {out}", "put the run's data back, or start a new run in another --out")
     try: state = load_resume(out)
     except CheckpointError as e: raise CliError(f"{e}; the run cannot continue from it: restore the file, or train again with --overwrite") from None
+    if state and cfg['epochs'] < state['epoch']:
+        raise CliError(f"--resume --epochs {cfg['epochs']}: the run in {out} has trained {state['epoch']} epochs already; pass --epochs {state['epoch']} or more")
     old, now = ((state or {}).get('extra') or {}).get('config') or {}, json.loads(json.dumps(_saved(cfg)))   # as config.json holds it
     if k := next((k for k in old if _rule(k) == 'run' and now.get(k, '<none>') != old[k]), None):
         raise CliError(f"{out/'config.json'}: {k} is {now.get(k, '<none>')!r} there, but the run trained with {old[k]!r} ({out/'resume.pth'} "
@@ -202,7 +204,8 @@ def _errors(debug:bool=False, # also print the traceback
         if isinstance(e, CliError): raise
         fix = f"fix that, then continue with `arat-train --resume --out {out}`" if out else "check that path (--debug shows where it failed)"
         if isinstance(e, OSError): raise CliError(f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}; {fix}") from e
-        raise CliError(_diverged(e, out) if isinstance(e, FloatingPointError) else _first_line(e)) from e
+        hint = " (--debug shows where it was raised)" if out else ''   # during training: perhaps no user error
+        raise CliError(_diverged(e, out) if isinstance(e, FloatingPointError) else _first_line(e) + hint) from e
 
 # %% ../nbs/13_cli.ipynb #0f99033d
 def _check_launch(args, n):

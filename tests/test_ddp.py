@@ -163,7 +163,7 @@ def test_resume_under_ddp(ddp):
 def test_evaluation_is_the_one_process_one(ddp):
     "eval.csv of the 2-process run: the clean and PGD-20 accuracy one process measures on its model.pth."
     import pandas as pd
-    from arat.cli import load_run, final_eval, build_dls
+    from arat.train import load_run, final_eval, build_dls
     whole = ddp[1]/'whole'
     model, cfg = load_run(whole)
     t = final_eval(model, build_dls('sample', None, bs=8, n_train=32, n_valid=16, seed=0, device='cpu'), n=16, seed=0, progress=False)
