@@ -124,6 +124,11 @@ def test_reuse(rehearsal, tmp_path):
     assert 'smoke checks: reused from' in r.stdout and second['plan']['eval_reserve_s'] == 5 and second['plan']['E'] == 1
     assert sorted(f.name for f in (tmp_path/'out'/'results').iterdir()) == ['cifar10-resnet18-at-1ep.json']
     (tmp_path/'bad.json').write_text('{"smoke": []}')
-    for bad in (tmp_path/'bad.json', tmp_path/'missing.json'):
+    rowless = dict(first, smoke=[{k: v for k, v in r.items() if k != 'figures'} for r in first['smoke']])
+    (tmp_path/'rowless.json').write_text(json.dumps(rowless))
+    for bad in (tmp_path/'bad.json', tmp_path/'missing.json', tmp_path/'rowless.json'):
         r = run('--reuse', str(bad))
         assert r.returncode == 1 and f'--reuse {bad}: not a finished device_run.json' in r.stderr and 'Traceback' not in r.stderr
+        assert 'data:' not in r.stdout   # refused before the data is unpacked
+    r = run('--eval-reserve', '-5')
+    assert r.returncode == 2 and '--eval-reserve must be >= 0 seconds, got -5.0' in r.stderr and 'Traceback' not in r.stderr

@@ -55,6 +55,7 @@ def parse_args(argv=None):
     p.add_argument('--compile-check', action='store_true', help=argparse.SUPPRESS)   # the smoke check's child process
     a = p.parse_args(argv)
     tiny = a.tiny
+    if a.eval_reserve is not None and not a.eval_reserve >= 0: p.error(f'--eval-reserve must be >= 0 seconds, got {a.eval_reserve}')
     for k, full, small in [('budget', 530, 900), ('smoke_budget', 90, 40), ('bench_budget', 110, 20), ('compile_limit', 60, 5), ('compile_imports', 20, 5),
                            ('width', 64, 8), ('bs', 128, 16), ('steps', 10, 2), ('n_train', None, 192), ('n_valid', None, 64),
                            ('robust_n', 500, 32), ('aa', 'standard', 'cheap'), ('aa_min', 500, 32), ('aa_iters', None, 5),
@@ -611,14 +612,17 @@ def main(argv=None):
     if dev.type == 'cpu': torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '2')))
     summary['hardware'] = hardware(dev); save()
     out.say(f"hardware: {summary['hardware']}")
+    prev = None
+    if a.reuse:   # checked before the data is unpacked: a bad file costs no device time
+        try:
+            prev = json.loads(Path(a.reuse).read_text()); assert prev['hardware']['gpu'] == summary['hardware']['gpu'], 'another GPU'
+            assert all({'check', 'feature', 'passed', 'figures'} <= set(r) for r in prev['smoke']), 'a smoke row without its fields'
+            assert {'compile', 'device_data'} <= {r['feature'] for r in prev['smoke']} and prev['bench']['rows'], 'no compile, loader or speed figures'
+        except Exception as e: sys.exit(f"--reuse {a.reuse}: not a finished device_run.json of this machine kind ({first_line(e)}); measure again without --reuse")
+        summary['reused_from'] = dict(file=a.reuse, hardware=prev['hardware'], args=prev.get('args'))
     data = load_data(a, dev, out)
     summary['data'] = {k: v for k, v in data.items() if k not in ('dls', 'dd', 'state')}; save()
 
-    prev = None
-    if a.reuse:
-        try: prev = json.loads(Path(a.reuse).read_text()); assert prev['smoke'] and prev['bench'] and prev['hardware']['gpu'] == summary['hardware']['gpu']
-        except Exception as e: sys.exit(f"--reuse {a.reuse}: not a finished device_run.json of this machine kind ({first_line(e)}); measure again without --reuse")
-        summary['reused_from'] = dict(file=a.reuse, hardware=prev['hardware'], args=prev.get('args'))
     if prev:
         out.say(f"smoke checks: reused from {a.reuse} (an earlier call on a {prev['hardware']['gpu']})"); t = time.time()
         rows = prev['smoke']
