@@ -104,7 +104,8 @@ class Config:
         if self.dev.type == 'cuda': torch.cuda.reset_peak_memory_stats(self.dev)
         n = len(self.toc.spans)
         self.learn.fit(1)
-        if self.key[0] != 'at': self.route = 'one forward' if self.learn.arat._single else 'two passes'
+        if self.key[0] != 'at':   # asked of the callback: `_single` is reset when the fit ends
+            self.route = 'one forward' if self.learn.arat.uses_single_forward() else 'two passes'
         if self.dev.type == 'cuda': self.mem = max(self.mem or 0, torch.cuda.max_memory_allocated(self.dev) / 2**20)
         if not measure: del self.toc.spans[n:]
         else: self.by_round[len(self.by_round)] = statistics.median(self.toc.spans[n:])

@@ -45,6 +45,8 @@ def test_results(rehearsal):
         assert {'python', 'torch', 'cpus'} <= set(r['hardware']) and r['data']['n_train'] == 192 and r['data']['n_test'] == 64
         assert {b['method'] for b in r['bench']['rows']} == {'at', 'arat1', 'arat2'}
         assert all(b['ms_step'] > 0 and b['img_s'] > 0 for b in r['bench']['rows'])
+        assert {b['route'] for b in r['bench']['rows'] if b['method'] == 'arat1'} == {'one forward'}   # single_forward=True, read after the fit
+        assert {b['route'] for b in r['bench']['rows'] if b['method'] == 'arat2'} == {'two passes'}
 
 def test_smoke_on_cpu(rehearsal):
     "The checks that must pass on any CPU pass; channels_last and compile are GPU features (and inductor is too slow here)."
