@@ -7,7 +7,8 @@ is whether arat launches more work. This script counts, for one training step of
 - operators that read a tensor's value on the host (`_local_scalar_dense`, `is_nonzero`, `item`): a CUDA sync each.
   Reads of a tensor's values without an operator (`.tolist()` on the CPU) are not seen here: the arat step has one,
   the pixel-range check of `pgd`, which `rg -n tolist arat/attacks.py` shows;
-- the Python function calls, by `cProfile` (host work the device waits for when the step is launch-bound).
+- the Python function calls, and the time spent in Python functions' own code, by `cProfile` (host work the device
+  waits for when the step is launch-bound; the time is this machine's and includes cProfile's overhead).
 The counts do not depend on the batch size or on the machine (the default, 4 images, keeps the run short on a CPU).
 
 Variants: the authors' AR-AT and PGD-AT steps exactly as ../shared/anchors/time_official.py composes them; arat's PGD-AT
@@ -40,12 +41,17 @@ class Count(TorchDispatchMode):
         if n in ('_local_scalar_dense', 'is_nonzero', 'item'): c['host_reads'] += 1
         return func(*args, **(kwargs or {}))
 
+def py_cost(pr):
+    "Python calls, and the milliseconds spent in Python functions' own code (built-ins and torch's C++ excluded)."
+    st = pstats.Stats(pr)
+    return {'py_calls': st.total_calls, 'py_ms': round(1e3 * sum(v[2] for (f, _, _), v in st.stats.items() if f != '~'), 1)}
+
 def counted(step):
     "Operator counts and Python calls of a call of `step` (after one call to warm up), from two calls."
     step(); pr = cProfile.Profile()
     with Count() as c: step()
     pr.enable(); step(); pr.disable()   # apart: under `Count` every operator makes Python calls too
-    return c.c | {'py_calls': pstats.Stats(pr).total_calls}
+    return c.c | py_cost(pr)
 
 def official_steps(root):
     "The authors' AR-AT and PGD-AT steps, composed as time_official.py does."
@@ -100,7 +106,7 @@ def arat_counts():
         def after_batch(self):
             s = self.s
             if s.ops: s.mode.__exit__(None, None, None); s.res |= s.mode.c
-            else: s.prof.disable(); s.res['py_calls'] = pstats.Stats(s.prof).total_calls
+            else: s.prof.disable(); s.res |= py_cost(s.prof)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randint(0, 256, (a.bs, 3, 32, 32), generator=g, dtype=torch.uint8), torch.randint(0, 10, (a.bs,), generator=g)
     res = {}
@@ -120,7 +126,7 @@ root = next((Path(c) for c in [a.official, 'shared/anchors/ar-at-official', '../
 res = official_steps(root) if root else {}
 if not root: print("the authors' code was not found (pass --official DIR); arat's counts only")
 res |= arat_counts()
-cols = ['ops', 'conv', 'conv_bwd', 'conv_bwd_weight', 'bn', 'host_reads', 'py_calls']
+cols = ['ops', 'conv', 'conv_bwd', 'conv_bwd_weight', 'bn', 'host_reads', 'py_calls', 'py_ms']
 print(f"one training step, batch {a.bs}, ResNet-18 (width 64), PGD-10; torch {torch.__version__}\n")
 print(f"| variant | {' | '.join(cols)} |\n|---|{'---|' * len(cols)}")
 for k, c in res.items(): print(f"| {k} | {' | '.join(str(c.get(col, 0)) for col in cols)} |")
