@@ -170,4 +170,5 @@ def fgsm(model:nn.Module, x:torch.Tensor, y:torch.Tensor,
          eps:float=8/255, # radius and step size: L∞, or L2 with `norm='L2'` (one step of length ε along ∇/‖∇‖₂)
          loss_fn=None, attack_mode:str|None='eval', norm:str='Linf'):
     "FGSM: `x + eps·sign(∇x loss)` (L2: `x + eps·∇/‖∇‖₂`), clipped to [0,1]; the arguments as `pgd`'s."
+    check_attack('fgsm', eps, eps, 1, norm, random_start=False); check_choice('fgsm', 'attack_mode', attack_mode, _MODES)
     return pgd(model, x, y, eps=eps, step_size=eps, steps=1, random_start=False, loss_fn=loss_fn, attack_mode=attack_mode, norm=norm)
