@@ -147,7 +147,7 @@ def pgd(model:nn.Module, # the model to attack; it takes [0,1] pixels
         check_data:bool=True): # check `x` and `y` (pixels in [0,1], labels in range: one host read); False trusts the caller
     "PGD adversarial examples for `x` (detached, in the L∞ or L2 ε-ball and in [0,1]); `x` and the parameters' `.grad` are untouched."
     check_attack('pgd', eps, step_size, steps, norm, random_start, start_std=start_std, restarts=restarts)
-    check_choice('pgd', 'attack_mode', attack_mode, _MODES)
+    check_choice('pgd', 'attack_mode', attack_mode, _MODES); check_choice('pgd', 'check_data', check_data, (True, False))
     x, y = plain_tensor(x), plain_tensor(y)
     y_max = _check_inputs(x, y, loss_fn) if check_data else None
     if random_start == 'inplace':   # the public AR-AT code's start, in the caller's storage (see below)
