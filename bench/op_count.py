@@ -65,7 +65,7 @@ def _kernel_us(e):
     return getattr(e, 'self_device_time_total', None) or getattr(e, 'self_cuda_time_total', 0) or 0
 
 def profiled(run, n, dev):
-    "Wall ms, kernel ms, kernel launches and host syncs per step of `run(n)` (which runs `n` steps) under `torch.profiler`."
+    "Wall ms, kernel ms, idle share, kernel launches, host syncs and memory copies per step of `run(n)` (`n` steps) under `torch.profiler`."
     acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
     with torch.profiler.profile(activities=acts) as prof:
         sync(dev); t = time.perf_counter(); run(n); sync(dev); wall = (time.perf_counter() - t) / n
@@ -74,8 +74,8 @@ def profiled(run, n, dev):
     kern = sum(_kernel_us(e) for e in ev) / 1e3 / n if dev.type == 'cuda' else float('nan')
     return dict(wall_ms=round(1e3 * wall, 2), kernel_ms=round(kern, 2), idle_pct=round(100 * (1 - kern / (1e3 * wall)), 1),
                 launches=count('cudaLaunchKernel', 'cuLaunchKernel', 'cudaLaunchKernelExC', 'cuLaunchKernelEx') / n,
-                syncs=count('cudaStreamSynchronize', 'cudaDeviceSynchronize', 'cudaEventSynchronize') / n - (1 if dev.type == 'cuda' else 0),
-                d2h_copies=count('cudaMemcpyAsync', 'cudaMemcpy') / n)
+                syncs=max(0, count('cudaStreamSynchronize', 'cudaDeviceSynchronize', 'cudaEventSynchronize') - 2) / n,   # not the timer's 2
+                memcpys=count('cudaMemcpyAsync', 'cudaMemcpy') / n)
 
 def official_steps(root, bs, dev):
     "The authors' AR-AT and PGD-AT steps, composed as time_official.py does, on a fixed random batch."
@@ -111,8 +111,8 @@ def official_steps(root, bs, dev):
 ARAT_VARIANTS = [('arat PGD-AT', 'at', {}), ('arat AR-AT, two passes', 'arat', dict(single_forward=False)),
                  ('arat AR-AT, one forward', 'arat', dict(single_forward=True))]
 
-def arat_learners(bs, dev, n_batches, cbs):
-    "`{variant: Learner}` of arat's steps on `n_batches` fixed random batches (shuffled each epoch, pad-crop-flip), `cbs()` added to each."
+def arat_learners(bs, dev, n_batches):
+    "`{variant: (Learner, marks)}` of arat's steps on `n_batches` fixed random batches (shuffled each epoch, pad-crop-flip); `marks`: see `_marks`."
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from fastai.callback.progress import ProgressCallback
     from fastai.data.core import DataLoaders
@@ -125,14 +125,15 @@ def arat_learners(bs, dev, n_batches, cbs):
         torch.manual_seed(0)
         dls = DataLoaders(DeviceImageDL(x.to(dev), y.to(dev), bs=bs, shuffle=True, drop_last=True, after_batch=[IntToFloatTensor(), PadCropFlip(seed=0)]),
                           DeviceImageDL(x[:bs].to(dev), y[:bs].to(dev), bs=bs, split_idx=1), device=dev)
+        marks = _marks()
         learn = arat_learner(dls, cifar_resnet18(10).to(dev), method=method, lr=0.01, robust_n=0, auto_balance=False, steps=10,
-                             attack_mode='train', cbs=cbs(), **kw)
+                             attack_mode='train', cbs=marks, **kw)
         learn.remove_cb(ProgressCallback); learn.logger = lambda *_: None
-        res[name] = learn
+        res[name] = learn, marks[0]
     return res
 
 def _marks():
-    "Callbacks that run a function at the first `before_batch` and the last `after_batch` of every training batch, and skip validation."
+    "Callbacks that call `start.on()` at the first `before_batch` and `start.off()` at the last `after_batch` of each training batch, and skip validation."
     from fastai.callback.core import Callback, CancelValidException
     class Start(Callback):
         order, run_valid = -1000, False
@@ -153,8 +154,8 @@ def count_all(a, root):
         with Count() as c: step()
         pr.enable(); step(); pr.disable()   # apart: under `Count` every operator makes Python calls too
         res[name] = c.c | py_cost(pr)
-    for name, learn in arat_learners(a.bs, torch.device('cpu'), 1, _marks).items():
-        s, out = learn.cbs[[type(c).__name__ for c in learn.cbs].index('Start')], {}
+    for name, (learn, s) in arat_learners(a.bs, torch.device('cpu'), 1).items():
+        out = {}
         learn.fit(1)                                                   # warm-up
         mode = Count()
         s.on, s.off = mode.__enter__, lambda: mode.__exit__(None, None, None)
@@ -171,10 +172,10 @@ def profile_all(a, root):
     for name, step in (official_steps(root, a.bs, dev).items() if root else ()):
         for _ in range(3): step()
         res[name] = profiled(lambda n: [step() for _ in range(n)], a.steps, dev)
-    for name, learn in arat_learners(a.bs, dev, a.steps, lambda: _marks()[:1]).items():   # `Start` skips validation
+    for name, (learn, _) in arat_learners(a.bs, dev, a.steps).items():
         learn.fit(1)   # warm-up (cuDNN, allocator)
         res[name] = profiled(lambda n: learn.fit(1), a.steps, dev)   # one epoch = `steps` batches; includes the fit's own set-up
-    return res, ['wall_ms', 'kernel_ms', 'idle_pct', 'launches', 'syncs', 'd2h_copies']
+    return res, ['wall_ms', 'kernel_ms', 'idle_pct', 'launches', 'syncs', 'memcpys']
 
 def main(a):
     torch.set_num_threads(a.threads)
