@@ -216,7 +216,7 @@ def _named(attacks):
 def _eval_batches(model, x, y, bs=256, seed=0, bn='main', device=None, progress=False):
     "`evaluation_mode`, a private RNG seeded with `seed`, and an iterator over the batches of `(x, y)` on `device`."
     check_number('evaluate', 'bs', bs, lo=1, integer=True, hint='the examples per batch')
-    device, starts = ifnone(device, _device(model)), range(0, len(x), bs)
+    device, starts = torch.device(ifnone(device, _device(model))), range(0, len(x), bs)   # 'cpu' or 'cuda:0' too
     with evaluation_mode(model, bn), torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
         torch.manual_seed(seed)
         bar = progress_bar(starts, leave=False) if progress and len(starts) > 1 else starts
@@ -315,7 +315,7 @@ def _check_attacks(model, x, y, eps, more, aa, tol, kw):
                  'more PGD steps/restarts raise accuracy: randomness or a broken attack')]
 
 # %% ../nbs/09_evaluate.ipynb #582119b4
-def _check_model(model, x, y, bn='main', device=None, bs=256, **_):
+def _check_model(model, x, y, bn, device, bs, **_):
     with evaluation_mode(model, bn), torch.no_grad():
         xs = x[:256].to(device)   # predictions at batch size 1 and 256, and two identical calls
         a, b, one = model(xs), model(xs), torch.cat([model(xs[i:i+1]) for i in range(len(xs))])
@@ -334,7 +334,6 @@ def _check_model(model, x, y, bn='main', device=None, bs=256, **_):
                  'non-differentiable or saturated layers: gradient attacks are blind there (try Square / BPDA)')]
 
 # %% ../nbs/09_evaluate.ipynb #8895e905
-@delegates(evaluate_robustness, but=['attacks', 'pgd_step', 'name', 'return_correct'])
 def sanity_checks(model:nn.Module, # plain or dual-BN model
                   data, # DataLoaders, DataLoader or `(x, y)`
                   n:int|None=256, # number of examples
@@ -345,12 +344,19 @@ def sanity_checks(model:nn.Module, # plain or dual-BN model
                   aa:bool=True, # include AutoAttack in `attack_order`
                   tol:float=0.01, # tolerated rise in accuracy (at least one example: 1/n)
                   norm:str='Linf', # the threat model: 'Linf' or 'L2' (every ε-ball and attack in it)
-                  **kwargs): # `evaluate_robustness`'s bs, seed, bn, aa_version ('cheap' for CPU runs), aa_kwargs, device, progress
+                  bs:int=256, # batch size
+                  seed:int=0, # seed of the attacks' randomness
+                  bn:str='main', # BNs of a dual-BN model: 'main' or 'aux'
+                  aa_version:str='standard', # AutoAttack version of `attack_order`: 'standard' or 'cheap' (CPU runs)
+                  aa_kwargs:dict|None=None, # more `run_autoattack` arguments
+                  device=None, # default: the model's device
+                  progress:bool=True): # progress bars
     "Table of named checks against gradient masking: `passed` (bool), the `figures` behind it and what a flag means."
     (x, y), l2 = eval_tensors(data, n), norm == 'L2'
     eps, large_eps = ifnone(eps, 0.5 if l2 else 8/255), ifnone(large_eps, 64. if l2 else 1.)
     eps_sweep, tol = ifnone(eps_sweep, EPS_SWEEP_L2 if l2 else EPS_SWEEP), max(tol, 1/len(x))
-    kw = kwargs | dict(norm=norm, device=ifnone(kwargs.get('device'), _device(model)))
+    kw = dict(bs=bs, seed=seed, bn=bn, aa_version=aa_version, aa_kwargs=aa_kwargs, device=torch.device(ifnone(device, _device(model))),
+              progress=progress, norm=norm)
     return pd.DataFrame([*_check_sweep(model, x, y, eps_sweep, large_eps, tol, kw), *_check_attacks(model, x, y, eps, more, aa, tol, kw),
                          *_check_model(model, x, y, **kw)]).set_index('check')
 
@@ -363,7 +369,6 @@ def _cosines(model, spec, xb, xa):
     return ft.names, torch.stack([F.cosine_similarity(c.flatten(1).float(), a.flatten(1).float(), dim=1) for c, a in zip(fc, fa)]).cpu()
 
 # %% ../nbs/09_evaluate.ipynb #30a1ac09
-@delegates(evaluate_robustness, but=['attacks', 'aa_version', 'aa_kwargs', 'pgd_step', 'name', 'return_correct'])
 def feature_cosine(model:nn.Module, # plain or dual-BN model
                    data, # DataLoaders, DataLoader or `(x, y)`
                    spec:str='penultimate', # taps, see `arat.features.tap_points`
@@ -371,12 +376,15 @@ def feature_cosine(model:nn.Module, # plain or dual-BN model
                    n:int|None=None, # number of examples
                    eps:float=8/255, # radius (L∞; an L2 radius with `norm='L2'`)
                    norm:str='Linf', # the attack's threat model: 'Linf' or 'L2'
-                   **kwargs): # `evaluate_robustness`'s bs, seed, bn, device, progress
+                   bs:int=256, # batch size
+                   seed:int=0, # seed of the attack's randomness
+                   bn:str='main', # BNs of a dual-BN model: 'main' or 'aux'
+                   device=None, # default: the model's device
+                   progress:bool=True): # a progress bar over batches
     "Per tap: mean (and std) over examples of cos(clean features, adversarial features)."
-    (x, y), kw = eval_tensors(data, n), dict(bs=256, seed=0, progress=True) | kwargs
-    fn = _attack(attack, eps, None, 'standard', None, kw['seed'], kw['bs'], norm)
+    (x, y), fn = eval_tensors(data, n), _attack(attack, eps, None, 'standard', None, seed, bs, norm)
     if fn is None: raise ValueError("feature_cosine needs an attack, not 'clean'")
-    with _eval_batches(model, x, y, **kw) as batches:
+    with _eval_batches(model, x, y, bs, seed, bn, device, progress) as batches:
         names, coss = zip(*[_cosines(model, spec, xb, fn(model, xb, yb)) for xb, yb in batches])
     c = torch.cat(coss, 1)
     return pd.DataFrame(dict(tap=names[0], cos=c.mean(1).tolist(), std=c.std(1).tolist(), n=len(x), attack=attack, eps=eps))
