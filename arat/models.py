@@ -116,7 +116,7 @@ class PreActResNet(CifarResNet):
     "Pre-activation ResNet for 32×32 inputs, with a final BN → ReLU before pooling."
     def __init__(self, block, layers, n_out=10, width=64, norm_layer=None):
         super().__init__(block, layers, n_out=n_out, width=width, norm_layer=norm_layer)
-        self.bn1 = ifnone(norm_layer, nn.BatchNorm2d)(width*8*getattr(block, 'expansion', 1))  # final BN (there is no stem BN)
+        self.bn1 = ifnone(norm_layer, nn.BatchNorm2d)(self.linear.in_features)  # final BN (there is no stem BN)
     def features(self, x):
         out = self.layer4(self.layer3(self.layer2(self.layer1(self.conv1(x)))))
         return torch.flatten(F.adaptive_avg_pool2d(F.relu(self.bn1(out)), 1), 1)
