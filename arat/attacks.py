@@ -59,8 +59,9 @@ def _check_labels(x, y, loss_fn):
     return ce and is_int
 
 # %% ../nbs/03_attacks.ipynb #ab51e868
-def _check_inputs(x, y, loss_fn):
+def _check_inputs(x, y, loss_fn, read=True):   # `read`: the value ranges too (the one host read)
     _check_x(x); read_y = _check_labels(x, y, loss_fn)
+    if not read: return None
     lo, hi, *ys = torch.stack([t.float() for t in (*torch.aminmax(x.detach()), *(torch.aminmax(y) if read_y else ()))]).tolist()
     if not (lo >= 0 and hi <= 1): raise _pixel_error(x, lo, hi)
     if ys and ys[0] < 0: raise ValueError(f"y holds negative class labels (min {ys[0]:g}): labels must be 0..classes-1")
@@ -144,12 +145,12 @@ def pgd(model:nn.Module, # the model to attack; it takes [0,1] pixels
         restarts:int=1, # random restarts; each example keeps its worst case
         start_std:float=0.001, # std of the 'normal' start
         norm:str='Linf', # the threat model: 'Linf' or 'L2'
-        check_data:bool=True): # check `x` and `y` (pixels in [0,1], labels in range: one host read); False trusts the caller
+        check_data:bool=True): # read the pixel and label ranges (one host read); False trusts the caller for them
     "PGD adversarial examples for `x` (detached, in the L∞ or L2 ε-ball and in [0,1]); `x` and the parameters' `.grad` are untouched."
     check_attack('pgd', eps, step_size, steps, norm, random_start, start_std=start_std, restarts=restarts)
     check_choice('pgd', 'attack_mode', attack_mode, _MODES); check_choice('pgd', 'check_data', check_data, (True, False))
     x, y = plain_tensor(x), plain_tensor(y)
-    y_max = _check_inputs(x, y, loss_fn) if check_data else None
+    y_max = _check_inputs(x, y, loss_fn, read=check_data)
     if random_start == 'inplace':   # the public AR-AT code's start, in the caller's storage (see below)
         with torch.no_grad(): x.add_(torch.empty_like(x).uniform_(-eps, eps))
         random_start = False

@@ -112,7 +112,7 @@ def attack_autocast(self:AdvTrainCallback):
 def attack(self:AdvTrainCallback, x, y, **kwargs): # `pgd` options that replace the callback's own (a method's loss, start)
     "Adversarial examples for the clean batch `x` (on the main BNs)."
     return pgd(self.learn.model, x, y, **(dict(eps=self.eps, step_size=self.step_size, steps=self.steps, random_start=self.random_start,
-                                              attack_mode=self.attack_mode, norm=self.norm, check_data=getattr(self.learn, 'iter', 0) == 0) | kwargs))
+                                              attack_mode=self.attack_mode, norm=self.norm, check_data=not (getattr(self.learn, 'training', False) and self.learn.iter)) | kwargs))   # read: the epoch's first batch
 @patch
 def before_batch(self:AdvTrainCallback):
     x, y = plain_tensor(self.learn.xb[0]), self.learn.yb[0]
