@@ -5,19 +5,22 @@ is whether arat launches more work. This script counts, for one training step of
 - the aten operators dispatched (on CUDA each is about one kernel launch), by `TorchDispatchMode`;
 - convolutions, convolution backwards that compute weight gradients, and batch norms: the step's arithmetic;
 - operators that read a tensor's value on the host (`_local_scalar_dense`, `is_nonzero`, `item`): a CUDA sync each.
-  Reads of a tensor's values without an operator (`.tolist()` on the CPU) are not seen here: the arat step has one,
-  the pixel-range check of `pgd`, which `rg -n tolist arat/attacks.py` shows;
+  Reads of a tensor's values without an operator (`.tolist()` on the CPU) are not seen here; arat's attack makes one,
+  `pgd`'s range check, on the first batch of each epoch only, so the counted step (an epoch's second) has none;
 - the Python function calls, and the time spent in Python functions' own code, by `cProfile` (host work the device
   waits for when the step is launch-bound; the time is this machine's and includes cProfile's overhead).
 The counts do not depend on the batch size or on the machine (the default, 4 images, keeps the run short on a CPU).
 
 With `--profile` it times the steps instead, under `torch.profiler` (for a GPU: `--device cuda --bs 128`): per step the
 wall time, the time the device spent in kernels, the share it sat idle, and the kernel launches and host syncs the CUDA
-runtime saw. Where arat's wall time exceeds the authors' with the same kernel time, the gap is host work.
+runtime saw, measured for both codes the same way: the profiler records each step alone (a schedule steps it at the
+step's start and end), and the wall time runs between two syncs. Where arat's wall time exceeds the authors' with the
+same kernel time, the gap is host work.
 
 Variants: the authors' AR-AT and PGD-AT steps exactly as ../shared/anchors/time_official.py composes them; arat's PGD-AT
 and AR-AT (two passes, one forward) as `arat_learner` builds them (PGD-10 in train mode, γ 30 without auto-balance, SGD),
-inside `fit`, from the first callback's `before_batch` to the last one's `after_batch`.
+inside `fit`, from the first callback's `before_batch` to the last one's `after_batch` (as `fast_bench.py` times them,
+whose loaders it shares: fixed random batches with pad-crop-flip, fetched outside the step).
 
 usage: python bench/op_count.py [--bs 4] [--official DIR] [--threads 2] [--profile --device cuda --bs 128 --steps 10]
 """
@@ -40,6 +43,9 @@ a = parse_args() if __name__ == '__main__' else None
 if a is not None: os.environ['OMP_NUM_THREADS'] = str(a.threads); os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch, torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # arat from this checkout
+import fast_bench as fb   # its loaders and its sync; its arguments are parsed only when it is the script
+from fast_bench import sync
 warnings.filterwarnings('ignore')
 
 class Count(TorchDispatchMode):
@@ -58,24 +64,28 @@ def py_cost(pr):
     st = pstats.Stats(pr)
     return {'py_calls': st.total_calls, 'py_ms': round(1e3 * sum(v[2] for (f, _, _), v in st.stats.items() if f != '~'), 1)}
 
-def sync(dev):
-    if dev.type == 'cuda': torch.cuda.synchronize(dev)
-
-def _kernel_us(e):
-    return getattr(e, 'self_device_time_total', None) or getattr(e, 'self_cuda_time_total', 0) or 0
-
-def profiled(run, n, dev):
-    "Wall ms, kernel ms, idle share, kernel launches, host syncs and memory copies per step of `run(n)` (`n` steps) under `torch.profiler`."
-    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
-    with torch.profiler.profile(activities=acts) as prof:
-        sync(dev); t = time.perf_counter(); run(n); sync(dev); wall = (time.perf_counter() - t) / n
-    ev = prof.key_averages()
-    count = lambda *names: sum(e.count for e in ev if e.key in names)
-    kern = sum(_kernel_us(e) for e in ev) / 1e3 / n if dev.type == 'cuda' else float('nan')
-    return dict(wall_ms=round(1e3 * wall, 2), kernel_ms=round(kern, 2), idle_pct=round(100 * (1 - kern / (1e3 * wall)), 1),
-                launches=count('cudaLaunchKernel', 'cuLaunchKernel', 'cudaLaunchKernelExC', 'cuLaunchKernelEx') / n,
-                syncs=max(0, count('cudaStreamSynchronize', 'cudaDeviceSynchronize', 'cudaEventSynchronize') - 2) / n,   # not the timer's 2
-                memcpys=count('cudaMemcpyAsync', 'cudaMemcpy') / n)
+class Spans:
+    "`torch.profiler` recording only between `on()` and `off()` (one step each), and the wall time between syncs there."
+    def __init__(self, dev): self.dev, self.traces, self.walls = dev, [], []
+    def __enter__(self):
+        acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if self.dev.type == 'cuda' else [])
+        self.prof = torch.profiler.profile(activities=acts, schedule=torch.profiler.schedule(wait=1, warmup=0, active=1),
+                                           on_trace_ready=lambda p: self.traces.append(p.key_averages()))
+        self.prof.__enter__(); return self
+    def on(self): sync(self.dev); self.prof.step(); self.t = time.perf_counter()
+    def off(self): sync(self.dev); self.walls.append(time.perf_counter() - self.t); self.prof.step()
+    def __exit__(self, *exc): self.prof.__exit__(*exc)
+    def summary(self):
+        "Per step: median wall ms, and means of kernel ms, idle share, launches, syncs (not `off`'s own) and memory copies."
+        n, ev = len(self.traces), [e for t in self.traces for e in t]
+        count = lambda *names: sum(e.count for e in ev if e.key in names) / n
+        kern = sum(e.self_device_time_total for e in ev if e.device_type == torch.autograd.DeviceType.CUDA) / 1e3 / n \
+            if self.dev.type == 'cuda' else float('nan')   # the kernels alone: their time is also on the ops that launched them
+        wall = 1e3 * statistics.median(self.walls)
+        return dict(wall_ms=round(wall, 2), kernel_ms=round(kern, 2), idle_pct=round(100 * (1 - kern / wall), 1),
+                    launches=count('cudaLaunchKernel', 'cuLaunchKernel', 'cudaLaunchKernelExC', 'cuLaunchKernelEx'),
+                    syncs=count('cudaStreamSynchronize', 'cudaDeviceSynchronize', 'cudaEventSynchronize') - (self.dev.type == 'cuda'),
+                    memcpys=count('cudaMemcpyAsync', 'cudaMemcpy'))
 
 def official_steps(root, bs, dev):
     "The authors' AR-AT and PGD-AT steps, composed as time_official.py does, on a fixed random batch."
@@ -112,38 +122,31 @@ ARAT_VARIANTS = [('arat PGD-AT', 'at', {}), ('arat AR-AT, two passes', 'arat', d
                  ('arat AR-AT, one forward', 'arat', dict(single_forward=True))]
 
 def arat_learners(bs, dev, n_batches):
-    "`{variant: (Learner, marks)}` of arat's steps on `n_batches` fixed random batches (shuffled each epoch, pad-crop-flip); `marks`: see `_marks`."
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    "`{variant: (Learner, marks)}` of arat's steps on `fast_bench`'s loaders of `n_batches` batches; `marks`: see `_marks`."
     from fastai.callback.progress import ProgressCallback
-    from fastai.data.core import DataLoaders
-    from fastai.data.transforms import IntToFloatTensor
-    from arat.all import DeviceImageDL, PadCropFlip, arat_learner, cifar_resnet18
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randint(0, 256, (bs * n_batches, 3, 32, 32), generator=g, dtype=torch.uint8), torch.randint(0, 10, (bs * n_batches,), generator=g)
+    from arat.all import arat_learner, cifar_resnet18
     res = {}
     for name, method, kw in ARAT_VARIANTS:
-        torch.manual_seed(0)
-        dls = DataLoaders(DeviceImageDL(x.to(dev), y.to(dev), bs=bs, shuffle=True, drop_last=True, after_batch=[IntToFloatTensor(), PadCropFlip(seed=0)]),
-                          DeviceImageDL(x[:bs].to(dev), y[:bs].to(dev), bs=bs, split_idx=1), device=dev)
-        marks = _marks()
-        learn = arat_learner(dls, cifar_resnet18(10).to(dev), method=method, lr=0.01, robust_n=0, auto_balance=False, steps=10,
-                             attack_mode='train', cbs=marks, **kw)
+        torch.manual_seed(0); marks = _marks()
+        learn = arat_learner(fb.fake_dls(bs, n_batches, dev, 0), cifar_resnet18(10).to(dev), method=method, lr=0.01, robust_n=0,
+                             auto_balance=False, steps=10, attack_mode='train', cbs=marks, **kw)
         learn.remove_cb(ProgressCallback); learn.logger = lambda *_: None
         res[name] = learn, marks[0]
     return res
 
 def _marks():
-    "Callbacks that call `start.on()` at the first `before_batch` and `start.off()` at the last `after_batch` of each training batch, and skip validation."
+    "`[start, end]`: `start.on()` at a training batch's first `before_batch`, `start.off()` at its last `after_batch` (batch `start.at` only, if set); no validation."
     from fastai.callback.core import Callback, CancelValidException
     class Start(Callback):
         order, run_valid = -1000, False
-        def __init__(self): self.on, self.off = None, None
-        def before_batch(self): self.on and self.on()
+        def __init__(self): self.on = self.off = self.at = None
+        def _now(self): return self.at is None or self.learn.iter == self.at
+        def before_batch(self): self.on and self._now() and self.on()
         def before_validate(self): raise CancelValidException()
     class End(Callback):
         order, run_valid = 1000, False
         def __init__(self, s): self.s = s
-        def after_batch(self): self.s.off and self.s.off()
+        def after_batch(self): self.s.off and self.s._now() and self.s.off()
     s = Start(); return [s, End(s)]
 
 def count_all(a, root):
@@ -154,8 +157,8 @@ def count_all(a, root):
         with Count() as c: step()
         pr.enable(); step(); pr.disable()   # apart: under `Count` every operator makes Python calls too
         res[name] = c.c | py_cost(pr)
-    for name, (learn, s) in arat_learners(a.bs, torch.device('cpu'), 1).items():
-        out = {}
+    for name, (learn, s) in arat_learners(a.bs, torch.device('cpu'), 2).items():
+        out, s.at = {}, 1   # an epoch's second batch: a steady step (the first reads the data's ranges)
         learn.fit(1)                                                   # warm-up
         mode = Count()
         s.on, s.off = mode.__enter__, lambda: mode.__exit__(None, None, None)
@@ -167,14 +170,20 @@ def count_all(a, root):
     return res, cols
 
 def profile_all(a, root):
-    "Wall and kernel time, launches and syncs per step of every variant, under torch.profiler."
+    "Wall and kernel time, launches and syncs per step of every variant, under torch.profiler, one step at a time."
     dev, res = torch.device(a.device), {}
     for name, step in (official_steps(root, a.bs, dev).items() if root else ()):
         for _ in range(3): step()
-        res[name] = profiled(lambda n: [step() for _ in range(n)], a.steps, dev)
-    for name, (learn, _) in arat_learners(a.bs, dev, a.steps).items():
+        with Spans(dev) as sp:
+            for _ in range(a.steps): sp.on(); step(); sp.off()
+        res[name] = sp.summary()
+    for name, (learn, s) in arat_learners(a.bs, dev, a.steps + 1).items():
         learn.fit(1)   # warm-up (cuDNN, allocator)
-        res[name] = profiled(lambda n: learn.fit(1), a.steps, dev)   # one epoch = `steps` batches; includes the fit's own set-up
+        with Spans(dev) as sp:
+            s.on, s.off, s.at = sp.on, sp.off, None
+            learn.fit(1)
+        sp.walls, sp.traces = sp.walls[1:], sp.traces[1:]   # not the epoch's first step, which reads the data's ranges
+        res[name] = sp.summary()
     return res, ['wall_ms', 'kernel_ms', 'idle_pct', 'launches', 'syncs', 'memcpys']
 
 def main(a):
