@@ -58,8 +58,8 @@ def _check_flags(cfg, o='arat-train'):
         if cfg.get(k) is not None: check_choice(o, _flag(k), cfg[k], cs)
     for k, lo in _WHOLE.items():
         if cfg.get(k) is not None: check_number(o, _flag(k), cfg[k], lo, integer=True)
-    for k in ('eps', 'lr', 'step'):
-        if cfg.get(k) is not None: check_number(o, _flag(k), cfg[k], hint=_EPS_HINT if k == 'eps' else '')
+    for k in ('eps', 'lr', 'step'):   # arat-train has resolved them (a saved None is refused); arat-eval's eps may be left out
+        if cfg.get(k) is not None or o == 'arat-train': check_number(o, _flag(k), cfg.get(k), hint=_EPS_HINT if k == 'eps' else '')
         if k != 'eps' and cfg.get(k) == 0: raise ValueError(f"{o}: {_flag(k)} must be > 0, got {cfg[k]!r}")
     for k in _SWITCHES: check_choice(o, _flag(k), cfg.get(k, False), (True, False))
 

@@ -181,6 +181,9 @@ DAMAGE = [  # (run, damage, command, what the message says)
     ('half', lambda d: _cfg(d/'config.json', arch='<drop>'), 'resume', ('config.json is incomplete: no arch;',)),
     ('half', lambda d: _cfg(d/'config.json', epochs='five'), 'resume',
      ("config.json: arat-train: --epochs must be a whole number >= 1, got 'five' (the file is not as arat-train wrote it: restore it",)),
+    ('half', lambda d: _cfg(d/'config.json', eps=None), 'resume',   # review: a saved null ended in a TypeError traceback
+     ("config.json: arat-train: --eps must be a finite number >= 0, got None", "the file is not as arat-train wrote it")),
+    ('half', lambda d: _cfg(d/'config.json', step=None), 'resume', ("config.json: arat-train: --step must be a finite number >= 0, got None",)),
     ('half', lambda d: _cfg(d/'config.json', width=3), 'resume', ("config.json: width is 3 there, but the run trained with 2 (", 'resume.pth records its settings)')),
     # issue 21, probe 2: a hand-edited setting is refused on --resume, naming the key (the checkpoint records the settings)
     ('half', lambda d: _cfg(d/'config.json', lr=0.05), 'resume', ("config.json: lr is 0.05 there, but the run trained with 0.1 (", "--resume changes only --epochs, --eval-n", "restore lr, or start a new run")),
